@@ -1,0 +1,6 @@
+"""Thin entry point: `python scripts/predict.py --help`; the logic lives in textcnn.cli."""
+
+from textcnn.cli import predict_main
+
+if __name__ == "__main__":
+    predict_main()

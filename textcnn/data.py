@@ -1,0 +1,301 @@
+"""Dataset → token ids → padded batches, as a ``LightningDataModule``.
+
+Datasets load through ``datasets.load_dataset`` by Hub id or local directory. Label names come
+from the label column's ``ClassLabel`` feature. A dataset without a validation split gets a seeded,
+stratified one carved from train; the tokenizer is trained on what is left of train.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlparse
+
+import datasets
+import pyarrow.compute as pc
+import pytorch_lightning as pl
+import torch
+from tokenizers import Tokenizer
+from torch.utils.data import DataLoader
+
+from textcnn.errors import UserInputError
+from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+HUB_TIMEOUT_S = 3.0
+
+
+def _set_hub_offline() -> None:
+    """Make ``datasets`` use only local files and caches, now and in child processes."""
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    import huggingface_hub.constants
+
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+    datasets.config.HF_HUB_OFFLINE = True
+
+
+def _hub_reachable() -> bool:
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_dataset_dict(path: str) -> datasets.DatasetDict:
+    """A local dataset directory, or a Hub id; offline, a Hub id fails in seconds, not after retries."""
+    local = Path(path).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise UserInputError(f"data.path {path} is a file; pass the dataset's directory or a Hub id")
+        _set_hub_offline()
+        if (local / "dataset_dict.json").exists():
+            return datasets.load_from_disk(str(local))
+        return datasets.load_dataset(str(local))
+    if path.startswith((".", "/", "~")) or path.count("/") > 1:
+        raise UserInputError(f"data.path {path}: no such directory; pass an existing dataset directory or a Hub id")
+    if not _hub_reachable():
+        _set_hub_offline()
+    try:
+        return datasets.load_dataset(path)
+    except (ConnectionError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as error:
+        if datasets.config.HF_HUB_OFFLINE:
+            raise UserInputError(
+                f"data.path {path!r} is not a local directory, the Hugging Face Hub is unreachable "
+                "and it is not in the local cache; pass a local dataset directory (e.g. "
+                "../shared/data/sst2) or connect to the internet"
+            ) from None
+        raise UserInputError(f"cannot load dataset {path!r} from the Hub: {error}") from None
+
+
+def _label_names(splits: datasets.DatasetDict, column: str) -> list[str]:
+    """Names of the classes; string or integer labels become a ``ClassLabel`` first."""
+    feature = splits["train"].features[column]
+    if isinstance(feature, datasets.ClassLabel):
+        return list(feature.names)
+    raise UserInputError(
+        f"data.label_column {column!r} holds {feature} values, not class ids; "
+        "use a column whose feature is a datasets.ClassLabel (or strings / non-negative integers)"
+    )
+
+
+def _as_class_labels(splits: datasets.DatasetDict, column: str) -> datasets.DatasetDict:
+    """Cast string or non-negative integer labels to a ``ClassLabel`` shared by all splits."""
+    feature = splits["train"].features[column]
+    if isinstance(feature, datasets.ClassLabel):
+        return splits
+    dtype = getattr(feature, "dtype", None)
+    if dtype == "string":
+        names = sorted({value for split in splits.values() for value in split.unique(column)})
+    elif dtype is not None and dtype.startswith(("int", "uint")):
+        values = [pc.min_max(split.data.column(column)).as_py() for split in splits.values() if len(split)]
+        if min(v["min"] for v in values) < 0:
+            raise UserInputError(
+                f"data.label_column {column!r} has negative values (unlabelled rows?); "
+                "drop them or pick a labelled split"
+            )
+        names = [str(i) for i in range(max(v["max"] for v in values) + 1)]
+    else:
+        return splits  # _label_names reports the unusable type
+    return splits.cast_column(column, datasets.ClassLabel(names=names))
+
+
+def _check_label_range(split: datasets.Dataset, name: str, column: str, num_classes: int) -> None:
+    if not len(split):
+        return
+    bounds = pc.min_max(split.data.column(column)).as_py()
+    if bounds["min"] < 0 or bounds["max"] >= num_classes:
+        raise UserInputError(
+            f"split {name!r} has labels in [{bounds['min']}, {bounds['max']}] in column {column!r}, "
+            f"outside the {num_classes} classes; drop unlabelled rows or pick another split"
+        )
+
+
+def _tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_length: int) -> dict:
+    texts = [text or "" for text in batch[text_column]]
+    return {"input_ids": encode(tokenizer, texts, max_length)}
+
+
+class TextDataModule(pl.LightningDataModule):
+    """Loads, validates, tokenizes and batches a text-classification dataset.
+
+    Args:
+        path: Hugging Face Hub id (e.g. ``SetFit/sst2``) or a local dataset directory.
+        text_column / label_column: the columns holding the text and its class.
+        train_split / validation_split / test_split: split names; a missing validation split is
+            carved from train (``validation_fraction``, stratified, ``seed``).
+        max_length: texts are truncated to this many tokens.
+        min_length: batches are padded to at least this many tokens (the widest kernel).
+        tokenizer_path: use this ``tokenizer.json`` instead of training one.
+        tokenizer_kind / max_vocab_size / min_frequency: how the tokenizer is trained on train.
+    """
+
+    def __init__(
+        self,
+        path: str = "../shared/data/sst2",
+        text_column: str = "text",
+        label_column: str = "label",
+        train_split: str = "train",
+        validation_split: str = "validation",
+        test_split: str = "test",
+        validation_fraction: float = 0.1,
+        max_length: int = 128,
+        min_length: int = 1,
+        batch_size: int = 64,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        tokenizer_path: Optional[str] = None,
+        tokenizer_kind: TokenizerKind = "word",
+        max_vocab_size: int = 30000,
+        min_frequency: int = 1,
+        seed: int = 42,
+    ):
+        super().__init__()
+        for name in ("max_length", "min_length", "batch_size", "eval_batch_size", "max_vocab_size", "min_frequency"):
+            if locals()[name] < 1:
+                raise UserInputError(f"data.{name} must be a positive integer, got {locals()[name]}")
+        if not 0.0 < validation_fraction < 1.0:
+            raise UserInputError(f"data.validation_fraction must be in (0, 1), got {validation_fraction}")
+        self.save_hyperparameters()
+        self.path, self.text_column, self.label_column = path, text_column, label_column
+        self.split_names = {"train": train_split, "validation": validation_split, "test": test_split}
+        self._splits: Optional[datasets.DatasetDict] = None
+        self._tokenizer: Optional[Tokenizer] = None
+        self._encoded: dict[str, datasets.Dataset] = {}
+
+    # -- raw splits ---------------------------------------------------------------------------
+    @property
+    def splits(self) -> datasets.DatasetDict:
+        """train / validation / (test) with checked columns and ``ClassLabel`` labels."""
+        if self._splits is None:
+            self._splits = self._load_splits()
+        return self._splits
+
+    def _load_splits(self) -> datasets.DatasetDict:
+        raw = load_dataset_dict(self.path)
+        train_name = self.split_names["train"]
+        if train_name not in raw:
+            raise UserInputError(
+                f"{self.path} has no split {train_name!r} (splits: {', '.join(raw)}); set data.train_split"
+            )
+        columns = raw[train_name].column_names
+        for field, column in (("text_column", self.text_column), ("label_column", self.label_column)):
+            if column not in columns:
+                raise UserInputError(
+                    f"data.{field} {column!r} is not a column of {self.path} "
+                    f"(columns: {', '.join(columns)}); set --data.{field}=<one of them>"
+                )
+        if raw[train_name].features[self.text_column].dtype not in ("string", "large_string"):
+            raise UserInputError(f"data.text_column {self.text_column!r} does not hold strings; pick the text column")
+        if not len(raw[train_name]):
+            raise UserInputError(f"the {train_name!r} split of {self.path} is empty; nothing to train on")
+        splits = datasets.DatasetDict({role: raw[name] for role, name in self.split_names.items() if name in raw})
+        splits = _as_class_labels(splits.select_columns([self.text_column, self.label_column]), self.label_column)
+        num_classes = len(_label_names(splits, self.label_column))
+        for role, split in splits.items():
+            _check_label_range(split, self.split_names[role], self.label_column, num_classes)
+        if "validation" not in splits:
+            log.info("no %r split: carving %.0f%% of train", self.split_names["validation"],
+                     100 * self.hparams.validation_fraction)
+            try:
+                carved = splits["train"].train_test_split(
+                    test_size=self.hparams.validation_fraction,
+                    stratify_by_column=self.label_column,
+                    seed=self.hparams.seed,
+                )
+            except ValueError as error:
+                raise UserInputError(f"cannot carve a stratified validation split: {error}") from None
+            splits["train"], splits["validation"] = carved["train"], carved["test"]
+        return splits
+
+    @property
+    def label_names(self) -> list[str]:
+        return _label_names(self.splits, self.label_column)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    # -- tokenizer ----------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            if self.hparams.tokenizer_path:
+                self._tokenizer = load_tokenizer(self.hparams.tokenizer_path)
+            else:
+                self._tokenizer = train_tokenizer(
+                    (text or "" for text in self.splits["train"][self.text_column]),
+                    kind=self.hparams.tokenizer_kind,
+                    vocab_size=self.hparams.max_vocab_size,
+                    min_frequency=self.hparams.min_frequency,
+                )
+        return self._tokenizer
+
+    def use_tokenizer(self, tokenizer: Tokenizer) -> None:
+        """Encode with a tokenizer that was trained before (e.g. the one inside a checkpoint)."""
+        self._tokenizer = tokenizer
+        self._encoded.clear()
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    @property
+    def tokenizer_json(self) -> str:
+        return self.tokenizer.to_str()
+
+    # -- batches ------------------------------------------------------------------------------
+    def encoded(self, role: str) -> datasets.Dataset:
+        """The split (``train``, ``validation`` or ``test``) as token ids and labels."""
+        if role not in self.splits:
+            available = ", ".join(self.split_names[r] for r in self.splits)
+            raise UserInputError(
+                f"{self.path} has no {role} split {self.split_names.get(role, role)!r} "
+                f"(available: {available}); pick one of those"
+            )
+        if role not in self._encoded:
+            tokenize = functools.partial(
+                _tokenize_batch, tokenizer=self.tokenizer, text_column=self.text_column,
+                max_length=self.hparams.max_length,
+            )
+            split = self.splits[role].map(tokenize, batched=True, keep_in_memory=True, desc=f"tokenizing {role}")
+            split = split.select_columns(["input_ids", self.label_column])
+            if self.label_column != "labels":
+                split = split.rename_column(self.label_column, "labels")
+            self._encoded[role] = split
+        return self._encoded[role]
+
+    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": pad_batch([row["input_ids"] for row in rows], self.hparams.min_length),
+            "labels": torch.tensor([row["labels"] for row in rows], dtype=torch.long),
+        }
+
+    def dataloader(self, role: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            self.encoded(role),
+            batch_size=self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collate,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+    @property
+    def has_test_split(self) -> bool:
+        return "test" in self.splits

@@ -1,0 +1,69 @@
+"""Scores a checkpoint on a dataset split: accuracy, macro-F1, per-class precision/recall/F1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+from textcnn.checkpoint import (
+    data_settings_from_checkpoint,
+    label_names_from_checkpoint,
+    model_from_checkpoint,
+    read_checkpoint,
+    tokenizer_from_checkpoint,
+)
+from textcnn.data import TextDataModule
+from textcnn.errors import UserInputError
+
+
+def classification_report(predictions: torch.Tensor, targets: torch.Tensor, label_names: list[str]) -> dict[str, Any]:
+    """Metrics of predicted vs true class ids, both (N,)."""
+    num_classes = len(label_names)
+    kwargs = dict(num_classes=num_classes, average="none", zero_division=0)
+    precision = multiclass_precision(predictions, targets, **kwargs)
+    recall = multiclass_recall(predictions, targets, **kwargs)
+    f1 = multiclass_f1_score(predictions, targets, **kwargs)
+    support = torch.bincount(targets, minlength=num_classes)
+    return {
+        "num_examples": int(targets.numel()),
+        "accuracy": float(multiclass_accuracy(predictions, targets, num_classes=num_classes, average="micro")),
+        "macro_f1": float(f1.mean()),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(label_names, precision, recall, f1, support)
+        },
+        "confusion_matrix": multiclass_confusion_matrix(predictions, targets, num_classes).tolist(),
+    }
+
+
+@torch.inference_mode()
+def evaluate_checkpoint(
+    checkpoint_path: Union[str, Path], split: str = "test", data_overrides: Optional[dict[str, Any]] = None
+) -> dict[str, Any]:
+    """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``."""
+    checkpoint = read_checkpoint(checkpoint_path)
+    settings = {**data_settings_from_checkpoint(checkpoint), **(data_overrides or {})}
+    data = TextDataModule(**settings)
+    data.use_tokenizer(tokenizer_from_checkpoint(checkpoint))
+    label_names = label_names_from_checkpoint(checkpoint)
+    if data.label_names != label_names:
+        raise UserInputError(
+            f"the dataset's labels {data.label_names} differ from the model's {label_names}; "
+            "evaluate on data with the classes the model was trained on"
+        )
+    model = model_from_checkpoint(checkpoint)
+    predictions, targets = [], []
+    for batch in data.dataloader(split):
+        predictions.append(model(batch["input_ids"]).argmax(dim=-1))
+        targets.append(batch["labels"])
+    report = classification_report(torch.cat(predictions), torch.cat(targets), label_names)
+    return {"checkpoint": str(checkpoint_path), "data_path": data.path, "split": split, **report}

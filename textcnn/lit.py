@@ -1,0 +1,104 @@
+"""Lightning wrapper around :class:`textcnn.model.TextCNN`: loss, metrics, optimizer, checkpoint contents.
+
+Checkpoints hold only plain values (they load with ``torch.load(..., weights_only=True)``): the
+hyperparameters, the label names, and the tokenizer as its JSON string under ``tokenizer_json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal, Optional
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from textcnn.errors import UserInputError
+from textcnn.model import TextCNN, TextCNNConfig
+
+CHECKPOINT_FORMAT = 1  # bump when what a checkpoint holds changes incompatibly
+
+
+class TextCNNClassifier(pl.LightningModule):
+    """Args:
+    vocab_size / num_classes / label_names / tokenizer_json: taken from the data module.
+    network: the architecture (see :class:`TextCNNConfig`).
+    optimizer / learning_rate / weight_decay: the optimizer and its settings.
+    lr_schedule: ``constant``; ``cosine`` decay to zero over the run; ``onecycle`` warm-up then
+        anneal, both stepped per batch.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        label_names: Optional[list[str]] = None,
+        network: TextCNNConfig = TextCNNConfig(),
+        optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.01,
+        lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant",
+        tokenizer_json: str = "",
+    ):
+        super().__init__()
+        if isinstance(network, dict):  # as stored in a checkpoint's hyperparameters
+            network = TextCNNConfig(**network)
+        label_names = list(label_names or [str(i) for i in range(num_classes)])
+        if len(label_names) != num_classes:
+            raise UserInputError(f"{len(label_names)} label names given for {num_classes} classes")
+        if learning_rate <= 0:
+            raise UserInputError(f"model.learning_rate must be positive, got {learning_rate}")
+        self.save_hyperparameters(ignore=["network", "tokenizer_json", "label_names"])
+        self.hparams["network"] = dataclasses.asdict(network)  # plain values only
+        self.hparams["label_names"] = label_names
+        self.label_names = label_names
+        self.tokenizer_json = tokenizer_json
+        self.model = TextCNN(vocab_size, num_classes, network)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_f1 = MulticlassF1Score(num_classes, average="macro")
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["input_ids"])
+        loss = F.cross_entropy(logits, batch["labels"])
+        self.train_acc(logits, batch["labels"])
+        self.log("train_loss", loss, prog_bar=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch["input_ids"])
+        self.val_acc(logits, batch["labels"])
+        self.val_f1(logits, batch["labels"])
+        self.log("val_loss", F.cross_entropy(logits, batch["labels"]), prog_bar=True)
+        self.log("val_acc", self.val_acc, prog_bar=True)
+        self.log("val_macro_f1", self.val_f1)
+
+    def configure_optimizers(self) -> Any:
+        params = self.parameters()
+        lr, decay = self.hparams.learning_rate, self.hparams.weight_decay
+        if self.hparams.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=decay)
+        elif self.hparams.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=lr, weight_decay=decay)
+        else:
+            optimizer = torch.optim.SGD(params, lr=lr, weight_decay=decay, momentum=0.9)
+        if self.hparams.lr_schedule == "constant":
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        if self.hparams.lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        else:
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tokenizer_json"] = self.tokenizer_json
+        checkpoint["textcnn_format"] = CHECKPOINT_FORMAT
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.tokenizer_json = checkpoint.get("tokenizer_json", "")

@@ -1,0 +1,117 @@
+"""The TextCNN network: a plain ``nn.Module`` you can read top to bottom.
+
+Token ids are embedded and transposed so that the embedding dimensions become the Conv1d input
+channels::
+
+    input_ids (B, L) → Embedding → (B, L, E) → transpose → (B, E, L)
+      → [Conv1d widths k₁…kₙ in parallel → concat → ReLU → max-pool] × layers
+      → global max-pool over time → (B, C) → dropout → Linear → logits (B, num_classes)
+
+Padding never wins a max-pool: padded positions are zeroed after every ReLU (so the max over real,
+non-negative activations is unchanged) and before every convolution (so a convolution sees the same
+zeros at the end of a padded text as at the edge of the same text scored alone). A text therefore
+gets the same logits alone or inside a padded batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textcnn.errors import UserInputError
+
+PAD_ID = 0
+
+
+@dataclass
+class TextCNNConfig:
+    """Architecture of a TextCNN; every field is a plain value so it can live in YAML and checkpoints.
+
+    ``kernel_sizes[i]`` lists the convolution widths that run in parallel in layer ``i`` (a bare int
+    means one width); each width produces ``conv_channels[i]`` output channels, concatenated.
+    Stacked default: three layers of width 3 with 128, 256, 256 channels. Kim (2014): one layer,
+    ``kernel_sizes=[[3, 4, 5]]``, ``conv_channels=[100]``.
+    """
+
+    embed_dim: int = 128
+    conv_channels: list[int] = field(default_factory=lambda: [128, 256, 256])
+    kernel_sizes: list[Union[int, list[int]]] = field(default_factory=lambda: [3, 3, 3])
+    pool_size: int = 2
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.kernel_sizes = [[k] if isinstance(k, int) else list(k) for k in self.kernel_sizes]
+        if len(self.conv_channels) != len(self.kernel_sizes):
+            raise UserInputError(
+                f"model.network.conv_channels has {len(self.conv_channels)} layers but "
+                f"model.network.kernel_sizes has {len(self.kernel_sizes)}; give one entry per layer"
+            )
+        if not self.conv_channels:
+            raise UserInputError("model.network.conv_channels is empty; give at least one layer")
+        for name in ("embed_dim", "pool_size"):
+            if getattr(self, name) < 1:
+                raise UserInputError(f"model.network.{name} must be a positive integer, got {getattr(self, name)}")
+        if any(c < 1 for c in self.conv_channels) or any(k < 1 for ks in self.kernel_sizes for k in ks):
+            raise UserInputError("model.network.conv_channels and kernel_sizes must hold positive integers")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserInputError(f"model.network.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def widest_kernel(self) -> int:
+        return max(k for widths in self.kernel_sizes for k in widths)
+
+
+class ConvLayer(nn.Module):
+    """Parallel Conv1d widths over the same input, concatenated along channels, then ReLU.
+
+    'same' padding keeps the sequence length, so every width lines up position by position.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_sizes: list[int]):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv1d(in_channels, out_channels, k, padding="same") for k in kernel_sizes
+        )
+
+    @property
+    def out_channels(self) -> int:
+        return sum(conv.out_channels for conv in self.convs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, L) → (B, C_out, L)
+        return F.relu(torch.cat([conv(x) for conv in self.convs], dim=1))
+
+
+class TextCNN(nn.Module):
+    """``vocab_size`` and ``num_classes`` come from the data (tokenizer, label names); the rest from
+    ``config``."""
+
+    def __init__(self, vocab_size: int, num_classes: int, config: TextCNNConfig | None = None):
+        super().__init__()
+        config = config or TextCNNConfig()
+        self.config = config
+        self.embedding = nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID)
+        layers, in_channels = [], config.embed_dim  # embedding dims are the first layer's channels
+        for out_channels, widths in zip(config.conv_channels, config.kernel_sizes):
+            layers.append(ConvLayer(in_channels, out_channels, widths))
+            in_channels = layers[-1].out_channels
+        self.layers = nn.ModuleList(layers)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(in_channels, num_classes)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """input_ids (B, L), padded with ``PAD_ID`` on the right → logits (B, num_classes)."""
+        mask = (input_ids != PAD_ID).unsqueeze(1)  # (B, 1, L)
+        x = self.embedding(input_ids).transpose(1, 2)  # (B, E, L)
+        x = x.masked_fill(~mask, 0.0)
+        for i, layer in enumerate(self.layers):
+            x = layer(x).masked_fill(~mask, 0.0)  # (B, C_i, L), ReLU ≥ 0 so zeros never win a max
+            if i < len(self.layers) - 1:
+                x = F.max_pool1d(x, self.config.pool_size, ceil_mode=True)  # (B, C_i, ⌈L/p⌉)
+                mask = mask[:, :, :: self.config.pool_size]  # window j is real iff its first slot is
+        pooled = x.amax(dim=2)  # (B, C_last): global max over time
+        return self.classifier(self.dropout(pooled))
+

@@ -1,0 +1,104 @@
+"""Train, save and load the Hugging Face tokenizer, and turn texts into padded id tensors.
+
+One ``tokenizer.json`` describes the whole text → ids mapping; it travels inside every checkpoint
+so prediction needs nothing else. ``[PAD]`` is id 0 (the model masks it) and ``[UNK]`` id 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from textcnn.errors import UserInputError
+from textcnn.model import PAD_ID
+
+TokenizerKind = Literal["word", "wordpiece", "bpe"]
+PAD_TOKEN, UNK_TOKEN = "[PAD]", "[UNK]"
+SPECIAL_TOKENS = [PAD_TOKEN, UNK_TOKEN]  # order fixes their ids: [PAD]=0, [UNK]=1
+UNK_ID = 1
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    kind: TokenizerKind = "word",
+    vocab_size: int = 30000,
+    min_frequency: int = 1,
+) -> Tokenizer:
+    """A tokenizer for English text trained on ``texts`` (the training split only)."""
+    if kind == "word":
+        model = models.WordLevel(unk_token=UNK_TOKEN)
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
+        )
+    elif kind == "wordpiece":
+        model = models.WordPiece(unk_token=UNK_TOKEN)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
+        )
+    elif kind == "bpe":
+        model = models.BPE(unk_token=UNK_TOKEN)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
+        )
+    else:
+        raise UserInputError(f"data.tokenizer_kind must be 'word', 'wordpiece' or 'bpe', got {kind!r}")
+    tokenizer = Tokenizer(model)
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.NFKC(), normalizers.Lowercase()]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()  # words and runs of punctuation
+    if kind == "wordpiece":
+        tokenizer.decoder = decoders.WordPiece()
+    tokenizer.train_from_iterator(texts, trainer)
+    return _configure(tokenizer)
+
+
+def tokenizer_from_json(text: str) -> Tokenizer:
+    return _configure(Tokenizer.from_str(text))
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        return tokenizer_from_json(text)
+    except OSError as error:
+        raise UserInputError(f"cannot read tokenizer file {path}: {error.strerror}; check the path") from None
+    except Exception as error:  # tokenizers raises plain Exception for bad JSON
+        raise UserInputError(
+            f"{path} is not a Hugging Face tokenizer.json ({error}); pass a file saved by tokenizers"
+        ) from None
+
+
+def _configure(tokenizer: Tokenizer) -> Tokenizer:
+    if tokenizer.token_to_id(PAD_TOKEN) != PAD_ID or tokenizer.token_to_id(UNK_TOKEN) != UNK_ID:
+        raise UserInputError(
+            f"the tokenizer must map {PAD_TOKEN} to id {PAD_ID} and {UNK_TOKEN} to id {UNK_ID}; "
+            "train one with textcnn or add these special tokens first"
+        )
+    tokenizer.encode_special_tokens = True  # a literal "[PAD]" in user text is text, not padding
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated to ``max_length``; a text with no tokens becomes ``[UNK]``."""
+    encodings = tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+    return [encoding.ids[:max_length] or [UNK_ID] for encoding in encodings]
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], min_length: int = 1) -> torch.Tensor:
+    """Right-pad id lists with ``PAD_ID`` to the longest (at least ``min_length``) → (B, L) int64.
+
+    The one padding helper: training, evaluation and prediction all batch through it.
+    """
+    length = max(min_length, max(len(ids) for ids in sequences))
+    batch = torch.full((len(sequences), length), PAD_ID, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        batch[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+    return batch
