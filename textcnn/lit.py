@@ -42,19 +42,19 @@ class TextCNNClassifier(pl.LightningModule):
         tokenizer_json: str = "",
     ):
         super().__init__()
-        if isinstance(network, dict):  # as stored in a checkpoint's hyperparameters
-            network = TextCNNConfig(**network)
+        config = TextCNNConfig(**network) if isinstance(network, dict) else network
         label_names = list(label_names or [str(i) for i in range(num_classes)])
         if len(label_names) != num_classes:
             raise UserInputError(f"{len(label_names)} label names given for {num_classes} classes")
         if learning_rate <= 0:
             raise UserInputError(f"model.learning_rate must be positive, got {learning_rate}")
-        self.save_hyperparameters(ignore=["network", "tokenizer_json", "label_names"])
-        self.hparams["network"] = dataclasses.asdict(network)  # plain values only
-        self.hparams["label_names"] = label_names
+        # save_hyperparameters reads these local names: plain values only, so checkpoints load
+        # with weights_only=True; the tokenizer goes into the checkpoint in on_save_checkpoint.
+        network = dataclasses.asdict(config)
+        self.save_hyperparameters(ignore=["tokenizer_json"])
         self.label_names = label_names
         self.tokenizer_json = tokenizer_json
-        self.model = TextCNN(vocab_size, num_classes, network)
+        self.model = TextCNN(vocab_size, num_classes, config)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")

@@ -68,21 +68,21 @@ class TextCNNConfig:
 class ConvLayer(nn.Module):
     """Parallel Conv1d widths over the same input, concatenated along channels, then ReLU.
 
-    'same' padding keeps the sequence length, so every width lines up position by position.
+    'Same' padding ((k-1)//2 zeros left, k//2 right) keeps the sequence length, so every width
+    lines up position by position and a text's first and last words are seen by every filter.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_sizes: list[int]):
         super().__init__()
-        self.convs = nn.ModuleList(
-            nn.Conv1d(in_channels, out_channels, k, padding="same") for k in kernel_sizes
-        )
+        self.convs = nn.ModuleList(nn.Conv1d(in_channels, out_channels, k) for k in kernel_sizes)
+        self.paddings = [((k - 1) // 2, k // 2) for k in kernel_sizes]
 
     @property
     def out_channels(self) -> int:
         return sum(conv.out_channels for conv in self.convs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, L) → (B, C_out, L)
-        return F.relu(torch.cat([conv(x) for conv in self.convs], dim=1))
+        return F.relu(torch.cat([conv(F.pad(x, pad)) for conv, pad in zip(self.convs, self.paddings)], dim=1))
 
 
 class TextCNN(nn.Module):

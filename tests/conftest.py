@@ -1,0 +1,67 @@
+"""Shared fixtures: small slices of the real datasets in ../shared/data and one tiny trained model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import datasets
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("TEXTCNN_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+# A model small enough to train in seconds on 2 CPU cores.
+TINY_MODEL_ARGS = [
+    "--model.network.embed_dim=32",
+    "--model.network.conv_channels=[32, 48]",
+    "--model.network.kernel_sizes=[3, 3]",
+    "--model.network.dropout=0.3",
+    "--model.learning_rate=0.003",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+
+
+def dataset_dir(name: str) -> Path:
+    path = DATA_DIR / name
+    if not path.is_dir():
+        pytest.fail(f"dataset {path} is missing; set TEXTCNN_DATA_DIR to the shared data folder")
+    return path
+
+
+def write_slice(name: str, target: Path, rows: dict[str, int]) -> Path:
+    """The first ``rows[split]`` rows of each split of a shared dataset, as a local parquet dataset."""
+    full = datasets.load_dataset(str(dataset_dir(name)))
+    target.mkdir(parents=True, exist_ok=True)
+    for split, count in rows.items():
+        full[split].shuffle(seed=0).select(range(count)).to_parquet(str(target / f"{split}.parquet"))
+    return target
+
+
+@pytest.fixture(scope="session")
+def sst2_dir() -> Path:
+    return dataset_dir("sst2")
+
+
+@pytest.fixture(scope="session")
+def sst2_slice(tmp_path_factory) -> Path:
+    """2,000 training sentences of SST-2 with 300 validation and 600 test sentences."""
+    return write_slice("sst2", tmp_path_factory.mktemp("sst2_slice"), {"train": 2000, "validation": 300, "test": 600})
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, sst2_slice) -> dict:
+    """Train the tiny model on the SST-2 slice once (in-process); returns train()'s report."""
+    from textcnn.cli import train
+
+    root = tmp_path_factory.mktemp("run")
+    return train(
+        ["--config", str(ROOT / "configs" / "sst2.yaml"), *TINY_MODEL_ARGS, f"--data.path={sst2_slice}",
+         "--trainer.max_epochs=4", f"--trainer.default_root_dir={root}"]
+    )
+
+
+@pytest.fixture(scope="session")
+def checkpoint(trained) -> Path:
+    return Path(trained["checkpoint"])

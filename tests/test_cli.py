@@ -1,0 +1,107 @@
+"""The three scripts as a user runs them: separate processes, real files, real data."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, TINY_MODEL_ARGS, write_slice
+
+
+def run(script: str, *args: str, cwd=ROOT, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        cwd=cwd, input=stdin, capture_output=True, timeout=300,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error:"), stderr
+    for fragment in fragments:
+        assert fragment in last
+
+
+@pytest.fixture(scope="module")
+def trained_by_script(tmp_path_factory) -> dict:
+    data = write_slice("sst2", tmp_path_factory.mktemp("data") / "sst2_small", {"train": 600, "validation": 150, "test": 200})
+    root = tmp_path_factory.mktemp("runs")
+    result = run("train.py", "--config", "configs/sst2.yaml", *TINY_MODEL_ARGS, f"--data.path={data}",
+                 "--trainer.max_epochs=1", f"--trainer.default_root_dir={root}")
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    report = json.loads(result.stdout)
+    assert f"best checkpoint: {report['checkpoint']}" in result.stderr.decode()
+    return {"report": report, "data": data, "root": root}
+
+
+def test_train_prints_the_best_checkpoint_and_test_metrics(trained_by_script):
+    report = trained_by_script["report"]
+    assert report["split"] == "test" and report["num_examples"] == 200
+    assert 0.0 <= report["accuracy"] <= 1.0 and "macro_f1" in report
+    assert str(trained_by_script["root"]) in report["checkpoint"]
+
+
+def test_evaluate_reproduces_the_training_metrics(trained_by_script):
+    report = trained_by_script["report"]
+    result = run("evaluate.py", "--checkpoint", report["checkpoint"], "--split", "test")
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    evaluated = json.loads(result.stdout)
+    assert evaluated["accuracy"] == report["accuracy"] and evaluated["num_examples"] == 200
+    assert set(evaluated["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
+
+
+def test_evaluate_accepts_data_overrides(trained_by_script, sst2_dir):
+    checkpoint = trained_by_script["report"]["checkpoint"]
+    result = run("evaluate.py", "--checkpoint", checkpoint, f"--data.path={sst2_dir}", "--split", "validation")
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert json.loads(result.stdout)["num_examples"] == 872
+
+
+def test_predict_needs_only_the_checkpoint(trained_by_script, tmp_path):
+    checkpoint = tmp_path / "model.ckpt"
+    shutil.copy(trained_by_script["report"]["checkpoint"], checkpoint)
+    shutil.rmtree(trained_by_script["data"])  # the dataset is gone
+    from_args = run("predict.py", "--checkpoint", str(checkpoint), "a warm , funny film", "dull and lifeless", cwd=tmp_path)
+    assert from_args.returncode == 0, from_args.stderr.decode()[-3000:]
+    lines = [json.loads(line) for line in from_args.stdout.decode().splitlines()]
+    assert [line["text"] for line in lines] == ["a warm , funny film", "dull and lifeless"]
+    assert all(line["label"] in line["probabilities"] for line in lines)
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a warm , funny film\ndull and lifeless\n", encoding="utf-8")
+    from_file = run("predict.py", "--checkpoint", str(checkpoint), "--file", str(texts), cwd=tmp_path)
+    from_stdin = run("predict.py", "--checkpoint", str(checkpoint), cwd=tmp_path, stdin=texts.read_bytes())
+    assert from_file.stdout == from_stdin.stdout == from_args.stdout
+
+
+def test_errors_are_one_line_with_a_fix(tmp_path, sst2_dir, trained_by_script):
+    assert_one_line_error(
+        run("train.py", "--config", "configs/sst2.yaml", f"--data.path={sst2_dir}", "--data.label_column=stars",
+            f"--trainer.default_root_dir={tmp_path}"),
+        "data.label_column 'stars'",
+    )
+    assert_one_line_error(
+        run("train.py", "--config", "configs/sst2.yaml", "--data.path=no-such-org/no-such-dataset",
+            f"--trainer.default_root_dir={tmp_path}"),
+        "no-such-org/no-such-dataset",
+    )
+    assert_one_line_error(run("evaluate.py", "--checkpoint", str(tmp_path / "nope.ckpt")), "does not exist")
+    assert_one_line_error(run("predict.py", "--checkpoint", str(tmp_path / "nope.ckpt"), "hi"), "does not exist")
+    checkpoint = trained_by_script["report"]["checkpoint"]
+    assert_one_line_error(run("predict.py", "--checkpoint", checkpoint, stdin=b""), "no texts")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\xff\xfe broken\n")
+    assert_one_line_error(run("predict.py", "--checkpoint", checkpoint, "--file", str(bad)), "line 2")
+
+
+def test_unknown_config_keys_are_rejected(tmp_path):
+    result = run("train.py", "--config", "configs/sst2.yaml", "--model.network.no_such_field=3",
+                 f"--trainer.default_root_dir={tmp_path}")
+    assert result.returncode != 0 and "no_such_field" in result.stderr.decode()

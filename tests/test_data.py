@@ -1,0 +1,99 @@
+import time
+from collections import Counter
+
+import datasets
+import pytest
+
+from textcnn.data import TextDataModule, load_dataset_dict
+from textcnn.errors import UserInputError
+from tests.conftest import dataset_dir
+
+
+def test_label_names_come_from_the_class_label_feature(sst2_dir):
+    data = TextDataModule(path=str(sst2_dir))
+    assert data.label_names == ["negative", "positive"]
+    assert {role: len(split) for role, split in data.splits.items()} == {"train": 6920, "validation": 872, "test": 1821}
+
+
+def test_a_missing_validation_split_is_carved_from_train_stratified_and_seeded():
+    trec = str(dataset_dir("trec"))
+    data = TextDataModule(path=trec, label_column="coarse_label", validation_fraction=0.1, seed=7)
+    train, validation = data.splits["train"], data.splits["validation"]
+    assert data.num_classes == 6 and len(data.splits["test"]) == 500
+    assert len(train) + len(validation) == 5452 and abs(len(validation) - 545) <= 1
+    original = datasets.load_dataset(trec, split="train")["text"]
+    assert Counter(train["text"]) + Counter(validation["text"]) == Counter(original)  # a partition of train
+    train_share = {k: v / len(train) for k, v in Counter(train["coarse_label"]).items()}
+    for label, count in Counter(validation["coarse_label"]).items():
+        assert count / len(validation) == pytest.approx(train_share[label], abs=0.01)
+    again = TextDataModule(path=trec, label_column="coarse_label", validation_fraction=0.1, seed=7)
+    assert again.splits["validation"]["text"] == validation["text"]
+
+
+def test_text_column_is_selectable():
+    glue = TextDataModule(path=str(dataset_dir("glue_sst2")), text_column="sentence")
+    assert glue.label_names == ["negative", "positive"] and not glue.has_test_split
+
+
+def test_batches_are_padded_token_ids_with_labels(sst2_dir):
+    data = TextDataModule(path=str(sst2_dir), batch_size=16, min_length=5, max_length=20)
+    batch = next(iter(data.train_dataloader()))
+    assert batch["input_ids"].shape[0] == 16 and 5 <= batch["input_ids"].shape[1] <= 20
+    assert set(batch["labels"].tolist()) <= {0, 1}
+    lengths = (batch["input_ids"] != 0).sum(dim=1)
+    assert (lengths >= 1).all()
+
+
+def test_the_tokenizer_is_trained_on_the_training_split_only(tmp_path):
+    train = datasets.Dataset.from_dict({"text": ["alpha beta", "beta gamma"], "label": [0, 1]})
+    test = datasets.Dataset.from_dict({"text": ["omega"], "label": [1]})
+    train.to_parquet(str(tmp_path / "train.parquet"))
+    test.to_parquet(str(tmp_path / "test.parquet"))
+    train.to_parquet(str(tmp_path / "validation.parquet"))
+    data = TextDataModule(path=str(tmp_path))
+    assert data.tokenizer.token_to_id("beta") is not None and data.tokenizer.token_to_id("omega") is None
+    assert data.label_names == ["0", "1"]  # integer labels become a ClassLabel
+
+
+def test_unknown_local_path_is_a_clear_error(tmp_path):
+    with pytest.raises(UserInputError, match="no such directory"):
+        TextDataModule(path=str(tmp_path / "nope")).splits
+
+
+def test_unknown_hub_id_offline_fails_fast():
+    start = time.monotonic()
+    with pytest.raises(UserInputError, match="nonexistent-org/no-such-dataset"):
+        load_dataset_dict("nonexistent-org/no-such-dataset")
+    assert time.monotonic() - start < 20
+
+
+def test_missing_column_names_the_field_and_the_columns(sst2_dir):
+    with pytest.raises(UserInputError, match=r"data.label_column 'stars'.*columns: text, label"):
+        TextDataModule(path=str(sst2_dir), label_column="stars").splits
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [([0.5, 1.5], "not class ids"), ([-1, 1], "negative values")],
+)
+def test_labels_that_are_not_class_ids_are_refused(tmp_path, labels, message):
+    datasets.Dataset.from_dict({"text": ["a", "b"], "label": labels}).to_parquet(str(tmp_path / "train.parquet"))
+    with pytest.raises(UserInputError, match=message):
+        TextDataModule(path=str(tmp_path)).splits
+
+
+def test_labels_outside_the_class_range_are_refused(tmp_path):
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.Value("int64")})
+    datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}, features=features).cast_column(
+        "label", datasets.ClassLabel(names=["x", "y"])).to_parquet(str(tmp_path / "train.parquet"))
+    bad = datasets.Dataset.from_dict({"text": ["c"], "label": [7]}, features=features)
+    bad.to_parquet(str(tmp_path / "test.parquet"))
+    with pytest.raises(UserInputError, match="outside the 2 classes"):
+        TextDataModule(path=str(tmp_path)).splits
+
+
+def test_bad_settings_name_the_field():
+    with pytest.raises(UserInputError, match="data.batch_size"):
+        TextDataModule(batch_size=0)
+    with pytest.raises(UserInputError, match="data.validation_fraction"):
+        TextDataModule(validation_fraction=1.0)

@@ -1,0 +1,91 @@
+import pytest
+import torch
+
+from textcnn.errors import UserInputError
+from textcnn.model import PAD_ID, TextCNN, TextCNNConfig
+
+
+def make_model(**overrides) -> TextCNN:
+    torch.manual_seed(0)
+    return TextCNN(vocab_size=50, num_classes=3, config=TextCNNConfig(**overrides)).eval()
+
+
+def conv_inputs(model: TextCNN, input_ids: torch.Tensor) -> list[tuple[torch.Size, torch.Size]]:
+    """(input shape, output shape) of each conv layer in a forward pass."""
+    shapes = []
+    hooks = [layer.register_forward_hook(lambda m, args, out: shapes.append((args[0].shape, out.shape)))
+             for layer in model.layers]
+    model(input_ids)
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+def test_embedding_dims_are_the_first_conv_input_channels():
+    model = make_model(embed_dim=24, conv_channels=[16], kernel_sizes=[3])
+    (inputs, _), = conv_inputs(model, torch.randint(2, 50, (4, 11)))
+    assert inputs == (4, 24, 11)  # (B, E, L)
+    assert model.layers[0].convs[0].in_channels == 24
+
+
+def test_stacked_layers_have_the_configured_varied_output_channels():
+    model = make_model(embed_dim=8, conv_channels=[16, 32, 24], kernel_sizes=[3, 5, 3], pool_size=2)
+    shapes = conv_inputs(model, torch.randint(2, 50, (2, 20)))
+    assert [out[1] for _, out in shapes] == [16, 32, 24]
+    assert [inp[1] for inp, _ in shapes] == [8, 16, 32]  # each layer's input is the previous output
+    assert [out[2] for _, out in shapes] == [20, 10, 5]  # max-pooling halves the length between layers
+    assert model.classifier.in_features == 24
+
+
+def test_kim_parallel_widths_concatenate_their_maps():
+    model = make_model(embed_dim=16, conv_channels=[100], kernel_sizes=[[3, 4, 5]])
+    assert [conv.kernel_size[0] for conv in model.layers[0].convs] == [3, 4, 5]
+    assert model.classifier.in_features == 300
+    assert model(torch.randint(2, 50, (3, 7))).shape == (3, 3)
+
+
+def _right_pad(rows: list[list[int]]) -> torch.Tensor:
+    length = max(map(len, rows))
+    return torch.tensor([row + [PAD_ID] * (length - len(row)) for row in rows])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(conv_channels=[16, 32, 24], kernel_sizes=[3, 4, 3], pool_size=2),
+        dict(conv_channels=[8, 8], kernel_sizes=[[2, 5], [3]], pool_size=3),
+        dict(conv_channels=[10], kernel_sizes=[[3, 4, 5]]),
+    ],
+)
+def test_a_text_scores_the_same_alone_and_inside_a_padded_batch(overrides):
+    model = make_model(embed_dim=12, **overrides)
+    with torch.no_grad():  # padding must not win even when its embedding is large
+        model.embedding.weight[PAD_ID] = 50.0
+    generator = torch.Generator().manual_seed(1)
+    texts = [torch.randint(2, 50, (n,), generator=generator).tolist() for n in (1, 2, 5, 7, 13, 30)]
+    batched = model(_right_pad(texts))
+    for row, ids in enumerate(texts):
+        alone = model(torch.tensor([ids]))
+        torch.testing.assert_close(batched[row : row + 1], alone, rtol=0, atol=1e-5)
+
+
+def test_texts_shorter_than_the_widest_kernel_get_finite_logits():
+    model = make_model(embed_dim=8, conv_channels=[6, 6], kernel_sizes=[[3, 4, 5], [5]])
+    logits = model(torch.tensor([[7]]))
+    assert logits.shape == (1, 3) and torch.isfinite(logits).all()
+    padded = model(torch.tensor([[7] + [PAD_ID] * 9]))
+    torch.testing.assert_close(logits, padded, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(conv_channels=[8, 8], kernel_sizes=[3]), "kernel_sizes"),
+        (dict(conv_channels=[], kernel_sizes=[]), "conv_channels"),
+        (dict(dropout=1.5), "dropout"),
+        (dict(embed_dim=0), "embed_dim"),
+    ],
+)
+def test_bad_architecture_names_the_field(overrides, field):
+    with pytest.raises(UserInputError, match=field):
+        TextCNNConfig(**overrides)
