@@ -55,9 +55,21 @@ def test_the_tokenizer_is_trained_on_the_training_split_only(tmp_path):
     assert data.label_names == ["0", "1"]  # integer labels become a ClassLabel
 
 
-def test_unknown_local_path_is_a_clear_error(tmp_path):
+def test_a_given_tokenizer_json_is_used_instead_of_training_one(sst2_dir, tmp_path):
+    trained = TextDataModule(path=str(sst2_dir), max_vocab_size=500)
+    path = tmp_path / "tokenizer.json"
+    path.write_text(trained.tokenizer_json, encoding="utf-8")
+    given = TextDataModule(path=str(sst2_dir), tokenizer_path=str(path))
+    assert given.vocab_size == 500
+    assert given.encoded("validation")["input_ids"] == trained.encoded("validation")["input_ids"]
+
+
+def test_unknown_or_empty_local_paths_are_clear_errors(tmp_path):
     with pytest.raises(UserInputError, match="no such directory"):
         TextDataModule(path=str(tmp_path / "nope")).splits
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserInputError, match="cannot load a dataset"):
+        TextDataModule(path=str(tmp_path / "empty")).splits
 
 
 def test_unknown_hub_id_offline_fails_fast():

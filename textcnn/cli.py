@@ -39,9 +39,16 @@ class SaveTokenizer(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         directory = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
-        if trainer.is_global_zero and directory:
-            Path(directory).mkdir(parents=True, exist_ok=True)
-            (Path(directory) / "tokenizer.json").write_text(pl_module.tokenizer_json, encoding="utf-8")
+        if not (trainer.is_global_zero and directory):
+            return
+        path = Path(directory) / "tokenizer.json"
+        if path.exists() and path.read_text(encoding="utf-8") != pl_module.tokenizer_json:
+            raise UserInputError(
+                f"{path} already holds another tokenizer; set checkpoint.dirpath to an empty directory "
+                "(or leave it unset for a new lightning_logs/version_N)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(pl_module.tokenizer_json, encoding="utf-8")
 
 
 class TrainCLI(LightningCLI):

@@ -55,9 +55,15 @@ def load_dataset_dict(path: str) -> datasets.DatasetDict:
         if not local.is_dir():
             raise UserInputError(f"data.path {path} is a file; pass the dataset's directory or a Hub id")
         _set_hub_offline()
-        if (local / "dataset_dict.json").exists():
-            return datasets.load_from_disk(str(local))
-        return datasets.load_dataset(str(local))
+        try:
+            if (local / "dataset_dict.json").exists():
+                return datasets.load_from_disk(str(local))
+            return datasets.load_dataset(str(local))
+        except (ValueError, OSError, datasets.exceptions.DatasetNotFoundError) as error:
+            raise UserInputError(
+                f"cannot load a dataset from {path} ({str(error).splitlines()[0]}); pass a directory of "
+                "parquet/csv/json split files or one written by Dataset.save_to_disk"
+            ) from None
     if path.startswith((".", "/", "~")) or path.count("/") > 1:
         raise UserInputError(f"data.path {path}: no such directory; pass an existing dataset directory or a Hub id")
     if not _hub_reachable():

@@ -42,6 +42,7 @@ class TextCNNConfig:
     kernel_sizes: list[Union[int, list[int]]] = field(default_factory=lambda: [3, 3, 3])
     pool_size: int = 2
     dropout: float = 0.5
+    embedding_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         self.kernel_sizes = [[k] if isinstance(k, int) else list(k) for k in self.kernel_sizes]
@@ -57,8 +58,9 @@ class TextCNNConfig:
                 raise UserInputError(f"model.network.{name} must be a positive integer, got {getattr(self, name)}")
         if any(c < 1 for c in self.conv_channels) or any(k < 1 for ks in self.kernel_sizes for k in ks):
             raise UserInputError("model.network.conv_channels and kernel_sizes must hold positive integers")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserInputError(f"model.network.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserInputError(f"model.network.{name} must be in [0, 1), got {getattr(self, name)}")
 
     @property
     def widest_kernel(self) -> int:
@@ -94,6 +96,7 @@ class TextCNN(nn.Module):
         config = config or TextCNNConfig()
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         layers, in_channels = [], config.embed_dim  # embedding dims are the first layer's channels
         for out_channels, widths in zip(config.conv_channels, config.kernel_sizes):
             layers.append(ConvLayer(in_channels, out_channels, widths))
@@ -105,7 +108,7 @@ class TextCNN(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """input_ids (B, L), padded with ``PAD_ID`` on the right → logits (B, num_classes)."""
         mask = (input_ids != PAD_ID).unsqueeze(1)  # (B, 1, L)
-        x = self.embedding(input_ids).transpose(1, 2)  # (B, E, L)
+        x = self.embedding_dropout(self.embedding(input_ids)).transpose(1, 2)  # (B, E, L)
         x = x.masked_fill(~mask, 0.0)
         for i, layer in enumerate(self.layers):
             x = layer(x).masked_fill(~mask, 0.0)  # (B, C_i, L), ReLU ≥ 0 so zeros never win a max
