@@ -1,70 +1,186 @@
-"""Predictor: a checkpoint in, label names and probabilities out. Needs no dataset and no Lightning."""
+"""Predictors: texts in, label names and probabilities out. Neither needs a dataset or Lightning.
+
+:class:`BasePredictor` holds everything that does not depend on how logits are computed — input
+checks, encoding and padding, length-sorted batching, temperature, top-k formatting — so the PyTorch
+:class:`Predictor` and the ONNX Runtime predictor (``textcnn.onnx_predict``) behave identically.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
+from typing import Any, Optional, Union
 
 import torch
 from tokenizers import Tokenizer
 
-from textcnn.checkpoint import (
-    data_settings_from_checkpoint,
-    label_names_from_checkpoint,
-    model_from_checkpoint,
-    read_checkpoint,
-    tokenizer_from_checkpoint,
-)
 from textcnn.errors import UserInputError
+from textcnn.explain import Explainer, Explanation
 from textcnn.model import TextCNN
 from textcnn.tokenizer import encode, pad_batch
 
+Texts = Union[str, Sequence[str]]
 
-class Predictor:
-    """Scores texts with a trained :class:`TextCNN`; safe to share between threads."""
 
-    def __init__(self, model: TextCNN, tokenizer: Tokenizer, label_names: list[str], max_length: int = 128):
-        self.model = model.eval()
+class BasePredictor:
+    """Shared by the PyTorch and ONNX predictors; subclasses implement :meth:`forward_ids`.
+
+    Args:
+        tokenizer / label_names / max_length: as at training time (texts keep ``max_length`` tokens).
+        min_length: batches are padded to at least this many tokens (the widest kernel).
+        temperature: probabilities are ``softmax(logits / temperature)``; fit it with
+            ``textcnn.calibration`` (``evaluate`` reports it). Labels do not depend on it.
+    """
+
+    backend = "base"
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        label_names: Sequence[str],
+        max_length: int = 128,
+        min_length: int = 1,
+        temperature: float = 1.0,
+    ):
+        if not temperature > 0:
+            raise UserInputError(f"temperature must be positive, got {temperature}")
         self.tokenizer = tokenizer
         self.label_names = list(label_names)
         self.max_length = max_length
+        self.min_length = min_length
+        self.temperature = float(temperature)
+
+    def forward_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Padded ids (B, L) → logits (B, num_classes)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /metadata`` shows besides labels: architecture and model size."""
+        return {}
+
+    def batch(self, texts: Sequence[str]) -> torch.Tensor:
+        """Texts → padded ids (B, L), exactly as the training batches were built."""
+        return pad_batch(encode(self.tokenizer, texts, self.max_length), self.min_length)
+
+    def logits(self, texts: Texts, batch_size: int = 256) -> torch.Tensor:
+        """(N, num_classes) logits in input order.
+
+        Texts are encoded once, sorted by length and batched so that each batch pads only to its
+        own longest text; padding does not change a text's logits, so order and grouping are free.
+        """
+        texts = checked_texts(texts)
+        if batch_size < 1:
+            raise UserInputError(f"batch_size must be a positive integer, got {batch_size}")
+        ids = encode(self.tokenizer, texts, self.max_length)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        logits = torch.empty(len(ids), len(self.label_names))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            logits[rows] = self.forward_ids(pad_batch([ids[i] for i in rows], self.min_length)).float()
+        return logits
+
+    def predict_proba(self, texts: Texts, batch_size: int = 256) -> torch.Tensor:
+        """(N, num_classes) class probabilities, columns in ``label_names`` order."""
+        return (self.logits(texts, batch_size) / self.temperature).softmax(dim=-1)
+
+    def predict(self, texts: Texts, top_k: Optional[int] = None, batch_size: int = 256) -> list[dict]:
+        """One ``{"label": name, "probabilities": {name: p}}`` per text, in input order.
+
+        ``probabilities`` holds every class in ``label_names`` order, or with ``top_k`` the ``top_k``
+        most probable classes, most probable first.
+        """
+        num_classes = len(self.label_names)
+        if top_k is not None and not 1 <= top_k <= num_classes:
+            raise UserInputError(f"top_k must be between 1 and {num_classes} (the number of classes), got {top_k}")
+        probabilities = self.predict_proba(texts, batch_size)
+        ranked = probabilities.argsort(dim=-1, descending=True, stable=True)
+        results = []
+        for row, order in zip(probabilities.tolist(), ranked.tolist()):
+            shown = order[:top_k] if top_k is not None else range(num_classes)
+            results.append(
+                {"label": self.label_names[order[0]], "probabilities": {self.label_names[i]: row[i] for i in shown}}
+            )
+        return results
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "label_names": self.label_names,
+            "max_length": self.max_length,
+            "temperature": self.temperature,
+            **self.describe(),
+        }
+
+
+class Predictor(BasePredictor):
+    """Scores texts with a trained :class:`TextCNN` under ``torch.inference_mode``.
+
+    Safe to share between threads: the model is only read, and explanations run on their own copy.
+    """
+
+    backend = "pytorch"
+
+    def __init__(
+        self,
+        model: TextCNN,
+        tokenizer: Tokenizer,
+        label_names: Sequence[str],
+        max_length: int = 128,
+        temperature: float = 1.0,
+    ):
+        super().__init__(tokenizer, label_names, max_length, model.config.widest_kernel, temperature)
+        self.model = model.eval()
+        self._explainer = None
+        self._explainer_lock = threading.Lock()
 
     @classmethod
-    def from_checkpoint(cls, path: Union[str, Path]) -> "Predictor":
+    def from_checkpoint(cls, path: Union[str, Path], temperature: float = 1.0) -> "Predictor":
+        # Imported here: reading checkpoints needs Lightning's checkpoint format, ONNX predictors do not.
+        from textcnn.checkpoint import (
+            data_settings_from_checkpoint,
+            label_names_from_checkpoint,
+            model_from_checkpoint,
+            read_checkpoint,
+            tokenizer_from_checkpoint,
+        )
+
         checkpoint = read_checkpoint(path)
         return cls(
             model_from_checkpoint(checkpoint),
             tokenizer_from_checkpoint(checkpoint),
             label_names_from_checkpoint(checkpoint),
             max_length=data_settings_from_checkpoint(checkpoint).get("max_length", 128),
+            temperature=temperature,
         )
 
-    def batch(self, texts: Sequence[str]) -> torch.Tensor:
-        """Texts → padded ids (B, L), exactly as the training batches were built."""
-        return pad_batch(encode(self.tokenizer, texts, self.max_length), self.model.config.widest_kernel)
-
     @torch.inference_mode()
-    def logits(self, texts: Union[str, Sequence[str]], batch_size: int = 256) -> torch.Tensor:
-        texts = _checked_texts(texts)
-        return torch.cat([self.model(self.batch(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)])
+    def forward_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids)
 
-    def predict_proba(self, texts: Union[str, Sequence[str]], batch_size: int = 256) -> torch.Tensor:
-        """(N, num_classes) class probabilities, columns in ``label_names`` order."""
-        return self.logits(texts, batch_size).softmax(dim=-1)
+    def describe(self) -> dict[str, Any]:
+        parameters = list(self.model.parameters())
+        return {
+            "network": dataclasses.asdict(self.model.config),
+            "vocab_size": self.model.embedding.num_embeddings,
+            "num_parameters": sum(p.numel() for p in parameters),
+            "size_bytes": sum(p.numel() * p.element_size() for p in parameters),
+        }
 
-    def predict(self, texts: Union[str, Sequence[str]], batch_size: int = 256) -> list[dict]:
-        """One ``{"label": name, "probabilities": {name: p}}`` per text, in input order."""
-        results = []
-        for row in self.predict_proba(texts, batch_size).tolist():
-            best = max(range(len(row)), key=row.__getitem__)
-            results.append(
-                {"label": self.label_names[best], "probabilities": dict(zip(self.label_names, row))}
-            )
-        return results
+    def explain(self, texts: Texts, label: Optional[str] = None, batch_size: int = 256) -> list[Explanation]:
+        """Which n-grams won the max-pooling and how much each added to a class's logit.
+
+        ``label`` defaults to each text's predicted class. See :mod:`textcnn.explain`.
+        """
+        with self._explainer_lock:
+            if self._explainer is None:
+                self._explainer = Explainer(self.model, self.tokenizer, self.label_names, self.max_length)
+        return self._explainer.explain(checked_texts(texts), label=label, batch_size=batch_size)
 
 
-def _checked_texts(texts: Union[str, Sequence[str]]) -> list[str]:
+def checked_texts(texts: Texts) -> list[str]:
+    """A non-empty list of strings, or a :class:`UserInputError` naming the first bad entry."""
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
@@ -76,6 +192,16 @@ def _checked_texts(texts: Union[str, Sequence[str]]) -> list[str]:
     return texts
 
 
-def load(path: Union[str, Path]) -> Predictor:
-    """Load a textcnn checkpoint (``.ckpt``) for prediction."""
-    return Predictor.from_checkpoint(path)
+def load(path: Union[str, Path], temperature: Optional[float] = None) -> BasePredictor:
+    """Load a textcnn checkpoint (``.ckpt``) or a directory written by ``textcnn export``.
+
+    A checkpoint gives a PyTorch :class:`Predictor` (with explanations); an export directory an
+    ONNX Runtime predictor that needs neither Lightning nor the checkpoint. ``temperature`` defaults
+    to 1 for checkpoints and to the one stored at export time for export directories.
+    """
+    path = Path(path)
+    if path.is_dir():
+        from textcnn.onnx_predict import OnnxPredictor
+
+        return OnnxPredictor.from_directory(path, temperature=temperature)
+    return Predictor.from_checkpoint(path, temperature=1.0 if temperature is None else temperature)
