@@ -1,0 +1,83 @@
+"""Predict with an exported model on ONNX Runtime: no Lightning and no checkpoint needed.
+
+An export directory (written by :func:`textcnn.export.export_onnx`) holds ``model.onnx``,
+``tokenizer.json`` and ``metadata.json`` (label names, maximum length, temperature, architecture).
+Batching, padding and output formatting are :class:`textcnn.predict.BasePredictor`'s, shared with
+the PyTorch predictor. ``InferenceSession.run`` may be called from several threads at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+
+from textcnn.errors import UserInputError
+from textcnn.predict import BasePredictor
+from textcnn.tokenizer import load_tokenizer
+
+MODEL_FILE, TOKENIZER_FILE, METADATA_FILE = "model.onnx", "tokenizer.json", "metadata.json"
+EXPORT_FORMAT = 1  # bump when what an export directory holds changes incompatibly
+
+
+class OnnxPredictor(BasePredictor):
+    backend = "onnx"
+
+    def __init__(self, directory: Union[str, Path], temperature: Optional[float] = None):
+        directory = Path(directory)
+        for name in (MODEL_FILE, TOKENIZER_FILE, METADATA_FILE):
+            if not (directory / name).is_file():
+                raise UserInputError(
+                    f"{directory} has no {name}; pass a directory written by `textcnn export` "
+                    "(or a .ckpt checkpoint)"
+                )
+        try:
+            import onnxruntime
+        except ImportError:
+            raise UserInputError(
+                "predicting with an ONNX export needs onnxruntime; pip install 'textcnn[export]'"
+            ) from None
+        try:
+            metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UserInputError(f"cannot read {directory / METADATA_FILE} ({error}); export again") from None
+        if metadata.get("format") != EXPORT_FORMAT:
+            raise UserInputError(
+                f"{directory / METADATA_FILE} has export format {metadata.get('format')}, this textcnn "
+                f"reads format {EXPORT_FORMAT}; export the checkpoint again"
+            )
+        super().__init__(
+            load_tokenizer(directory / TOKENIZER_FILE),
+            metadata["label_names"],
+            max_length=metadata["max_length"],
+            min_length=metadata["min_length"],
+            temperature=metadata.get("temperature", 1.0) if temperature is None else temperature,
+        )
+        self.directory = directory
+        self.saved_metadata = metadata
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(directory / MODEL_FILE), providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own Fail / InvalidGraph types
+            raise UserInputError(
+                f"{directory / MODEL_FILE} is not a loadable ONNX model ({str(error).splitlines()[0]}); export again"
+            ) from None
+
+    @classmethod
+    def from_directory(cls, directory: Union[str, Path], temperature: Optional[float] = None) -> "OnnxPredictor":
+        return cls(directory, temperature)
+
+    def forward_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        (logits,) = self.session.run(["logits"], {"input_ids": input_ids.numpy()})
+        return torch.from_numpy(logits)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "network": self.saved_metadata["network"],
+            "vocab_size": self.saved_metadata["vocab_size"],
+            "num_parameters": self.saved_metadata["num_parameters"],
+            "size_bytes": (self.directory / MODEL_FILE).stat().st_size,
+        }
