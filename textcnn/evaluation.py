@@ -14,6 +14,7 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
+from textcnn.calibration import calibration_report
 from textcnn.checkpoint import (
     data_settings_from_checkpoint,
     label_names_from_checkpoint,
@@ -49,7 +50,11 @@ def classification_report(predictions: torch.Tensor, targets: torch.Tensor, labe
 def evaluate_checkpoint(
     checkpoint_path: Union[str, Path], split: str = "test", data_overrides: Optional[dict[str, Any]] = None
 ) -> dict[str, Any]:
-    """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``."""
+    """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``.
+
+    ``calibration`` holds the temperature fitted on the validation split and the expected
+    calibration error on ``split`` before and after it (see :mod:`textcnn.calibration`).
+    """
     checkpoint = read_checkpoint(checkpoint_path)
     settings = {**data_settings_from_checkpoint(checkpoint), **(data_overrides or {})}
     data = TextDataModule(**settings)
@@ -61,9 +66,17 @@ def evaluate_checkpoint(
             "evaluate on data with the classes the model was trained on"
         )
     model = model_from_checkpoint(checkpoint)
-    predictions, targets = [], []
+    logits, targets = _logits_and_labels(model, data, split)
+    report = classification_report(logits.argmax(dim=-1), targets, label_names)
+    validation = (logits, targets) if split == "validation" else _logits_and_labels(model, data, "validation")
+    calibration = calibration_report(*validation, logits, targets, split)
+    return {"checkpoint": str(checkpoint_path), "data_path": data.path, "split": split, **report,
+            "calibration": calibration}
+
+
+def _logits_and_labels(model: torch.nn.Module, data: TextDataModule, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    logits, targets = [], []
     for batch in data.dataloader(split):
-        predictions.append(model(batch["input_ids"]).argmax(dim=-1))
+        logits.append(model(batch["input_ids"]))
         targets.append(batch["labels"])
-    report = classification_report(torch.cat(predictions), torch.cat(targets), label_names)
-    return {"checkpoint": str(checkpoint_path), "data_path": data.path, "split": split, **report}
+    return torch.cat(logits), torch.cat(targets)
