@@ -1,0 +1,113 @@
+"""HTTP service: FastAPI on uvicorn, listening on 127.0.0.1 unless told otherwise.
+
+    POST /predict   {"texts": [...], "top_k": 2, "explain": false, "top_ngrams": 5}
+                    → {"predictions": [{"label": …, "probabilities": {…}, "explanation": {…}}]}
+    GET  /health    → {"status": "ok"}
+    GET  /metadata  → labels, backend, architecture, model size, limits
+
+Limits keep one request from monopolising the server: more than ``max_texts`` texts or a text
+longer than ``max_chars`` characters is refused with 413, a body larger than those limits allow
+with 413 before it is read; malformed JSON and wrong types give 422. Every error body is
+``{"detail": "one line saying what is wrong"}``. Handlers are plain functions, which FastAPI runs
+in a thread pool: the predictor is shared by those threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from textcnn.errors import UserInputError
+from textcnn.predict import BasePredictor, Predictor
+
+try:
+    import uvicorn
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, Field
+except ImportError:  # pragma: no cover - depends on the installed extras
+    raise UserInputError("serving needs fastapi and uvicorn; pip install 'textcnn[serve]'") from None
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+DEFAULT_MAX_TEXTS, DEFAULT_MAX_CHARS = 64, 5000
+JSON_OVERHEAD = 1024  # bytes of JSON around the texts, plus escaping (below)
+
+
+class PredictRequest(BaseModel):
+    texts: list[str] = Field(min_length=1, description="texts to classify")
+    top_k: Optional[int] = Field(default=None, ge=1, description="only the k most probable classes")
+    explain: bool = Field(default=False, description="add the n-grams behind each prediction")
+    top_ngrams: int = Field(default=5, ge=1, le=100, description="n-grams per explanation")
+
+
+def create_app(
+    predictor: BasePredictor, max_texts: int = DEFAULT_MAX_TEXTS, max_chars: int = DEFAULT_MAX_CHARS
+) -> FastAPI:
+    """The service around one loaded predictor."""
+    if max_texts < 1 or max_chars < 1:
+        raise UserInputError(f"--max-texts and --max-chars must be positive, got {max_texts} and {max_chars}")
+    app = FastAPI(title="textcnn", description="Text classification with a TextCNN.")
+    max_body_bytes = max_texts * (6 * max_chars + 8) + JSON_OVERHEAD  # ≤ 6 bytes per char once JSON-escaped
+
+    @app.middleware("http")
+    async def refuse_oversized_bodies(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            return JSONResponse(
+                status_code=413,
+                content={"detail": f"request body of {length} bytes is over the limit of {max_body_bytes}; "
+                         f"send at most {max_texts} texts of at most {max_chars} characters"},
+            )
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def one_line_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+            problems.append(f"{where}: {item['msg']}" if where else item["msg"])
+        return JSONResponse(status_code=422, content={"detail": "; ".join(problems)})
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metadata")
+    def metadata() -> dict[str, Any]:
+        return {**predictor.metadata(), "limits": {"max_texts": max_texts, "max_chars": max_chars}}
+
+    @app.post("/predict")
+    def predict(request: PredictRequest) -> dict[str, Any]:
+        if len(request.texts) > max_texts:
+            raise HTTPException(413, f"{len(request.texts)} texts in one request; send at most {max_texts}")
+        for index, text in enumerate(request.texts):
+            if len(text) > max_chars:
+                raise HTTPException(413, f"text {index} has {len(text)} characters; the limit is {max_chars}")
+        if request.explain and not isinstance(predictor, Predictor):
+            raise HTTPException(422, "explanations need the PyTorch checkpoint; this server runs an ONNX export")
+        try:
+            predictions = predictor.predict(request.texts, top_k=request.top_k)
+            if request.explain:
+                for prediction, explanation in zip(predictions, predictor.explain(request.texts)):
+                    prediction["explanation"] = explanation.to_dict(request.top_ngrams)
+        except UserInputError as error:
+            raise HTTPException(422, str(error)) from None
+        return {"predictions": predictions}
+
+    return app
+
+
+def serve(
+    predictor: BasePredictor,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    max_texts: int = DEFAULT_MAX_TEXTS,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> None:
+    """Run the service until interrupted."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: the service has no authentication; put it behind a proxy", host)
+    uvicorn.run(create_app(predictor, max_texts, max_chars), host=host, port=port, log_level="info")
