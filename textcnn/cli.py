@@ -1,4 +1,4 @@
-"""Command-line entry points: ``textcnn train | evaluate | predict`` (also ``scripts/*.py``).
+"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve`` (also ``scripts/*.py``).
 
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
 ``early_stopping`` and ``seed_everything``, each field overridable as ``--section.field=value``.
@@ -8,6 +8,7 @@ Mistakes a user can fix end as one ``error: …`` line on stderr and exit status
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
@@ -21,9 +22,11 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from textcnn.checkpoint import data_settings_from_checkpoint, read_checkpoint
-from textcnn.data import TextDataModule
+from textcnn.data import TextDataModule, load_dataset_dict
 from textcnn.errors import UserInputError
 from textcnn.evaluation import evaluate_checkpoint
+from textcnn.explain import to_html
+from textcnn.export import export_onnx
 from textcnn.lit import TextCNNClassifier
 from textcnn.predict import load
 
@@ -119,13 +122,44 @@ def _read_lines(source) -> list[str]:
 
 
 def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description="Predict labels for texts with a textcnn checkpoint.")
-    parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
+    """Label texts from arguments, a file, stdin or a dataset split; JSON lines or CSV on stdout."""
+    parser = argparse.ArgumentParser(description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a directory written by export")
     parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line from stdin)")
     parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
+    parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
+    parser.add_argument("--split", default="test", help="the --dataset split (default: test)")
+    parser.add_argument("--text-column", default="text", help="the --dataset column holding the texts")
+    parser.add_argument("--limit", type=int, help="only the first N texts of the --dataset split")
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default: jsonl)")
+    parser.add_argument("--top-k", type=int, help="show only the K most probable classes, most probable first")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
+    parser.add_argument("--explain", action="store_true", help="add the n-grams that decided each prediction")
+    parser.add_argument("--top-ngrams", type=int, default=5, help="n-grams shown per text with --explain")
+    parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
     args = parser.parse_args(argv)
+    texts = _texts_to_predict(args)
+    predictor = load(args.checkpoint, temperature=args.temperature)
+    results = predictor.predict(texts, top_k=args.top_k, batch_size=args.batch_size)
+    if args.explain or args.html:
+        if not hasattr(predictor, "explain"):
+            raise UserInputError("--explain needs the PyTorch checkpoint (.ckpt), not an ONNX export")
+        if args.top_ngrams < 1:
+            raise UserInputError(f"--top-ngrams must be a positive integer, got {args.top_ngrams}")
+        explanations = predictor.explain(texts, batch_size=args.batch_size)
+        for result, explanation in zip(results, explanations):
+            result["explanation"] = explanation.to_dict(args.top_ngrams)
+        if args.html:
+            _write_text(args.html, to_html(explanations, args.top_ngrams))
+    _print_predictions(texts, results, args.format, predictor.label_names, args.top_k)
+    return results
+
+
+def _texts_to_predict(args: argparse.Namespace) -> list[str]:
     texts = list(args.texts)
+    if args.dataset:
+        texts += _dataset_texts(args.dataset, args.split, args.text_column, args.limit)
     if args.file == "-" or (args.file is None and not texts and not sys.stdin.isatty()):
         texts += _read_lines(sys.stdin.buffer)
     elif args.file:
@@ -135,11 +169,84 @@ def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
         except OSError as error:
             raise UserInputError(f"cannot read --file {args.file}: {error.strerror}") from None
     if not texts:
-        raise UserInputError("no texts given; pass texts as arguments, --file PATH, or lines on stdin")
-    results = load(args.checkpoint).predict(texts, batch_size=args.batch_size)
+        raise UserInputError("no texts given; pass texts as arguments, --file PATH, --dataset PATH, or lines on stdin")
+    return texts
+
+
+def _dataset_texts(path: str, split: str, column: str, limit: Optional[int]) -> list[str]:
+    splits = load_dataset_dict(path)
+    if split not in splits:
+        raise UserInputError(f"{path} has no split {split!r} (splits: {', '.join(splits)}); set --split")
+    if column not in splits[split].column_names:
+        raise UserInputError(
+            f"--text-column {column!r} is not a column of {path} (columns: {', '.join(splits[split].column_names)})"
+        )
+    if limit is not None and limit < 1:
+        raise UserInputError(f"--limit must be a positive integer, got {limit}")
+    rows = splits[split] if limit is None else splits[split].select(range(min(limit, len(splits[split]))))
+    if rows.features[column].dtype not in ("string", "large_string"):
+        raise UserInputError(f"--text-column {column!r} does not hold strings; pick the text column")
+    return [text or "" for text in rows[column]]
+
+
+def _print_predictions(
+    texts: list[str], results: list[dict], output_format: str, label_names: list[str], top_k: Optional[int]
+) -> None:
+    if output_format == "jsonl":
+        for text, result in zip(texts, results):
+            print(json.dumps({"text": text, **result}, ensure_ascii=False))
+        return
+    # CSV: one probability column per class in label order; with --top-k, label_i / probability_i pairs.
+    header = ["text", "label"]
+    if top_k is None:
+        header += label_names
+    else:
+        header += [f"{kind}_{rank}" for rank in range(1, top_k + 1) for kind in ("label", "probability")]
+    explained = "explanation" in results[0]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header + (["top_ngrams"] if explained else []))
     for text, result in zip(texts, results):
-        print(json.dumps({"text": text, **result}, ensure_ascii=False))
-    return results
+        if top_k is None:
+            values = [result["probabilities"][name] for name in label_names]
+        else:
+            values = [value for pair in result["probabilities"].items() for value in pair]
+        if explained:
+            values.append("; ".join(f"{g['ngram']} ({g['contribution']:+.4f})" for g in result["explanation"]["ngrams"]))
+        writer.writerow([text, result["label"], *values])
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UserInputError(f"cannot write {path}: {error.strerror}") from None
+
+
+def export(argv: Optional[Sequence[str]] = None) -> dict:
+    """Export a checkpoint for serving without Lightning (ONNX, checked against PyTorch)."""
+    parser = argparse.ArgumentParser(description="Export a textcnn checkpoint to ONNX.")
+    parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
+    parser.add_argument("--format", choices=["onnx"], default="onnx")
+    parser.add_argument("--output", help="directory to write (default: beside the checkpoint, NAME-onnx/)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="stored for the predictor (evaluate fits it)")
+    args = parser.parse_args(argv)
+    output = args.output or str(Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "-onnx"))
+    return export_onnx(args.checkpoint, output, temperature=args.temperature)
+
+
+def serve(argv: Optional[Sequence[str]] = None) -> None:
+    """Serve a checkpoint or ONNX export over HTTP until interrupted."""
+    parser = argparse.ArgumentParser(description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a directory written by export")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--max-texts", type=int, default=64, help="texts per request (more: 413)")
+    parser.add_argument("--max-chars", type=int, default=5000, help="characters per text (more: 413)")
+    parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
+    args = parser.parse_args(argv)
+    from textcnn.serve import serve as run_service  # fastapi and uvicorn are the [serve] extra
+
+    run_service(load(args.checkpoint, temperature=args.temperature), args.host, args.port, args.max_texts, args.max_chars)
 
 
 def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequence[str]], print_json: bool) -> None:
@@ -165,7 +272,21 @@ def predict_main(argv: Optional[Sequence[str]] = None) -> None:
     _run(predict, argv, print_json=False)
 
 
-COMMANDS = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main}
+def export_main(argv: Optional[Sequence[str]] = None) -> None:
+    _run(export, argv, print_json=True)
+
+
+def serve_main(argv: Optional[Sequence[str]] = None) -> None:
+    _run(serve, argv, print_json=False)
+
+
+COMMANDS = {
+    "train": train_main,
+    "evaluate": evaluate_main,
+    "predict": predict_main,
+    "export": export_main,
+    "serve": serve_main,
+}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
