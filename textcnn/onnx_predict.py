@@ -58,8 +58,12 @@ class OnnxPredictor(BasePredictor):
         self.directory = directory
         self.saved_metadata = metadata
         try:
+            options = onnxruntime.SessionOptions()
+            # Idle intra-op threads sleep instead of spinning: a server runs many sessions' calls
+            # at once, and spinning threads would take the cores those calls need.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = onnxruntime.InferenceSession(
-                str(directory / MODEL_FILE), providers=["CPUExecutionProvider"]
+                str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # onnxruntime raises its own Fail / InvalidGraph types
             raise UserInputError(
