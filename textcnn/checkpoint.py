@@ -6,18 +6,43 @@ so a crafted checkpoint cannot run code on load.
 
 from __future__ import annotations
 
+import os
 import pickle
+import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 from tokenizers import Tokenizer
 
 from textcnn.errors import UserInputError
 from textcnn.lit import CHECKPOINT_FORMAT
 from textcnn.model import TextCNN, TextCNNConfig
 from textcnn.tokenizer import tokenizer_from_json
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in the same directory, then renames it into place.
+
+    A crash while saving leaves the previous file (e.g. ``last.ckpt``) whole: ``os.replace`` on one
+    filesystem is atomic, so the path always holds a complete checkpoint or none.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

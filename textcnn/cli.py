@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Optional
 
 from jsonargparse import ArgumentParser
-from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
+from textcnn.callbacks import RandomState, SaveTokenizer
 from textcnn.checkpoint import data_settings_from_checkpoint, read_checkpoint
 from textcnn.data import TextDataModule, load_dataset_dict
 from textcnn.errors import UserInputError
@@ -35,23 +35,6 @@ log = logging.getLogger("textcnn")
 
 def _widest_kernel(kernel_sizes: list) -> int:
     return max(max(k) if isinstance(k, list) else k for k in kernel_sizes)
-
-
-class SaveTokenizer(Callback):
-    """Writes ``tokenizer.json`` into the checkpoint directory when training starts."""
-
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        directory = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
-        if not (trainer.is_global_zero and directory):
-            return
-        path = Path(directory) / "tokenizer.json"
-        if path.exists() and path.read_text(encoding="utf-8") != pl_module.tokenizer_json:
-            raise UserInputError(
-                f"{path} already holds another tokenizer; set checkpoint.dirpath to an empty directory "
-                "(or leave it unset for a new lightning_logs/version_N)"
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(pl_module.tokenizer_json, encoding="utf-8")
 
 
 class TrainCLI(LightningCLI):
@@ -72,6 +55,17 @@ class TrainCLI(LightningCLI):
         parser.link_arguments("model.network.kernel_sizes", "data.min_length", _widest_kernel, apply_on="parse")
         for name in ("vocab_size", "num_classes", "label_names", "tokenizer_json"):
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+        parser.add_argument("--ckpt_path", type=Optional[str], default=None,
+                            help="resume training from this checkpoint, e.g. .../checkpoints/last.ckpt")
+
+    def before_instantiate_classes(self) -> None:
+        """A resumed run encodes with the checkpoint's tokenizer, never a retrained one."""
+        if self.config.ckpt_path and not self.config.data.tokenizer_path:
+            checkpoint = read_checkpoint(self.config.ckpt_path)
+            path = Path(self.config.ckpt_path).with_name("tokenizer.json")
+            if not path.exists():
+                path.write_text(checkpoint["tokenizer_json"], encoding="utf-8")
+            self.config.data.tokenizer_path = str(path)
 
 
 def train(argv: Optional[Sequence[str]] = None) -> dict:
@@ -83,10 +77,15 @@ def train(argv: Optional[Sequence[str]] = None) -> dict:
         args=argv,
         auto_configure_optimizers=False,
         seed_everything_default=42,
-        trainer_defaults={"max_epochs": 10, "default_root_dir": "runs/default", "callbacks": [SaveTokenizer()]},
+        trainer_defaults={
+            "max_epochs": 10,
+            "default_root_dir": "runs/default",
+            "callbacks": [SaveTokenizer(), RandomState()],
+            "plugins": {"class_path": "textcnn.checkpoint.AtomicCheckpointIO"},
+        },
         parser_kwargs={"description": "Train a TextCNN from a YAML config."},
     )
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     best = cli.trainer.checkpoint_callback.best_model_path
     if not best:
         raise UserInputError("training produced no checkpoint; train for at least one epoch")

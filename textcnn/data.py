@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pytorch_lightning as pl
 import torch
 from tokenizers import Tokenizer
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from textcnn.errors import UserInputError
 from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, train_tokenizer
@@ -126,6 +126,26 @@ def _check_label_range(split: datasets.Dataset, name: str, column: str, num_clas
 def _tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_length: int) -> dict:
     texts = [text or "" for text in batch[text_column]]
     return {"input_ids": encode(tokenizer, texts, max_length)}
+
+
+class EpochShuffle(Sampler[int]):
+    """A shuffle fixed by (seed, epoch): a run resumed at epoch k sees the batches it would have seen.
+
+    Lightning calls ``set_epoch`` at the start of every epoch.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed((self.seed + self.epoch) % 2**63)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class TextDataModule(pl.LightningDataModule):
@@ -284,13 +304,18 @@ class TextDataModule(pl.LightningDataModule):
         }
 
     def dataloader(self, role: str, shuffle: bool = False) -> DataLoader:
+        """Batches of ``role``; shuffled ones in a seeded per-epoch order (``torch.initial_seed()``,
+        i.e. ``seed_everything``). Loaders own their generator, so they never draw from the global
+        one that dropout uses: resumed and uninterrupted runs stay identical."""
+        split = self.encoded(role)
         return DataLoader(
-            self.encoded(role),
+            split,
             batch_size=self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(len(split), torch.initial_seed()) if shuffle else None,
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
+            generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
 
     def train_dataloader(self) -> DataLoader:

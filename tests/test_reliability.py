@@ -1,0 +1,92 @@
+"""Faults: a run killed with SIGKILL resumes to the same result; checkpoints are written atomically;
+the same seed gives the same weights."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, TINY_MODEL_ARGS, write_slice
+from textcnn.checkpoint import AtomicCheckpointIO
+from textcnn.cli import train
+
+EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def small_slice(tmp_path_factory) -> Path:
+    return write_slice("sst2", tmp_path_factory.mktemp("small"), {"train": 800, "validation": 100, "test": 200})
+
+
+def train_args(data: Path, root: Path, *extra: str) -> list[str]:
+    return ["--config", str(ROOT / "configs" / "sst2.yaml"), *TINY_MODEL_ARGS, f"--data.path={data}",
+            f"--trainer.max_epochs={EPOCHS}", f"--trainer.default_root_dir={root}", "--early_stopping.patience=100",
+            *extra]
+
+
+def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    first, second = weights(a), weights(b)
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def test_same_seed_same_data_gives_identical_weights(small_slice, tmp_path):
+    runs = [train(train_args(small_slice, tmp_path / name, "--trainer.max_epochs=2")) for name in ("a", "b")]
+    assert runs[0]["accuracy"] == runs[1]["accuracy"]
+    assert_same_weights(*(Path(run["checkpoint"]).with_name("last.ckpt") for run in runs))
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(small_slice, tmp_path):
+    uninterrupted = train(train_args(small_slice, tmp_path / "clean"))
+
+    killed_root = tmp_path / "killed"
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), *train_args(small_slice, killed_root)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = killed_root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)  # in the epoch after the first checkpoint
+    assert process.wait() == -signal.SIGKILL
+    saved_epoch = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    assert saved_epoch < EPOCHS - 1  # really interrupted before the end
+
+    resumed = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *train_args(small_slice, killed_root),
+         f"--ckpt_path={last}"],
+        capture_output=True, timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
+    report = json.loads(resumed.stdout)
+    assert report["accuracy"] == uninterrupted["accuracy"]
+    assert report["per_class"] == uninterrupted["per_class"]
+    final = max(killed_root.glob("lightning_logs/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert_same_weights(final, Path(uninterrupted["checkpoint"]).with_name("last.ckpt"))
+
+
+def test_a_crash_while_saving_keeps_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+
+    def crash_midway(obj, file, *args, **kwargs):
+        file.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(torch, "save", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
