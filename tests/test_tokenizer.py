@@ -77,3 +77,9 @@ def test_any_text_encodes_to_valid_non_padding_ids(word_tokenizer, text):
     ids = encode(word_tokenizer, [text], max_length=32)[0]
     assert 1 <= len(ids) <= 32
     assert all(0 < i < word_tokenizer.get_vocab_size() for i in ids)
+
+
+def test_huge_texts_are_cut_before_tokenizing_without_changing_the_ids(word_tokenizer):
+    review = "a gripping , funny and finally transporting film " * 30
+    huge = review + "x" * 1_000_000
+    assert encode(word_tokenizer, [huge], max_length=64) == encode(word_tokenizer, [review], max_length=64)

@@ -59,9 +59,9 @@ def load_dataset_dict(path: str) -> datasets.DatasetDict:
             if (local / "dataset_dict.json").exists():
                 return datasets.load_from_disk(str(local))
             return datasets.load_dataset(str(local))
-        except (ValueError, OSError, datasets.exceptions.DatasetNotFoundError) as error:
+        except Exception as error:  # datasets raises many types for unreadable, empty or odd files
             raise UserInputError(
-                f"cannot load a dataset from {path} ({str(error).splitlines()[0]}); pass a directory of "
+                f"cannot load a dataset from {path} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); pass a directory of "
                 "parquet/csv/json split files or one written by Dataset.save_to_disk"
             ) from None
     if path.startswith((".", "/", "~")) or path.count("/") > 1:

@@ -20,6 +20,7 @@ TokenizerKind = Literal["word", "wordpiece", "bpe"]
 PAD_TOKEN, UNK_TOKEN = "[PAD]", "[UNK]"
 SPECIAL_TOKENS = [PAD_TOKEN, UNK_TOKEN]  # order fixes their ids: [PAD]=0, [UNK]=1
 UNK_ID = 1
+CHARS_PER_TOKEN = 64
 
 
 def train_tokenizer(
@@ -87,8 +88,14 @@ def _configure(tokenizer: Tokenizer) -> Tokenizer:
 
 
 def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length``; a text with no tokens becomes ``[UNK]``."""
-    encodings = tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+    """Token ids per text, truncated to ``max_length``; a text with no tokens becomes ``[UNK]``.
+
+    Texts are first cut to ``max_length * CHARS_PER_TOKEN`` characters, so time and memory stay
+    bounded for any input (a 1,000,000-character text costs no more than a long review). The ids
+    are unchanged unless a token, with the whitespace before it, spans more characters than that.
+    """
+    limit = max_length * CHARS_PER_TOKEN
+    encodings = tokenizer.encode_batch_fast([text[:limit] for text in texts], add_special_tokens=False)
     return [encoding.ids[:max_length] or [UNK_ID] for encoding in encodings]
 
 

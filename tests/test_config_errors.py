@@ -1,0 +1,55 @@
+"""Bad configuration and data stop before training with one message naming the field or file."""
+
+import datasets
+import pytest
+
+from tests.conftest import ROOT, dataset_dir
+from textcnn.cli import train
+from textcnn.errors import UserInputError
+from textcnn.evaluation import evaluate_checkpoint
+
+
+def run_train(*args: str) -> None:
+    train(["--config", str(ROOT / "configs" / "sst2.yaml"), "--trainer.max_epochs=1", *args])
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--model.network.no_such_field=3"], "no_such_field"),
+        (["--trainer.max_epochs=three"], "max_epochs"),
+        (["--model.optimizer=adamax"], "optimizer"),
+        (["--data.batch_size=-4"], "data.batch_size"),
+    ],
+)
+def test_unknown_keys_and_wrong_types_name_the_field(args, named, capsys, tmp_path):
+    with pytest.raises((SystemExit, UserInputError)) as raised:
+        run_train(*args, f"--trainer.default_root_dir={tmp_path}")
+    message = str(raised.value) if raised.type is UserInputError else capsys.readouterr().err
+    assert named in message
+    assert not (tmp_path / "lightning_logs").exists()  # stopped before training
+
+
+def test_unknown_key_in_a_yaml_file_is_named(tmp_path, capsys):
+    config = tmp_path / "typo.yaml"
+    config.write_text("model:\n  netwrk:\n    embed_dim: 8\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        run_train("--config", str(config))
+    assert "netwrk" in capsys.readouterr().err
+
+
+def test_an_empty_training_split_is_refused(tmp_path, monkeypatch):
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b"])})
+    empty = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": [], "label": []}, features=features)})
+    empty.save_to_disk(str(tmp_path / "data"))
+    with pytest.raises(UserInputError, match="cannot load a dataset from .*data"):  # datasets cannot read it back
+        run_train(f"--data.path={tmp_path / 'data'}", f"--trainer.default_root_dir={tmp_path / 'runs'}")
+    monkeypatch.setattr("textcnn.data.load_dataset_dict", lambda path: empty)
+    with pytest.raises(UserInputError, match="'train' split of .* is empty"):
+        run_train(f"--data.path={tmp_path / 'data'}", f"--trainer.default_root_dir={tmp_path / 'runs'}")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_split_whose_labels_the_model_never_saw_is_refused(checkpoint):
+    with pytest.raises(UserInputError, match="differ from the model's"):
+        evaluate_checkpoint(checkpoint, split="test", data_overrides={"path": str(dataset_dir("sst5"))})
