@@ -67,3 +67,28 @@ def test_predict_cli_handles_odd_lines_and_nul_bytes(checkpoint, tmp_path):
     outputs = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert len(outputs) == len(lines)
     assert_valid(outputs, ["negative", "positive"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=300), min_size=1, max_size=4))
+@example(texts=ODD_TEXTS)
+def test_the_http_service_answers_any_unicode(service, texts):
+    url, client, max_chars = service
+    response = client.post(f"{url}/predict", json={"texts": texts})
+    if any(len(text) > max_chars for text in texts):
+        assert response.status_code == 413 and "characters" in response.json()["detail"]
+    else:
+        assert response.status_code == 200, response.text
+        assert_valid(response.json()["predictions"], ["negative", "positive"])
+
+
+@pytest.fixture(scope="module")
+def service(predictor):
+    import httpx
+
+    from tests.test_serve import running
+    from textcnn.serve import create_app
+
+    max_chars = 200
+    with running(create_app(predictor, max_texts=16, max_chars=max_chars)) as url, httpx.Client(timeout=30) as client:
+        yield url, client, max_chars

@@ -90,3 +90,14 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint_whole(tmp_path, monk
     monkeypatch.undo()
     assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_a_checkpoint_of_another_format_version_is_refused(checkpoint, tmp_path):
+    from textcnn.errors import UserInputError
+    from textcnn.predict import load
+
+    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    raw["textcnn_format"] = 999
+    torch.save(raw, tmp_path / "future.ckpt")
+    with pytest.raises(UserInputError, match="checkpoint format 999"):
+        load(tmp_path / "future.ckpt")
