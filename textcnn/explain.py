@@ -15,9 +15,7 @@ n-grams' contributions plus the bias add up to the logit.
 
 from __future__ import annotations
 
-import copy
 import html
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -75,38 +73,22 @@ class Explanation:
 
 
 class Explainer:
-    """Explains a :class:`TextCNN`'s logits; safe to share between threads.
+    """Explains a :class:`TextCNN`'s logits; stateless, so safe to share between threads.
 
-    Hooks capture the last conv layer's feature maps and the pooled features. They live on a private
-    copy of the model, so plain predictions never pass through them, and they write to thread-local
-    storage, so concurrent explanations do not see each other's tensors.
+    It reads the last layer's masked feature maps from :meth:`TextCNN.feature_maps`, the same
+    computation the model's ``forward`` pools, so explanations cannot drift from predictions.
     """
 
     def __init__(self, model: TextCNN, tokenizer: Tokenizer, label_names: Sequence[str], max_length: int):
-        self.model = copy.deepcopy(model).eval()
+        self.model = model.eval()
         self.tokenizer = tokenizer
         self.label_names = list(label_names)
         self.max_length = max_length
         self.exact = len(self.model.layers) == 1
-        self._captured = threading.local()
-        self.model.layers[-1].register_forward_hook(self._keep_feature_maps)
-        self.model.classifier.register_forward_pre_hook(self._keep_pooled)
         # Every channel of the last layer comes from one width; lower layers count with their widest.
         last = self.model.layers[-1]
         self._left = torch.tensor([(c.kernel_size[0] - 1) // 2 for c in last.convs for _ in range(c.out_channels)])
         self._right = torch.tensor([c.kernel_size[0] // 2 for c in last.convs for _ in range(c.out_channels)])
-
-    def _keep_feature_maps(self, module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        self._captured.feature_maps = output  # (B, C, L'), before the padding mask
-
-    def _keep_pooled(self, module: torch.nn.Module, inputs: tuple) -> None:
-        self._captured.pooled = inputs[0]  # (B, C): the classifier's input
-
-    def _real_length(self, num_tokens: int) -> int:
-        """Real positions left in the last layer: each pool keeps ⌈n/p⌉ windows of a real prefix."""
-        for _ in self.model.layers[:-1]:
-            num_tokens = -(-num_tokens // self.model.config.pool_size)
-        return num_tokens
 
     def _token_spans(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Last-layer time steps (C,) → first and last input token each one saw (C,), (C,)."""
@@ -130,13 +112,16 @@ class Explainer:
         explanations = []
         for start in range(0, len(texts), batch_size):
             rows = range(start, min(start + batch_size, len(texts)))
-            logits = self.model(pad_batch([ids[i] for i in rows], self.model.config.widest_kernel))
-            feature_maps, pooled = self._captured.feature_maps, self._captured.pooled
+            feature_maps, mask = self.model.feature_maps(pad_batch([ids[i] for i in rows], self.model.config.widest_kernel))
+            pooled = feature_maps.amax(dim=2)  # (B, C), as in TextCNN.forward
+            logits = self.model.classifier(pooled)
             for row, i in enumerate(rows):
                 target = self.label_names.index(label) if label is not None else int(logits[row].argmax())
                 offsets = [tuple(o) for o in encodings[i].offsets[: len(ids[i])]] or [(0, 0)]  # [UNK] if empty
+                real = int(mask[row].sum())
                 explanations.append(
-                    self._explain_one(texts[i], offsets, feature_maps[row], pooled[row], float(logits[row, target]), target)
+                    self._explain_one(texts[i], offsets, feature_maps[row, :, :real], pooled[row],
+                                      float(logits[row, target]), target)
                 )
         return explanations
 
@@ -144,12 +129,12 @@ class Explainer:
         self,
         text: str,
         offsets: list[tuple[int, int]],
-        feature_maps: torch.Tensor,  # (C, L')
+        feature_maps: torch.Tensor,  # (C, L'): real positions only
         pooled: torch.Tensor,  # (C,)
         logit: float,
         target: int,
     ) -> Explanation:
-        positions = feature_maps[:, : self._real_length(len(offsets))].argmax(dim=1)  # (C,) first max wins
+        positions = feature_maps.argmax(dim=1)  # (C,) first max wins
         first, last = self._token_spans(positions)
         first, last = first.clamp(min=0), last.clamp(max=len(offsets) - 1)
         contributions = self.model.classifier.weight[target].double() * pooled.double()  # (C,)

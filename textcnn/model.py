@@ -107,6 +107,13 @@ class TextCNN(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """input_ids (B, L), padded with ``PAD_ID`` on the right → logits (B, num_classes)."""
+        feature_maps, _ = self.feature_maps(input_ids)
+        pooled = feature_maps.amax(dim=2)  # (B, C_last): global max over time
+        return self.classifier(self.dropout(pooled))
+
+    def feature_maps(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer's maps (B, C_last, L') with padded positions zeroed, and the mask of real
+        positions (B, 1, L'); explanations read which position won each feature's max."""
         mask = (input_ids != PAD_ID).unsqueeze(1)  # (B, 1, L)
         x = self.embedding_dropout(self.embedding(input_ids)).transpose(1, 2)  # (B, E, L)
         x = x.masked_fill(~mask, 0.0)
@@ -115,6 +122,5 @@ class TextCNN(nn.Module):
             if i < len(self.layers) - 1:
                 x = F.max_pool1d(x, self.config.pool_size, ceil_mode=True)  # (B, C_i, ⌈L/p⌉)
                 mask = mask[:, :, :: self.config.pool_size]  # window j is real iff its first slot is
-        pooled = x.amax(dim=2)  # (B, C_last): global max over time
-        return self.classifier(self.dropout(pooled))
+        return x, mask
 
