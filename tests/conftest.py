@@ -17,6 +17,7 @@ TINY_MODEL_ARGS = [
     "--model.network.conv_channels=[32, 48]",
     "--model.network.kernel_sizes=[3, 3]",
     "--model.network.dropout=0.3",
+    "--model.network.embedding_dropout=0.1",
     "--model.learning_rate=0.003",
     "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",
