@@ -16,12 +16,14 @@ from typing import Optional
 from urllib.parse import urlparse
 
 import datasets
+import numpy as np
 import pyarrow.compute as pc
 import pytorch_lightning as pl
 import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader, Sampler
 
+from textcnn.embeddings import Coverage, pretrained_matrix
 from textcnn.errors import UserInputError
 from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, train_tokenizer
 
@@ -148,6 +150,36 @@ class EpochShuffle(Sampler[int]):
         return self.size
 
 
+class LengthBatches(Sampler[list[int]]):
+    """Batches of similar lengths, so a batch pads only to its own longest text.
+
+    For training (``shuffle`` given) the epoch's shuffled order is cut into pools of
+    ``pool_batches`` batches, each pool sorted by length and cut into batches, and the batches put
+    in a seeded random order: batches stay random while padding all but disappears. Without
+    ``shuffle`` (evaluation) the whole split goes in length order.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, shuffle: Optional[EpochShuffle] = None,
+                 pool_batches: int = 50):
+        self.lengths, self.batch_size, self.sampler, self.pool_batches = lengths, batch_size, shuffle, pool_batches
+
+    def __iter__(self):
+        if self.sampler is None:
+            order = sorted(range(len(self.lengths)), key=self.lengths.__getitem__)
+            yield from (order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size))
+            return
+        order, pool = list(self.sampler), self.batch_size * self.pool_batches
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=self.lengths.__getitem__)
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        generator = torch.Generator().manual_seed((self.sampler.seed + self.sampler.epoch + 1) % 2**63)
+        yield from (batches[i] for i in torch.randperm(len(batches), generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+
 class TextDataModule(pl.LightningDataModule):
     """Loads, validates, tokenizes and batches a text-classification dataset.
 
@@ -160,6 +192,10 @@ class TextDataModule(pl.LightningDataModule):
         min_length: batches are padded to at least this many tokens (the widest kernel).
         tokenizer_path: use this ``tokenizer.json`` instead of training one.
         tokenizer_kind / max_vocab_size / min_frequency: how the tokenizer is trained on train.
+        bucket_by_length: batch texts of similar length together (much less padding); the
+            batches of an epoch are still in random order.
+        pretrained_vectors: ``glove-6b-50d`` or the path of a GloVe/word2vec text file; the model's
+            static / non-static / multichannel embeddings start from them (``pretrained_embeddings``).
     """
 
     def __init__(
@@ -181,6 +217,8 @@ class TextDataModule(pl.LightningDataModule):
         max_vocab_size: int = 30000,
         min_frequency: int = 1,
         seed: int = 42,
+        bucket_by_length: bool = True,
+        pretrained_vectors: Optional[str] = None,
     ):
         super().__init__()
         for name in ("max_length", "min_length", "batch_size", "eval_batch_size", "max_vocab_size", "min_frequency"):
@@ -194,6 +232,7 @@ class TextDataModule(pl.LightningDataModule):
         self._splits: Optional[datasets.DatasetDict] = None
         self._tokenizer: Optional[Tokenizer] = None
         self._encoded: dict[str, datasets.Dataset] = {}
+        self._pretrained: Optional[tuple[torch.Tensor, Coverage]] = None
 
     # -- raw splits ---------------------------------------------------------------------------
     @property
@@ -267,6 +306,7 @@ class TextDataModule(pl.LightningDataModule):
         """Encode with a tokenizer that was trained before (e.g. the one inside a checkpoint)."""
         self._tokenizer = tokenizer
         self._encoded.clear()
+        self._pretrained = None
 
     @property
     def vocab_size(self) -> int:
@@ -275,6 +315,25 @@ class TextDataModule(pl.LightningDataModule):
     @property
     def tokenizer_json(self) -> str:
         return self.tokenizer.to_str()
+
+    # -- pretrained vectors -------------------------------------------------------------------
+    @property
+    def pretrained_embeddings(self) -> Optional[torch.Tensor]:
+        """(vocab_size, dim) vectors for the tokenizer's vocabulary, or None without ``pretrained_vectors``."""
+        if not self.hparams.pretrained_vectors:
+            return None
+        if self._pretrained is None:
+            ids = pc.list_flatten(self.encoded("train").data.column("input_ids")).to_numpy()
+            counts = np.bincount(ids, minlength=self.vocab_size)
+            self._pretrained = pretrained_matrix(
+                self.hparams.pretrained_vectors, self.tokenizer.get_vocab(), self.hparams.seed, counts
+            )
+        return self._pretrained[0]
+
+    @property
+    def embedding_coverage(self) -> Optional[Coverage]:
+        """How many vocabulary words (and training tokens) have a pretrained vector."""
+        return None if self.pretrained_embeddings is None else self._pretrained[1]
 
     # -- batches ------------------------------------------------------------------------------
     def encoded(self, role: str) -> datasets.Dataset:
@@ -308,10 +367,16 @@ class TextDataModule(pl.LightningDataModule):
         i.e. ``seed_everything``). Loaders own their generator, so they never draw from the global
         one that dropout uses: resumed and uninterrupted runs stay identical."""
         split = self.encoded(role)
+        batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
+        order = EpochShuffle(len(split), torch.initial_seed()) if shuffle else None
+        if self.hparams.bucket_by_length:
+            lengths = [len(ids) for ids in split["input_ids"]]
+            batching = {"batch_sampler": LengthBatches(lengths, batch_size, order)}
+        else:
+            batching = {"batch_size": batch_size, "sampler": order}
         return DataLoader(
             split,
-            batch_size=self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size,
-            sampler=EpochShuffle(len(split), torch.initial_seed()) if shuffle else None,
+            **batching,
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,

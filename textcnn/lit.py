@@ -23,6 +23,9 @@ CHECKPOINT_FORMAT = 1  # bump when what a checkpoint holds changes incompatibly
 class TextCNNClassifier(pl.LightningModule):
     """Args:
     vocab_size / num_classes / label_names / tokenizer_json: taken from the data module.
+    pretrained_embeddings: (vocab_size, embed_dim) initial embeddings from the data module's
+        ``pretrained_vectors``, for the static, non-static and multichannel ``network.embedding_mode``;
+        not a hyperparameter (the weights live in the state_dict).
     network: the architecture (see :class:`TextCNNConfig`).
     optimizer / learning_rate / weight_decay: the optimizer and its settings.
     lr_schedule: ``constant``; ``cosine`` decay to zero over the run; ``onecycle`` warm-up then
@@ -40,6 +43,7 @@ class TextCNNClassifier(pl.LightningModule):
         weight_decay: float = 0.01,
         lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant",
         tokenizer_json: str = "",
+        pretrained_embeddings: Optional[torch.Tensor] = None,
     ):
         super().__init__()
         config = TextCNNConfig(**network) if isinstance(network, dict) else network
@@ -48,13 +52,19 @@ class TextCNNClassifier(pl.LightningModule):
             raise UserInputError(f"{len(label_names)} label names given for {num_classes} classes")
         if learning_rate <= 0:
             raise UserInputError(f"model.learning_rate must be positive, got {learning_rate}")
+        if pretrained_embeddings is not None and config.embedding_mode == "rand":
+            raise UserInputError(
+                "data.pretrained_vectors is set but model.network.embedding_mode is 'rand'; set embedding_mode "
+                "to static, non-static or multichannel, or drop data.pretrained_vectors"
+            )
         # save_hyperparameters reads these local names: plain values only, so checkpoints load
         # with weights_only=True; the tokenizer goes into the checkpoint in on_save_checkpoint.
         network = dataclasses.asdict(config)
-        self.save_hyperparameters(ignore=["tokenizer_json"])
+        self.save_hyperparameters(ignore=["tokenizer_json", "pretrained_embeddings"])
         self.label_names = label_names
         self.tokenizer_json = tokenizer_json
-        self.model = TextCNN(vocab_size, num_classes, config)
+        self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings)
+        self.initialised_from_vectors = pretrained_embeddings is not None
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
@@ -78,8 +88,16 @@ class TextCNNClassifier(pl.LightningModule):
         self.log("val_acc", self.val_acc, prog_bar=True)
         self.log("val_macro_f1", self.val_f1)
 
+    def on_fit_start(self) -> None:
+        resuming = self.trainer.ckpt_path is not None
+        if self.model.config.embedding_mode != "rand" and not (self.initialised_from_vectors or resuming):
+            raise UserInputError(
+                f"model.network.embedding_mode {self.model.config.embedding_mode!r} starts from pretrained vectors; "
+                "set data.pretrained_vectors=glove-6b-50d or the path of a GloVe/word2vec text file"
+            )
+
     def configure_optimizers(self) -> Any:
-        params = self.parameters()
+        params = [p for p in self.parameters() if p.requires_grad]  # frozen (static) embeddings stay out
         lr, decay = self.hparams.learning_rate, self.hparams.weight_decay
         if self.hparams.optimizer == "adamw":
             optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=decay)

@@ -16,7 +16,7 @@ gets the same logits alone or inside a padded batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Literal, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,8 @@ from torch import nn
 from textcnn.errors import UserInputError
 
 PAD_ID = 0
+EmbeddingMode = Literal["rand", "static", "non-static", "multichannel"]
+EMBEDDING_MODES = ("rand", "static", "non-static", "multichannel")
 
 
 @dataclass
@@ -36,6 +38,11 @@ class TextCNNConfig:
     Default (tuned on SST-2 validation): widths 3, 4, 5 in parallel with 128 maps each, then one
     width-3 layer of 256 channels. Kim (2014): one layer, ``kernel_sizes=[[3, 4, 5]]``,
     ``conv_channels=[100]``.
+
+    ``embedding_mode`` picks Kim's variant: ``rand`` (learned from scratch), ``static`` /
+    ``non-static`` (initialised from pretrained vectors, frozen / fine-tuned) or ``multichannel``
+    (a frozen and a fine-tuned copy concatenated along channels: the first Conv1d sees
+    2 × ``embed_dim`` channels). The vectors come from ``data.pretrained_vectors``.
     """
 
     embed_dim: int = 300
@@ -44,8 +51,13 @@ class TextCNNConfig:
     pool_size: int = 2
     dropout: float = 0.5
     embedding_dropout: float = 0.5
+    embedding_mode: EmbeddingMode = "rand"
 
     def __post_init__(self) -> None:
+        if self.embedding_mode not in EMBEDDING_MODES:
+            raise UserInputError(
+                f"model.network.embedding_mode must be one of {', '.join(EMBEDDING_MODES)}, got {self.embedding_mode!r}"
+            )
         self.kernel_sizes = [[k] if isinstance(k, int) else list(k) for k in self.kernel_sizes]
         if len(self.conv_channels) != len(self.kernel_sizes):
             raise UserInputError(
@@ -62,6 +74,11 @@ class TextCNNConfig:
         for name in ("dropout", "embedding_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserInputError(f"model.network.{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @property
+    def embedding_channels(self) -> int:
+        """Input channels of the first convolution."""
+        return self.embed_dim * (2 if self.embedding_mode == "multichannel" else 1)
 
     @property
     def widest_kernel(self) -> int:
@@ -90,15 +107,42 @@ class ConvLayer(nn.Module):
 
 class TextCNN(nn.Module):
     """``vocab_size`` and ``num_classes`` come from the data (tokenizer, label names); the rest from
-    ``config``."""
+    ``config``. ``pretrained`` (vocab_size, embed_dim) initialises the embeddings of the static,
+    non-static and multichannel modes; a model rebuilt from a checkpoint gets them from its
+    state_dict instead (frozen copies included)."""
 
-    def __init__(self, vocab_size: int, num_classes: int, config: TextCNNConfig | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        config: TextCNNConfig | None = None,
+        pretrained: Optional[torch.Tensor] = None,
+    ):
         super().__init__()
         config = config or TextCNNConfig()
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID)
+        # multichannel: a frozen copy beside the trainable one; static: the only copy is frozen
+        self.static_embedding = (
+            nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID)
+            if config.embedding_mode == "multichannel" else None
+        )
+        if pretrained is not None:
+            if tuple(pretrained.shape) != (vocab_size, config.embed_dim):
+                raise UserInputError(
+                    f"the pretrained vectors have {pretrained.shape[-1]} dimensions for {pretrained.shape[0]} words "
+                    f"but model.network.embed_dim is {config.embed_dim} for {vocab_size} words; "
+                    f"set model.network.embed_dim={pretrained.shape[-1]}"
+                )
+            for embedding in (self.embedding, self.static_embedding):
+                if embedding is not None:
+                    embedding.weight.data.copy_(pretrained)
+        if config.embedding_mode == "static":
+            self.embedding.weight.requires_grad_(False)
+        if self.static_embedding is not None:
+            self.static_embedding.weight.requires_grad_(False)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        layers, in_channels = [], config.embed_dim  # embedding dims are the first layer's channels
+        layers, in_channels = [], config.embedding_channels  # embedding dims are the first layer's channels
         for out_channels, widths in zip(config.conv_channels, config.kernel_sizes):
             layers.append(ConvLayer(in_channels, out_channels, widths))
             in_channels = layers[-1].out_channels
@@ -116,7 +160,10 @@ class TextCNN(nn.Module):
         """The last layer's maps (B, C_last, L') with padded positions zeroed, and the mask of real
         positions (B, 1, L'); explanations read which position won each feature's max."""
         mask = (input_ids != PAD_ID).unsqueeze(1)  # (B, 1, L)
-        x = self.embedding_dropout(self.embedding(input_ids)).transpose(1, 2)  # (B, E, L)
+        x = self.embedding(input_ids)  # (B, L, E)
+        if self.static_embedding is not None:
+            x = torch.cat([self.static_embedding(input_ids), x], dim=2)  # (B, L, 2E)
+        x = self.embedding_dropout(x).transpose(1, 2)  # (B, E, L) (2E channels for multichannel)
         x = x.masked_fill(~mask, 0.0)
         for i, layer in enumerate(self.layers):
             x = layer(x).masked_fill(~mask, 0.0)  # (B, C_i, L), ReLU ≥ 0 so zeros never win a max
