@@ -109,3 +109,23 @@ def test_bad_settings_name_the_field():
         TextDataModule(batch_size=0)
     with pytest.raises(UserInputError, match="data.validation_fraction"):
         TextDataModule(validation_fraction=1.0)
+
+
+def test_length_batches_cover_every_row_once_and_cut_padding(sst2_dir):
+    from textcnn.data import EpochShuffle, LengthBatches
+
+    lengths = [len(ids) for ids in TextDataModule(path=str(sst2_dir)).encoded("train")["input_ids"]]
+    shuffle = EpochShuffle(len(lengths), seed=3)
+    batches = list(LengthBatches(lengths, 64, shuffle))
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert list(LengthBatches(lengths, 64, EpochShuffle(len(lengths), seed=3))) == batches  # same seed and epoch
+    shuffle.set_epoch(1)
+    assert list(LengthBatches(lengths, 64, shuffle)) != batches  # a new order every epoch
+
+    def padded_tokens(batches):
+        return sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+
+    random_batches = [list(shuffle)[i : i + 64] for i in range(0, len(lengths), 64)]
+    assert padded_tokens(batches) < 0.7 * padded_tokens(random_batches)
+    evaluation = list(LengthBatches(lengths, 512))
+    assert [lengths[i] for batch in evaluation for i in batch] == sorted(lengths)

@@ -192,8 +192,8 @@ class TextDataModule(pl.LightningDataModule):
         min_length: batches are padded to at least this many tokens (the widest kernel).
         tokenizer_path: use this ``tokenizer.json`` instead of training one.
         tokenizer_kind / max_vocab_size / min_frequency: how the tokenizer is trained on train.
-        bucket_by_length: batch texts of similar length together (much less padding); the
-            batches of an epoch are still in random order.
+        bucket_by_length: batch training texts of similar length together (much less padding);
+            the batches of an epoch are still in random order. Evaluation is always length-sorted.
         pretrained_vectors: ``glove-6b-50d`` or the path of a GloVe/word2vec text file; the model's
             static / non-static / multichannel embeddings start from them (``pretrained_embeddings``).
     """
@@ -217,7 +217,7 @@ class TextDataModule(pl.LightningDataModule):
         max_vocab_size: int = 30000,
         min_frequency: int = 1,
         seed: int = 42,
-        bucket_by_length: bool = True,
+        bucket_by_length: bool = False,
         pretrained_vectors: Optional[str] = None,
     ):
         super().__init__()
@@ -369,11 +369,11 @@ class TextDataModule(pl.LightningDataModule):
         split = self.encoded(role)
         batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
         order = EpochShuffle(len(split), torch.initial_seed()) if shuffle else None
-        if self.hparams.bucket_by_length:
+        if shuffle and not self.hparams.bucket_by_length:
+            batching = {"batch_size": batch_size, "sampler": order}
+        else:  # evaluation always goes in length order: same metrics, far less padding
             lengths = [len(ids) for ids in split["input_ids"]]
             batching = {"batch_sampler": LengthBatches(lengths, batch_size, order)}
-        else:
-            batching = {"batch_size": batch_size, "sampler": order}
         return DataLoader(
             split,
             **batching,

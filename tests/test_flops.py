@@ -1,0 +1,25 @@
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from textcnn.flops import TRAINING_FLOPS_PER_FORWARD, forward_flops
+from textcnn.model import TextCNN, TextCNNConfig
+
+
+def test_flops_follow_the_layer_shapes():
+    config = TextCNNConfig(embed_dim=10, conv_channels=[4, 6], kernel_sizes=[[3, 5], 2], pool_size=2)
+    model = TextCNN(vocab_size=20, num_classes=3, config=config)
+    first = 2 * 10 * 4 * (3 + 5) * 7  # two widths over 7 tokens
+    second = 2 * 8 * 6 * 2 * 4  # 8 input channels over ⌈7/2⌉ = 4 pooled steps
+    assert forward_flops(model, 7) == first + second + 2 * 6 * 3
+
+
+def test_flops_match_torchs_flop_counter_forward_and_training():
+    config = TextCNNConfig(embed_dim=16, conv_channels=[8, 8], kernel_sizes=[[3, 4], 3])
+    model = TextCNN(vocab_size=50, num_classes=2, config=config)
+    ids = torch.randint(2, 50, (1, 12))  # no padding: every position is a real token
+    with FlopCounterMode(display=False) as forward:
+        model.eval()(ids)
+    assert forward.get_total_flops() == forward_flops(model, 12)
+    with FlopCounterMode(display=False) as training:
+        model.train()(ids).sum().backward()
+    assert training.get_total_flops() == TRAINING_FLOPS_PER_FORWARD * forward_flops(model, 12)
