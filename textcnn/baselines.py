@@ -96,7 +96,7 @@ def tfidf_logreg(
     best = None
     for c in LOGREG_C:
         start = time.perf_counter()
-        classifier = LogisticRegression(C=c, solver="liblinear", random_state=seed).fit(features, train[1])
+        classifier = LogisticRegression(C=c, max_iter=1000, random_state=seed).fit(features, train[1])
         seconds = featurize_seconds + time.perf_counter() - start
         accuracy = _accuracy(classifier.predict(validation_features), validation[1])
         if best is None or accuracy > best[0]:
