@@ -95,3 +95,19 @@ def test_the_baselines_handle_many_classes(tmp_path):
     for result in (tfidf_logreg(splits["train"], splits["validation"], splits["test"][0]),
                    fasttext_bigrams(splits["train"], splits["validation"], splits["test"][0], buckets=100_000)):
         assert np.mean(result.test_predictions == np.array(splits["test"][1])) > 0.6  # 6 classes, majority ~0.2
+
+
+def test_the_script_refuses_fewer_than_two_folds_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark_accuracy.py"), "--datasets", "subj", "--variants", "rand",
+         "--folds", "1", "--run-dir", str(tmp_path), "--output", str(tmp_path / "results.md")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: --folds must be at least 2 (Kim: 10), got 1"
+    assert not (tmp_path / "results.md").exists()
