@@ -242,7 +242,7 @@ def results_table(rows: Sequence[Row], datasets: Sequence[Dataset]) -> str:
     """Markdown: textcnn rows with Kim (2014)'s number for the same variant, then the baselines;
     the best mean of each dataset in bold."""
     kim = {d.name: d.kim for d in datasets}
-    lines = ["| dataset | model | variant / setting | test accuracy % (mean ± std, seeds) | Kim 2014 % | train wall time per run |",
+    lines = ["| dataset | model | variant / setting | test accuracy % (mean ± std over n runs: seeds × folds) | Kim 2014 % | train wall time per run |",
              "|---|---|---|---|---|---|"]
     for dataset in dict.fromkeys(row.dataset for row in rows):
         group = [row for row in rows if row.dataset == dataset]
