@@ -58,11 +58,6 @@ class Coverage:
             text += f" and {100 * self.token_fraction:.1f}% of the training tokens"
         return text
 
-    def as_dict(self) -> dict:
-        return {"source": self.source, "dim": self.dim, "words_found": self.words_found,
-                "vocab_words": self.vocab_words, "word_fraction": self.word_fraction,
-                "token_fraction": self.token_fraction}
-
 
 def pretrained_matrix(
     source: str,
