@@ -142,9 +142,12 @@ class EpochShuffle(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def generator(self, stream: int = 0) -> torch.Generator:
+        """A generator fixed by (seed, epoch); ``stream`` gives independent ones for other draws."""
+        return torch.Generator().manual_seed((self.seed + self.epoch + stream) % 2**63)
+
     def __iter__(self):
-        generator = torch.Generator().manual_seed((self.seed + self.epoch) % 2**63)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        return iter(torch.randperm(self.size, generator=self.generator()).tolist())
 
     def __len__(self) -> int:
         return self.size
@@ -173,7 +176,7 @@ class LengthBatches(Sampler[list[int]]):
         for start in range(0, len(order), pool):
             chunk = sorted(order[start : start + pool], key=self.lengths.__getitem__)
             batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        generator = torch.Generator().manual_seed((self.sampler.seed + self.sampler.epoch + 1) % 2**63)
+        generator = self.sampler.generator(stream=1)
         yield from (batches[i] for i in torch.randperm(len(batches), generator=generator).tolist())
 
     def __len__(self) -> int:
