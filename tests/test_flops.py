@@ -23,3 +23,14 @@ def test_flops_match_torchs_flop_counter_forward_and_training():
     with FlopCounterMode(display=False) as training:
         model.train()(ids).sum().backward()
     assert training.get_total_flops() == TRAINING_FLOPS_PER_FORWARD * forward_flops(model, 12)
+
+
+def test_dpcnn_flops_match_torchs_flop_counter():
+    config = TextCNNConfig(embed_dim=16, conv_channels=[8], kernel_sizes=[3], architecture="dpcnn", dpcnn_blocks=2)
+    model = TextCNN(vocab_size=50, num_classes=2, config=config).eval()
+    ids = torch.randint(2, 50, (1, 13))
+    with FlopCounterMode(display=False) as forward:
+        model(ids)
+    block = 2 * 2 * 8 * 8 * 3  # two width-3 convolutions of 8 → 8 channels, per position
+    expected = 2 * 16 * 8 * 3 * 13 + block * (13 + 7 + 4) + 2 * 8 * 2  # lengths 13, ⌈13/2⌉, ⌈7/2⌉
+    assert forward.get_total_flops() == forward_flops(model, 13) == expected

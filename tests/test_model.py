@@ -55,6 +55,7 @@ def _right_pad(rows: list[list[int]]) -> torch.Tensor:
         dict(conv_channels=[16, 32, 24], kernel_sizes=[3, 4, 3], pool_size=2),
         dict(conv_channels=[8, 8], kernel_sizes=[[2, 5], [3]], pool_size=3),
         dict(conv_channels=[10], kernel_sizes=[[3, 4, 5]]),
+        dict(conv_channels=[8], kernel_sizes=[3], architecture="dpcnn", dpcnn_blocks=3),
     ],
 )
 def test_a_text_scores_the_same_alone_and_inside_a_padded_batch(overrides):
@@ -84,8 +85,30 @@ def test_texts_shorter_than_the_widest_kernel_get_finite_logits():
         (dict(conv_channels=[], kernel_sizes=[]), "conv_channels"),
         (dict(dropout=1.5), "dropout"),
         (dict(embed_dim=0), "embed_dim"),
+        (dict(architecture="resnet"), "architecture"),
+        (dict(architecture="dpcnn", conv_channels=[8, 8], kernel_sizes=[3, 3]), "dpcnn_blocks"),
     ],
 )
 def test_bad_architecture_names_the_field(overrides, field):
     with pytest.raises(UserInputError, match=field):
         TextCNNConfig(**overrides)
+
+
+def test_dpcnn_blocks_halve_the_length_and_keep_the_channels():
+    model = make_model(embed_dim=12, conv_channels=[16], kernel_sizes=[3], architecture="dpcnn", dpcnn_blocks=3)
+    shapes = []
+    for block in model.blocks:
+        block.register_forward_hook(lambda m, args, out: shapes.append(tuple(out[0].shape[1:])))
+    logits = model(torch.randint(2, 50, (2, 40)))
+    assert logits.shape == (2, 3)
+    assert shapes == [(16, 40), (16, 20), (16, 10), (16, 5)]  # (channels, length) after each block
+    assert [block.downsample for block in model.blocks] == [False, True, True, True]
+
+
+def test_dpcnn_shortcut_carries_the_gradient_to_the_region_embedding():
+    model = make_model(embed_dim=8, conv_channels=[8], kernel_sizes=[3], architecture="dpcnn", dpcnn_blocks=2).train()
+    for block in model.blocks:  # with every block's convolutions dead, only the shortcuts are left
+        for conv in (block.conv1, block.conv2):
+            torch.nn.init.zeros_(conv.weight), torch.nn.init.zeros_(conv.bias)
+    model(torch.randint(2, 50, (2, 9))).sum().backward()
+    assert model.layers[0].convs[0].weight.grad.abs().sum() > 0

@@ -80,6 +80,11 @@ class Explainer:
     """
 
     def __init__(self, model: TextCNN, tokenizer: Tokenizer, label_names: Sequence[str], max_length: int):
+        if model.config.architecture != "textcnn":
+            raise UserInputError(
+                f"explanations trace the textcnn stack's receptive fields; this checkpoint is "
+                f"architecture {model.config.architecture!r} (its residual blocks mix every position), so predict without --explain"
+            )
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.label_names = list(label_names)

@@ -22,4 +22,9 @@ def forward_flops(model: TextCNN, num_tokens: int) -> int:
             flops += 2 * conv.in_channels * conv.out_channels * conv.kernel_size[0] * length
         if i < len(model.layers) - 1:
             length = math.ceil(length / model.config.pool_size)
+    for block in model.blocks:  # DPCNN residual blocks
+        if block.downsample:
+            length = math.ceil(length / 2)
+        for conv in (block.conv1, block.conv2):
+            flops += 2 * conv.in_channels * conv.out_channels * conv.kernel_size[0] * length
     return flops + 2 * model.classifier.in_features * model.classifier.out_features

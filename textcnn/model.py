@@ -7,6 +7,13 @@ channels::
       → [Conv1d widths k₁…kₙ in parallel → concat → ReLU → max-pool] × layers
       → global max-pool over time → (B, C) → dropout → Linear → logits (B, num_classes)
 
+``architecture: dpcnn`` (Johnson & Zhang 2017, for long documents) keeps the first layer as a
+region embedding and replaces the rest of the stack with residual blocks at a fixed channel count::
+
+      → region embedding (B, C, L) → [2 × (ReLU → Conv1d width 3)] + shortcut
+      → [max-pool width 3, stride 2 → (B, C, ⌈L/2⌉) → 2 × (ReLU → Conv1d width 3) + shortcut] × dpcnn_blocks
+      → ReLU → global max-pool over time → dropout → Linear
+
 Padding never wins a max-pool: padded positions are zeroed after every ReLU (so the max over real,
 non-negative activations is unchanged) and before every convolution (so a convolution sees the same
 zeros at the end of a padded text as at the edge of the same text scored alone). A text therefore
@@ -27,6 +34,8 @@ from textcnn.errors import UserInputError
 PAD_ID = 0
 EmbeddingMode = Literal["rand", "static", "non-static", "multichannel"]
 EMBEDDING_MODES = ("rand", "static", "non-static", "multichannel")
+Architecture = Literal["textcnn", "dpcnn"]
+ARCHITECTURES = ("textcnn", "dpcnn")
 
 
 @dataclass
@@ -43,6 +52,10 @@ class TextCNNConfig:
     ``non-static`` (initialised from pretrained vectors, frozen / fine-tuned) or ``multichannel``
     (a frozen and a fine-tuned copy concatenated along channels: the first Conv1d sees
     2 × ``embed_dim`` channels). The vectors come from ``data.pretrained_vectors``.
+
+    ``architecture`` names the stack: ``textcnn`` (the layers above) or ``dpcnn``: one layer
+    (``conv_channels=[C]``, ``kernel_sizes=[3]``) as region embedding, then one residual block and
+    ``dpcnn_blocks`` downsampling residual blocks, each halving the length with C channels kept.
     """
 
     embed_dim: int = 300
@@ -52,8 +65,14 @@ class TextCNNConfig:
     dropout: float = 0.5
     embedding_dropout: float = 0.5
     embedding_mode: EmbeddingMode = "rand"
+    architecture: Architecture = "textcnn"
+    dpcnn_blocks: int = 6
 
     def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise UserInputError(
+                f"model.network.architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}"
+            )
         if self.embedding_mode not in EMBEDDING_MODES:
             raise UserInputError(
                 f"model.network.embedding_mode must be one of {', '.join(EMBEDDING_MODES)}, got {self.embedding_mode!r}"
@@ -66,6 +85,13 @@ class TextCNNConfig:
             )
         if not self.conv_channels:
             raise UserInputError("model.network.conv_channels is empty; give at least one layer")
+        if self.architecture == "dpcnn" and len(self.conv_channels) != 1:
+            raise UserInputError(
+                f"architecture dpcnn takes one region-embedding layer (e.g. conv_channels: [250], kernel_sizes: [3]), "
+                f"got {len(self.conv_channels)} layers; its depth is model.network.dpcnn_blocks"
+            )
+        if self.dpcnn_blocks < 0:
+            raise UserInputError(f"model.network.dpcnn_blocks must be 0 or more, got {self.dpcnn_blocks}")
         for name in ("embed_dim", "pool_size"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"model.network.{name} must be a positive integer, got {getattr(self, name)}")
@@ -103,6 +129,28 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, L) → (B, C_out, L)
         return F.relu(torch.cat([conv(F.pad(x, pad)) for conv, pad in zip(self.convs, self.paddings)], dim=1))
+
+
+class ResidualBlock(nn.Module):
+    """DPCNN block: optional stride-2 max-pool (halves L), then two pre-activation width-3
+    convolutions added to the shortcut. Channels stay fixed, so deeper blocks cost half as much."""
+
+    def __init__(self, channels: int, downsample: bool):
+        super().__init__()
+        self.downsample = downsample
+        self.conv1 = nn.Conv1d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, C, L) with padded positions zero, mask (B, 1, L) → (B, C, L'), (B, 1, L')."""
+        if self.downsample:
+            # the residual stream can be negative: padding must lose the max, not tie at zero
+            x = F.max_pool1d(x.masked_fill(~mask, float("-inf")), 3, stride=2, padding=1)  # (B, C, ⌈L/2⌉)
+            mask = mask[:, :, ::2]  # window j covers 2j-1..2j+1: real iff position 2j is
+            x = x.masked_fill(~mask, 0.0)
+        h = self.conv1(F.relu(x)).masked_fill(~mask, 0.0)
+        h = self.conv2(F.relu(h)).masked_fill(~mask, 0.0)
+        return x + h, mask
 
 
 class TextCNN(nn.Module):
@@ -147,6 +195,9 @@ class TextCNN(nn.Module):
             layers.append(ConvLayer(in_channels, out_channels, widths))
             in_channels = layers[-1].out_channels
         self.layers = nn.ModuleList(layers)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(in_channels, downsample=i > 0) for i in range(config.dpcnn_blocks + 1)
+        ) if config.architecture == "dpcnn" else nn.ModuleList()
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(in_channels, num_classes)
 
@@ -170,5 +221,9 @@ class TextCNN(nn.Module):
             if i < len(self.layers) - 1:
                 x = F.max_pool1d(x, self.config.pool_size, ceil_mode=True)  # (B, C_i, ⌈L/p⌉)
                 mask = mask[:, :, :: self.config.pool_size]  # window j is real iff its first slot is
+        for block in self.blocks:
+            x, mask = block(x, mask)
+        if self.blocks:
+            x = F.relu(x)  # non-negative like the textcnn stack's maps, so zeroed padding never wins
         return x, mask
 
