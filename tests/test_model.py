@@ -112,3 +112,16 @@ def test_dpcnn_shortcut_carries_the_gradient_to_the_region_embedding():
             torch.nn.init.zeros_(conv.weight), torch.nn.init.zeros_(conv.bias)
     model(torch.randint(2, 50, (2, 9))).sum().backward()
     assert model.layers[0].convs[0].weight.grad.abs().sum() > 0
+
+
+def test_dropout_keeps_the_expected_value_and_drops_the_configured_share():
+    from textcnn.model import Dropout
+
+    torch.manual_seed(0)
+    dropout, x = Dropout(0.3), torch.ones(200_000)
+    y = dropout.train()(x)
+    assert (y == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)  # kept values are scaled by 1 / (1 - p)
+    assert torch.equal(dropout.eval()(x), x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dropout.train()(x.bfloat16()).dtype == torch.bfloat16

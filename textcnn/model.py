@@ -111,6 +111,18 @@ class TextCNNConfig:
         return max(k for widths in self.kernel_sizes for k in widths)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with its mask drawn by ``torch.rand_like``: the same distribution, but on CPU
+    about 3× faster forward + backward than the ``bernoulli_`` that ``F.dropout`` draws with, which
+    cost a tenth of an SST-2 training step on the embeddings (scripts/benchmark_speed.py)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand_like(x) >= self.p
+        return x * keep * (1.0 / (1.0 - self.p))
+
+
 class ConvLayer(nn.Module):
     """Parallel Conv1d widths over the same input, concatenated along channels, then ReLU.
 
@@ -189,7 +201,7 @@ class TextCNN(nn.Module):
             self.embedding.weight.requires_grad_(False)
         if self.static_embedding is not None:
             self.static_embedding.weight.requires_grad_(False)
-        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.embedding_dropout = Dropout(config.embedding_dropout)
         layers, in_channels = [], config.embedding_channels  # embedding dims are the first layer's channels
         for out_channels, widths in zip(config.conv_channels, config.kernel_sizes):
             layers.append(ConvLayer(in_channels, out_channels, widths))
@@ -198,7 +210,7 @@ class TextCNN(nn.Module):
         self.blocks = nn.ModuleList(
             ResidualBlock(in_channels, downsample=i > 0) for i in range(config.dpcnn_blocks + 1)
         ) if config.architecture == "dpcnn" else nn.ModuleList()
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.classifier = nn.Linear(in_channels, num_classes)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
