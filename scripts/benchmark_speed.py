@@ -92,6 +92,92 @@ def run_child(**kwargs) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+# -- what each speed-up buys, and where a step's time goes ---------------------------------------
+ABLATIONS = ("as shipped", "nn.Dropout (bernoulli_ mask)", "AdamW foreach (not fused)", "fused conv widths",
+             "torch.compile (dynamic shapes)")
+
+
+def training_step_ablations(steps: int = 24) -> dict:
+    """Milliseconds per training step (forward, backward, AdamW) of the default SST-2 network on real
+    SST-2 batches, undoing one speed-up at a time (or trying one that was not kept); then a torch
+    profiler breakdown of the shipped step by operator family. Runs in a child process."""
+    import itertools
+    import types
+
+    from torch import nn
+    from torch.nn import functional as F
+    from torch.profiler import ProfilerActivity, profile
+
+    from textcnn.data import TextDataModule
+    from textcnn.model import TextCNN, TextCNNConfig
+
+    settings = yaml.safe_load((ROOT / "configs/sst2.yaml").read_text())
+    network = TextCNNConfig(**settings["model"]["network"])
+    data = TextDataModule(**{**settings["data"], "min_length": network.widest_kernel})
+    data.setup("fit")
+    batches = list(itertools.islice(data.train_dataloader(), steps))
+
+    def fused_widths(layer, x):
+        """One Conv1d of the widest width; narrower widths' kernels zero-padded to it, centred as 'same'."""
+        widest = max(conv.kernel_size[0] for conv in layer.convs)
+        weight = torch.cat([F.pad(conv.weight, ((widest - 1) // 2 - (conv.kernel_size[0] - 1) // 2,
+                                                widest // 2 - conv.kernel_size[0] // 2)) for conv in layer.convs])
+        bias = torch.cat([conv.bias for conv in layer.convs])
+        return F.relu(F.conv1d(F.pad(x, ((widest - 1) // 2, widest // 2)), weight, bias))
+
+    def build(variant: str):
+        torch.manual_seed(0)
+        model = TextCNN(data.vocab_size, data.num_classes, network).train()
+        if variant == "nn.Dropout (bernoulli_ mask)":
+            model.embedding_dropout, model.dropout = nn.Dropout(network.embedding_dropout), nn.Dropout(network.dropout)
+        if variant == "fused conv widths":
+            for layer in model.layers:
+                layer.forward = types.MethodType(fused_widths, layer)
+        fused = variant != "AdamW foreach (not fused)"
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused, foreach=None if fused else True)
+        if variant == "torch.compile (dynamic shapes)":
+            model = torch.compile(model, dynamic=True)
+
+        def step(batch):
+            optimizer.zero_grad()
+            F.cross_entropy(model(batch["input_ids"]), batch["labels"]).backward()
+            optimizer.step()
+        return step
+
+    def milliseconds(step) -> float:
+        for batch in batches[:6]:  # warm-up (and compilation)
+            step(batch)
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for batch in batches:
+                step(batch)
+            best = min(best, (time.perf_counter() - start) / len(batches))
+        return 1000 * best
+
+    steps_ms = {variant: milliseconds(build(variant)) for variant in ABLATIONS}
+    step = build("as shipped")
+    milliseconds(step)
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        start = time.perf_counter()
+        for batch in batches:
+            step(batch)
+        wall = time.perf_counter() - start
+    families = {"convolution forward + backward": ("convolution", "mkldnn_convolution", "_convolution"),
+                "optimizer (fused AdamW)": ("_fused_adamw",), "max-pooling": ("max_pool", "amax"),
+                "embedding + backward": ("embedding",), "dropout masks": ("uniform_", "ge", "bernoulli_"),
+                "padding masks (masked_fill)": ("masked_fill",)}
+    shares = dict.fromkeys([*families, "other torch ops"], 0.0)
+    for event in profiler.key_averages():
+        if not event.key.startswith("aten::"):
+            continue
+        name = event.key.removeprefix("aten::")
+        family = next((f for f, keys in families.items() if name.startswith(keys)), "other torch ops")
+        shares[family] += event.self_cpu_time_total / 1e6
+    shares["outside torch ops (Python, autograd engine)"] = max(0.0, wall - sum(shares.values()))
+    return {"steps_ms": steps_ms, "profile_shares": {k: v / wall for k, v in shares.items()}, "batches": len(batches)}
+
+
 # -- inference ----------------------------------------------------------------------------------
 def measure_inference(checkpoint: str, texts: list[str], ceiling: float) -> dict:
     import textcnn
@@ -219,6 +305,7 @@ def main() -> None:
                           precision="bf16-mixed")
     imdb = run_child(config="configs/imdb.yaml", overrides={"bucket_by_length": True}, batches=args.imdb_batches,
                      precision="32-true")
+    ablations = run_child(ablations=True)
     import datasets
 
     test_texts = datasets.load_dataset(str(ROOT / SST2), split="test")["text"]
@@ -261,6 +348,13 @@ def main() -> None:
     if fast:
         lines.append(f"| fastText (25 epochs, bigrams): train time, predict texts/s, test acc. | "
                      f"{fast['train_seconds']:.1f} s, {fast['texts_per_s']:.0f}, {100 * fast['test_accuracy']:.1f}% |")
+    shipped = ablations["steps_ms"]["as shipped"]
+    lines += ["", f"Training step on {ablations['batches']} real SST-2 batches (default network, forward + backward + "
+              "AdamW), one change at a time:", "", "| variant | ms per step | vs shipped |", "|---|---|---|"]
+    lines += [f"| {variant} | {ms:.1f} | {ms / shipped:.2f}× |" for variant, ms in ablations["steps_ms"].items()]
+    lines += ["", "Where the shipped step's time goes (torch profiler, self time by operator family):", "",
+              "| part | share of the step |", "|---|---|"]
+    lines += [f"| {part} | {100 * share:.1f}% |" for part, share in ablations["profile_shares"].items()]
     report = "\n".join(lines)
     print(report)
     if args.output:
@@ -273,6 +367,7 @@ def run_name(run: dict) -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        print(json.dumps(measure_training(**json.loads(sys.argv[2]))))
+        child = json.loads(sys.argv[2])
+        print(json.dumps(training_step_ablations() if child.pop("ablations", False) else measure_training(**child)))
     else:
         main()
