@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import DATA_DIR, write_slice
 from textcnn.baselines import fasttext_bigrams, tfidf_logreg, words
 from textcnn.benchmark import (DATASETS, Part, Run, results_markdown, results_table, split_texts_and_labels, summarise,
-                               write_report)
+                               targets_summary, write_report)
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.tokenizer import train_tokenizer
@@ -60,6 +60,16 @@ def test_the_table_gives_mean_and_std_over_seeds_kims_number_and_bolds_the_best(
     table = results_table(rows, [DATASETS["sst2"]]).splitlines()
     assert table[2] == "| SST-2 | textcnn | rand | **82.0 ± 2.0 (n=3)** | 82.7 | 10 s |"
     assert table[3] == "| SST-2 | fastText bigrams | lr=0.1, lr=0.5 | 81.0 ± 0.0 (n=2) |  | 4 s |"
+
+
+def test_the_summary_states_each_target_and_the_gap_to_kim():
+    runs = [Run("SST-2", "textcnn", "rand", 1, 0.80, 1.0), Run("SST-2", "textcnn", "non-static", 1, 0.84, 1.0),
+            Run("SST-2", "TF-IDF 1-2-gram + LR", "", 1, 0.816, 1.0), Run("TREC (coarse)", "textcnn", "rand", 1, 0.90, 1.0),
+            Run("TREC (coarse)", "fastText bigrams", "", 1, 0.92, 1.0)]
+    summary = targets_summary(summarise(runs), [DATASETS["sst2"], DATASETS["trec"]]).splitlines()
+    assert summary[0] == ("* **SST-2**: best textcnn (non-static) 84.0; beats both baselines (best baseline 81.6); "
+                          "rand 80.0 vs Kim CNN-rand 82.7 (-2.7); best pretrained (non-static) 84.0 vs Kim's best 88.1 (-4.1)")
+    assert summary[1].startswith("* **TREC (coarse)**: best textcnn (rand) 90.0; does not beat fastText bigrams (92.0)")
 
 
 def test_parts_run_separately_merge_into_one_table(tmp_path):

@@ -258,6 +258,36 @@ def results_table(rows: Sequence[Row], datasets: Sequence[Dataset]) -> str:
     return "\n".join(lines)
 
 
+def targets_summary(rows: Sequence[Row], datasets: Sequence[Dataset]) -> str:
+    """Markdown bullets, one per dataset: does textcnn's best variant beat both baselines, does *rand*
+    reach Kim's CNN-rand, and the gap of the best pretrained variant to Kim's best column."""
+    kim = {d.name: d.kim for d in datasets}
+    lines = []
+    for dataset in dict.fromkeys(row.dataset for row in rows):
+        ours = {row.variant: row.mean for row in rows if row.dataset == dataset and row.model == "textcnn"}
+        baselines = {row.model: row.mean for row in rows if row.dataset == dataset and row.model != "textcnn"}
+        if not ours:
+            continue
+        variant, best = max(ours.items(), key=lambda item: item[1])
+        parts = [f"best textcnn ({variant}) {100 * best:.1f}"]
+        if baselines:
+            top_model, top = max(baselines.items(), key=lambda item: item[1])
+            verdict = "beats both baselines" if best > top else f"does not beat {top_model} ({100 * top:.1f})"
+            parts.append(f"{verdict} (best baseline {100 * top:.1f})")
+        published = kim.get(dataset, {})
+        if "rand" in ours and "rand" in published:
+            gap = 100 * ours["rand"] - published["rand"]
+            parts.append(f"rand {100 * ours['rand']:.1f} vs Kim CNN-rand {published['rand']:.1f} ({gap:+.1f})")
+        pretrained = {v: m for v, m in ours.items() if v != "rand"}
+        if pretrained and published:
+            name, mean = max(pretrained.items(), key=lambda item: item[1])
+            kim_best = max(published.values())
+            parts.append(f"best pretrained ({name}) {100 * mean:.1f} vs Kim's best {kim_best:.1f} "
+                         f"({100 * mean - kim_best:+.1f})")
+        lines.append(f"* **{dataset}**: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
 def run_baselines(dataset: Dataset, data: TextDataModule, seed: int, run_dir: Path, logreg: bool = True) -> list[Run]:
     """fastText bigrams (and, when ``logreg``, TF-IDF + LR, which no seed changes) on the same splits."""
     from textcnn.baselines import fasttext_bigrams, tfidf_logreg
@@ -323,6 +353,10 @@ def results_markdown(parts: Sequence[Part]) -> str:
         *provenance,
         "",
         results_table(rows, datasets),
+        "",
+        "Against the targets (means over the runs above; Kim's best column used word2vec 300d):",
+        "",
+        targets_summary(rows, datasets),
         "",
         "How to read it:",
         "",
