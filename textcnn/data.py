@@ -1,8 +1,10 @@
 """Dataset → token ids → padded batches, as a ``LightningDataModule``.
 
 Datasets load through ``datasets.load_dataset`` by Hub id or local directory. Label names come
-from the label column's ``ClassLabel`` feature. A dataset without a validation split gets a seeded,
-stratified one carved from train; the tokenizer is trained on what is left of train.
+from the label column's ``ClassLabel`` feature. A label column that is a list of classes
+(``Sequence(ClassLabel)``) makes the dataset multi-label: batches then carry multi-hot float
+targets (B, num_classes). A dataset without a validation split gets a seeded one carved from train
+(stratified when single-label); the tokenizer is trained on what is left of train.
 """
 
 from __future__ import annotations
@@ -82,42 +84,72 @@ def load_dataset_dict(path: str) -> datasets.DatasetDict:
         raise UserInputError(f"cannot load dataset {path!r} from the Hub: {error}") from None
 
 
+def _list_item_feature(feature: datasets.features.FeatureType) -> Optional[datasets.features.FeatureType]:
+    """The feature of each item of a list column (``Sequence``/``List``/``LargeList``); None for other columns."""
+    return feature.feature if isinstance(feature, (datasets.List, datasets.LargeList)) else None
+
+
 def _label_names(splits: datasets.DatasetDict, column: str) -> list[str]:
     """Names of the classes; string or integer labels become a ``ClassLabel`` first."""
     feature = splits["train"].features[column]
+    item = _list_item_feature(feature)
     if isinstance(feature, datasets.ClassLabel):
         return list(feature.names)
+    if isinstance(item, datasets.ClassLabel):
+        empty = [index for index, name in enumerate(item.names) if not name.strip()]
+        if empty:
+            raise UserInputError(
+                f"data.label_column {column!r}: class {empty[0]} of {item.names} has an empty name; "
+                "give every class a non-empty name in the Sequence(ClassLabel(names=...)) feature"
+            )
+        return list(item.names)
+    if item is not None:
+        raise UserInputError(
+            f"data.label_column {column!r} holds lists of {item} values, not class ids; for multi-label "
+            "data use a Sequence(ClassLabel(names=...)) column (or lists of strings / non-negative integers)"
+        )
     raise UserInputError(
         f"data.label_column {column!r} holds {feature} values, not class ids; "
         "use a column whose feature is a datasets.ClassLabel (or strings / non-negative integers)"
     )
 
 
+def _label_values(split: datasets.Dataset, column: str):
+    """The label column as one flat Arrow array: a multi-label column's lists are concatenated."""
+    values = split.data.column(column)
+    return pc.list_flatten(values) if _list_item_feature(split.features[column]) is not None else values
+
+
 def _as_class_labels(splits: datasets.DatasetDict, column: str) -> datasets.DatasetDict:
-    """Cast string or non-negative integer labels to a ``ClassLabel`` shared by all splits."""
+    """Cast string or non-negative integer labels (or lists of them) to a ``ClassLabel`` shared by all splits."""
     feature = splits["train"].features[column]
-    if isinstance(feature, datasets.ClassLabel):
+    item = _list_item_feature(feature)
+    if isinstance(item or feature, datasets.ClassLabel):
         return splits
-    dtype = getattr(feature, "dtype", None)
+    dtype = getattr(item or feature, "dtype", None)
     if dtype == "string":
-        names = sorted({value for split in splits.values() for value in split.unique(column)})
+        names = sorted({value for split in splits.values() for value in pc.unique(_label_values(split, column)).to_pylist()})
     elif dtype is not None and dtype.startswith(("int", "uint")):
-        values = [pc.min_max(split.data.column(column)).as_py() for split in splits.values() if len(split)]
-        if min(v["min"] for v in values) < 0:
+        values = [pc.min_max(_label_values(split, column)).as_py() for split in splits.values()]
+        values = [v for v in values if v["min"] is not None]
+        if values and min(v["min"] for v in values) < 0:
             raise UserInputError(
                 f"data.label_column {column!r} has negative values (unlabelled rows?); "
                 "drop them or pick a labelled split"
             )
-        names = [str(i) for i in range(max(v["max"] for v in values) + 1)]
+        names = [str(i) for i in range(max((v["max"] for v in values), default=-1) + 1)]
     else:
         return splits  # _label_names reports the unusable type
-    return splits.cast_column(column, datasets.ClassLabel(names=names))
+    class_label = datasets.ClassLabel(names=names)
+    return splits.cast_column(column, class_label if item is None else datasets.List(class_label))
 
 
 def _check_label_range(split: datasets.Dataset, name: str, column: str, num_classes: int) -> None:
     if not len(split):
         return
-    bounds = pc.min_max(split.data.column(column)).as_py()
+    bounds = pc.min_max(_label_values(split, column)).as_py()
+    if bounds["min"] is None:  # multi-label split whose rows all have no labels
+        return
     if bounds["min"] < 0 or bounds["max"] >= num_classes:
         raise UserInputError(
             f"split {name!r} has labels in [{bounds['min']}, {bounds['max']}] in column {column!r}, "
@@ -188,7 +220,8 @@ class TextDataModule(pl.LightningDataModule):
 
     Args:
         path: Hugging Face Hub id (e.g. ``SetFit/sst2``) or a local dataset directory.
-        text_column / label_column: the columns holding the text and its class.
+        text_column / label_column: the columns holding the text and its class (a ``ClassLabel``),
+            or its classes (a ``Sequence(ClassLabel)``: multi-label).
         train_split / validation_split / test_split: split names; a missing validation split is
             carved from train (``validation_fraction``, stratified, ``seed``).
         max_length: texts are truncated to this many tokens.
@@ -268,13 +301,14 @@ class TextDataModule(pl.LightningDataModule):
         num_classes = len(_label_names(splits, self.label_column))
         for role, split in splits.items():
             _check_label_range(split, self.split_names[role], self.label_column, num_classes)
+        multi_label = _list_item_feature(splits["train"].features[self.label_column]) is not None
         if "validation" not in splits:
-            log.info("no %r split: carving %.0f%% of train", self.split_names["validation"],
-                     100 * self.hparams.validation_fraction)
+            log.info("no %r split: carving %.0f%% of train%s", self.split_names["validation"],
+                     100 * self.hparams.validation_fraction, " (multi-label: not stratified)" if multi_label else "")
             try:
                 carved = splits["train"].train_test_split(
                     test_size=self.hparams.validation_fraction,
-                    stratify_by_column=self.label_column,
+                    stratify_by_column=None if multi_label else self.label_column,
                     seed=self.hparams.seed,
                 )
             except ValueError as error:
@@ -289,6 +323,11 @@ class TextDataModule(pl.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.label_names)
+
+    @property
+    def multi_label(self) -> bool:
+        """True when the label column holds lists of classes: sigmoid outputs, binary cross-entropy."""
+        return _list_item_feature(self.splits["train"].features[self.label_column]) is not None
 
     # -- tokenizer ----------------------------------------------------------------------------
     @property
@@ -360,10 +399,14 @@ class TextDataModule(pl.LightningDataModule):
         return self._encoded[role]
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        return {
-            "input_ids": pad_batch([row["input_ids"] for row in rows], self.hparams.min_length),
-            "labels": torch.tensor([row["labels"] for row in rows], dtype=torch.long),
-        }
+        """Padded ids (B, L) and labels: class ids (B,), or multi-hot float targets (B, num_classes)."""
+        if self.multi_label:
+            labels = torch.zeros(len(rows), self.num_classes)
+            for index, row in enumerate(rows):
+                labels[index, row["labels"]] = 1.0
+        else:
+            labels = torch.tensor([row["labels"] for row in rows], dtype=torch.long)
+        return {"input_ids": pad_batch([row["input_ids"] for row in rows], self.hparams.min_length), "labels": labels}
 
     def dataloader(self, role: str, shuffle: bool = False) -> DataLoader:
         """Batches of ``role``; shuffled ones in a seeded per-epoch order (``torch.initial_seed()``,
