@@ -18,7 +18,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from tokenizers import Tokenizer
 
 from textcnn.errors import UserInputError
-from textcnn.lit import CHECKPOINT_FORMAT
+from textcnn.lit import CHECKPOINT_FORMAT, MULTI_LABEL_CHECKPOINT_FORMAT
 from textcnn.model import TextCNN, TextCNNConfig
 from textcnn.tokenizer import tokenizer_from_json
 
@@ -63,10 +63,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters", "tokenizer_json"} <= checkpoint.keys():
         raise UserInputError(f"{path} is not a textcnn checkpoint (no model, hyperparameters or tokenizer)")
-    if checkpoint.get("textcnn_format") != CHECKPOINT_FORMAT:
+    if checkpoint.get("textcnn_format") not in (CHECKPOINT_FORMAT, MULTI_LABEL_CHECKPOINT_FORMAT):
         raise UserInputError(
             f"{path} has checkpoint format {checkpoint.get('textcnn_format')}, this textcnn reads "
-            f"format {CHECKPOINT_FORMAT}; use the textcnn version that wrote it"
+            f"formats {CHECKPOINT_FORMAT} and {MULTI_LABEL_CHECKPOINT_FORMAT}; use the textcnn version that wrote it"
         )
     return checkpoint
 
@@ -86,6 +86,13 @@ def tokenizer_from_checkpoint(checkpoint: dict[str, Any]) -> Tokenizer:
 
 def label_names_from_checkpoint(checkpoint: dict[str, Any]) -> list[str]:
     return list(checkpoint["hyper_parameters"]["label_names"])
+
+
+def thresholds_from_checkpoint(checkpoint: dict[str, Any]) -> Optional[list[float]]:
+    """A multi-label model's per-class decision thresholds; None for a single-label (softmax) model."""
+    if not checkpoint["hyper_parameters"].get("multi_label", False):
+        return None
+    return checkpoint["state_dict"]["decision_thresholds"].tolist()
 
 
 def data_settings_from_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 Checkpoints hold only plain values (they load with ``torch.load(..., weights_only=True)``): the
 hyperparameters, the label names, and the tokenizer as its JSON string under ``tokenizer_json``.
+A multi-label model (``multi_label``) also holds its per-class decision thresholds, the buffer
+``decision_thresholds`` (C,) in the state_dict, re-tuned on the validation split at the end of
+every validation epoch: every checkpoint carries the thresholds that fit its own weights.
 """
 
 from __future__ import annotations
@@ -12,12 +15,21 @@ from typing import Any, Literal, Optional
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MultilabelExactMatch,
+    MultilabelF1Score,
+    MultilabelPrecisionRecallCurve,
+    MultilabelStatScores,
+)
 
 from textcnn.errors import UserInputError
 from textcnn.model import TextCNN, TextCNNConfig
+from textcnn.multilabel import DEFAULT_THRESHOLD, THRESHOLD_GRID, tune_thresholds
 
 CHECKPOINT_FORMAT = 1  # bump when what a checkpoint holds changes incompatibly
+MULTI_LABEL_CHECKPOINT_FORMAT = 2  # format 1 plus multi-label: readers of format 1 alone would apply softmax
 
 
 class TextCNNClassifier(pl.LightningModule):
@@ -30,6 +42,9 @@ class TextCNNClassifier(pl.LightningModule):
     optimizer / learning_rate / weight_decay: the optimizer and its settings.
     lr_schedule: ``constant``; ``cosine`` decay to zero over the run; ``onecycle`` warm-up then
         anneal, both stepped per batch.
+    multi_label: taken from the data module. Sigmoid per class and binary cross-entropy against
+        multi-hot targets instead of softmax and cross-entropy; ``val_acc`` is then the exact-match
+        ratio, and ``val_micro_f1`` / ``val_macro_f1`` are logged at threshold 0.5.
     """
 
     def __init__(
@@ -44,6 +59,7 @@ class TextCNNClassifier(pl.LightningModule):
         lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant",
         tokenizer_json: str = "",
         pretrained_embeddings: Optional[torch.Tensor] = None,
+        multi_label: bool = False,
     ):
         super().__init__()
         config = TextCNNConfig(**network) if isinstance(network, dict) else network
@@ -65,28 +81,70 @@ class TextCNNClassifier(pl.LightningModule):
         self.tokenizer_json = tokenizer_json
         self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings)
         self.initialised_from_vectors = pretrained_embeddings is not None
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_f1 = MulticlassF1Score(num_classes, average="macro")
+        if multi_label:
+            self.register_buffer("decision_thresholds", torch.full((num_classes,), DEFAULT_THRESHOLD))
+            self.train_acc = MultilabelExactMatch(num_classes)
+            self.val_acc = MultilabelExactMatch(num_classes)
+            self.val_f1 = MultilabelF1Score(num_classes, average="macro")
+            self.val_micro_f1 = MultilabelF1Score(num_classes, average="micro")
+            self.val_curve = MultilabelPrecisionRecallCurve(num_classes, thresholds=THRESHOLD_GRID)
+            self.val_counts = MultilabelStatScores(num_classes, average=None)  # (C, 5): tp, fp, tn, fn, support
+        else:
+            self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+            self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+            self.val_f1 = MulticlassF1Score(num_classes, average="macro")
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids)
 
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against class ids (B,), or binary cross-entropy against multi-hot targets (B, C)."""
+        if self.hparams.multi_label:
+            return F.binary_cross_entropy_with_logits(logits, labels)
+        return F.cross_entropy(logits, labels)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self(batch["input_ids"])
-        loss = F.cross_entropy(logits, batch["labels"])
-        self.train_acc(logits, batch["labels"])
+        loss = self.loss(logits, batch["labels"])
+        if self.hparams.multi_label:
+            self.train_acc(logits.sigmoid(), batch["labels"].int())
+        else:
+            self.train_acc(logits, batch["labels"])
         self.log("train_loss", loss, prog_bar=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self(batch["input_ids"])
-        self.val_acc(logits, batch["labels"])
-        self.val_f1(logits, batch["labels"])
-        self.log("val_loss", F.cross_entropy(logits, batch["labels"]), prog_bar=True)
+        if self.hparams.multi_label:
+            probabilities, targets = logits.sigmoid(), batch["labels"].int()
+            self.val_acc(probabilities, targets)
+            self.val_f1(probabilities, targets)
+            self.val_micro_f1(probabilities, targets)
+            self.val_curve.update(probabilities, targets)
+            self.val_counts.update(probabilities, targets)
+            self.log("val_micro_f1", self.val_micro_f1, prog_bar=True)
+        else:
+            self.val_acc(logits, batch["labels"])
+            self.val_f1(logits, batch["labels"])
+        self.log("val_loss", self.loss(logits, batch["labels"]), prog_bar=True)
         self.log("val_acc", self.val_acc, prog_bar=True)
         self.log("val_macro_f1", self.val_f1)
+
+    def on_validation_epoch_end(self) -> None:
+        """Multi-label: tune the per-class thresholds on this validation pass (not on the sanity check).
+
+        Runs before ModelCheckpoint saves (it saves in ``on_validation_end``), so a checkpoint's
+        thresholds are the ones tuned for its weights.
+        """
+        if not self.hparams.multi_label:
+            return
+        if not self.trainer.sanity_checking:
+            precision, recall, grid = self.val_curve.compute()
+            positives = self.val_counts.compute()[:, 4]
+            self.decision_thresholds.copy_(tune_thresholds(precision, recall, grid, positives))
+        self.val_curve.reset()
+        self.val_counts.reset()
 
     def on_fit_start(self) -> None:
         resuming = self.trainer.ckpt_path is not None
@@ -118,7 +176,7 @@ class TextCNNClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokenizer_json"] = self.tokenizer_json
-        checkpoint["textcnn_format"] = CHECKPOINT_FORMAT
+        checkpoint["textcnn_format"] = MULTI_LABEL_CHECKPOINT_FORMAT if self.hparams.multi_label else CHECKPOINT_FORMAT
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.tokenizer_json = checkpoint.get("tokenizer_json", "")
