@@ -53,7 +53,7 @@ class TrainCLI(LightningCLI):
         parser.set_defaults({"early_stopping.monitor": "val_acc", "early_stopping.mode": "max",
                              "early_stopping.patience": 3})
         parser.link_arguments("model.network.kernel_sizes", "data.min_length", _widest_kernel, apply_on="parse")
-        for name in ("vocab_size", "num_classes", "label_names", "tokenizer_json", "pretrained_embeddings"):
+        for name in ("vocab_size", "num_classes", "label_names", "tokenizer_json", "pretrained_embeddings", "multi_label"):
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
         parser.add_argument("--ckpt_path", type=Optional[str], default=None,
                             help="resume training from this checkpoint, e.g. .../checkpoints/last.ckpt")
@@ -196,7 +196,9 @@ def _print_predictions(
             print(json.dumps({"text": text, **result}, ensure_ascii=False))
         return
     # CSV: one probability column per class in label order; with --top-k, label_i / probability_i pairs.
-    header = ["text", "label"]
+    # A multi-label model's "labels" column joins the predicted set with "|" (empty: no class).
+    multi_label = "labels" in results[0]
+    header = ["text", "labels" if multi_label else "label"]
     if top_k is None:
         header += label_names
     else:
@@ -211,7 +213,7 @@ def _print_predictions(
             values = [value for pair in result["probabilities"].items() for value in pair]
         if explained:
             values.append("; ".join(f"{g['ngram']} ({g['contribution']:+.4f})" for g in result["explanation"]["ngrams"]))
-        writer.writerow([text, result["label"], *values])
+        writer.writerow([text, "|".join(result["labels"]) if multi_label else result["label"], *values])
 
 
 def _write_text(path: str, text: str) -> None:

@@ -1,4 +1,5 @@
-"""Scores a checkpoint on a dataset split: accuracy, macro-F1, per-class precision/recall/F1."""
+"""Scores a checkpoint on a dataset split: accuracy, macro-F1, per-class precision/recall/F1; for a
+multi-label checkpoint micro/macro-F1 and exact match at the checkpoint's tuned thresholds."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from textcnn.checkpoint import (
     label_names_from_checkpoint,
     model_from_checkpoint,
     read_checkpoint,
+    thresholds_from_checkpoint,
     tokenizer_from_checkpoint,
 )
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
+from textcnn.multilabel import multilabel_report
 
 
 def classification_report(predictions: torch.Tensor, targets: torch.Tensor, label_names: list[str]) -> dict[str, Any]:
@@ -53,7 +56,9 @@ def evaluate_checkpoint(
     """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``.
 
     ``calibration`` holds the temperature fitted on the validation split and the expected
-    calibration error on ``split`` before and after it (see :mod:`textcnn.calibration`).
+    calibration error on ``split`` before and after it (see :mod:`textcnn.calibration`). A
+    multi-label checkpoint is scored with its own thresholds (see :mod:`textcnn.multilabel`) and
+    has no calibration: temperature scaling is for softmax outputs.
     """
     checkpoint = read_checkpoint(checkpoint_path)
     settings = {**data_settings_from_checkpoint(checkpoint), **(data_overrides or {})}
@@ -65,8 +70,18 @@ def evaluate_checkpoint(
             f"the dataset's labels {data.label_names} differ from the model's {label_names}; "
             "evaluate on data with the classes the model was trained on"
         )
+    thresholds = thresholds_from_checkpoint(checkpoint)
+    if data.multi_label != (thresholds is not None):
+        kinds = ("single-label", "multi-label")
+        raise UserInputError(
+            f"the dataset is {kinds[data.multi_label]} but the model is {kinds[thresholds is not None]}; "
+            "evaluate on data labelled the way the model was trained"
+        )
     model = model_from_checkpoint(checkpoint)
     logits, targets = _logits_and_labels(model, data, split)
+    if thresholds is not None:
+        report = multilabel_report(logits.sigmoid(), targets, torch.tensor(thresholds), label_names)
+        return {"checkpoint": str(checkpoint_path), "data_path": data.path, "split": split, **report}
     report = classification_report(logits.argmax(dim=-1), targets, label_names)
     validation = (logits, targets) if split == "validation" else _logits_and_labels(model, data, "validation")
     calibration = calibration_report(*validation, logits, targets, split)

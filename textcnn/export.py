@@ -1,5 +1,6 @@
 """Export a checkpoint to ONNX: ``model.onnx`` with dynamic batch and sequence axes, plus
-``tokenizer.json`` and ``metadata.json`` (label names, lengths, temperature, architecture) beside it.
+``tokenizer.json`` and ``metadata.json`` (label names, lengths, temperature, architecture, and a
+multi-label model's per-class thresholds) beside it.
 
 The graph is the model's own ``forward``, so it keeps the padding mask: a padded batch gives the
 same logits on ONNX Runtime as in PyTorch. Every export is checked against PyTorch on probe texts
@@ -18,7 +19,14 @@ from typing import Any, Union
 import torch
 
 from textcnn.errors import UserInputError
-from textcnn.onnx_predict import EXPORT_FORMAT, METADATA_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxPredictor
+from textcnn.onnx_predict import (
+    EXPORT_FORMAT,
+    METADATA_FILE,
+    MODEL_FILE,
+    MULTI_LABEL_EXPORT_FORMAT,
+    TOKENIZER_FILE,
+    OnnxPredictor,
+)
 from textcnn.predict import Predictor
 
 OPSET = 17
@@ -71,7 +79,7 @@ def export_onnx(
     (output_dir / TOKENIZER_FILE).write_text(predictor.tokenizer.to_str(), encoding="utf-8")
     description = predictor.describe()
     metadata = {
-        "format": EXPORT_FORMAT,
+        "format": MULTI_LABEL_EXPORT_FORMAT if predictor.multi_label else EXPORT_FORMAT,
         "label_names": predictor.label_names,
         "max_length": predictor.max_length,
         "min_length": predictor.min_length,
@@ -82,6 +90,8 @@ def export_onnx(
         "opset": OPSET,
         "checkpoint": str(checkpoint_path),
     }
+    if predictor.multi_label:
+        metadata["thresholds"] = predictor.thresholds.tolist()
     (output_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
 
     max_abs_diff = float((OnnxPredictor(output_dir).logits(texts) - predictor.logits(texts)).abs().max())

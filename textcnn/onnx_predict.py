@@ -1,7 +1,8 @@
 """Predict with an exported model on ONNX Runtime: no Lightning and no checkpoint needed.
 
 An export directory (written by :func:`textcnn.export.export_onnx`) holds ``model.onnx``,
-``tokenizer.json`` and ``metadata.json`` (label names, maximum length, temperature, architecture).
+``tokenizer.json`` and ``metadata.json`` (label names, maximum length, temperature, architecture,
+and for a multi-label model its per-class ``thresholds``).
 Batching, padding and output formatting are :class:`textcnn.predict.BasePredictor`'s, shared with
 the PyTorch predictor. ``InferenceSession.run`` may be called from several threads at once.
 """
@@ -20,6 +21,7 @@ from textcnn.tokenizer import load_tokenizer
 
 MODEL_FILE, TOKENIZER_FILE, METADATA_FILE = "model.onnx", "tokenizer.json", "metadata.json"
 EXPORT_FORMAT = 1  # bump when what an export directory holds changes incompatibly
+MULTI_LABEL_EXPORT_FORMAT = 2  # format 1 plus thresholds: readers of format 1 alone would apply softmax
 
 
 class OnnxPredictor(BasePredictor):
@@ -43,10 +45,10 @@ class OnnxPredictor(BasePredictor):
             metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise UserInputError(f"cannot read {directory / METADATA_FILE} ({error}); export again") from None
-        if metadata.get("format") != EXPORT_FORMAT:
+        if metadata.get("format") not in (EXPORT_FORMAT, MULTI_LABEL_EXPORT_FORMAT):
             raise UserInputError(
                 f"{directory / METADATA_FILE} has export format {metadata.get('format')}, this textcnn "
-                f"reads format {EXPORT_FORMAT}; export the checkpoint again"
+                f"reads formats {EXPORT_FORMAT} and {MULTI_LABEL_EXPORT_FORMAT}; export the checkpoint again"
             )
         super().__init__(
             load_tokenizer(directory / TOKENIZER_FILE),
@@ -54,6 +56,7 @@ class OnnxPredictor(BasePredictor):
             max_length=metadata["max_length"],
             min_length=metadata["min_length"],
             temperature=metadata.get("temperature", 1.0) if temperature is None else temperature,
+            thresholds=metadata.get("thresholds"),
         )
         self.directory = directory
         self.saved_metadata = metadata

@@ -1,5 +1,8 @@
 """Predictors: texts in, label names and probabilities out. Neither needs a dataset or Lightning.
 
+A single-label model gives each text one ``label`` (softmax over classes); a multi-label model gives
+it a set of ``labels``: every class whose sigmoid probability reaches that class's threshold.
+
 :class:`BasePredictor` holds everything that does not depend on how logits are computed — input
 checks, encoding and padding, length-sorted batching, temperature, top-k formatting — so the PyTorch
 :class:`Predictor` and the ONNX Runtime predictor (``textcnn.onnx_predict``) behave identically.
@@ -19,6 +22,7 @@ from tokenizers import Tokenizer
 from textcnn.errors import UserInputError
 from textcnn.explain import Explainer, Explanation
 from textcnn.model import TextCNN
+from textcnn.multilabel import decide
 from textcnn.tokenizer import encode, pad_batch
 
 Texts = Union[str, Sequence[str]]
@@ -32,6 +36,8 @@ class BasePredictor:
         min_length: batches are padded to at least this many tokens (the widest kernel).
         temperature: probabilities are ``softmax(logits / temperature)``; fit it with
             ``textcnn.calibration`` (``evaluate`` reports it). Labels do not depend on it.
+        thresholds: a multi-label model's per-class decision thresholds on ``sigmoid(logits)``
+            (tuned on validation, stored in the checkpoint); None for a single-label model.
     """
 
     backend = "base"
@@ -43,14 +49,27 @@ class BasePredictor:
         max_length: int = 128,
         min_length: int = 1,
         temperature: float = 1.0,
+        thresholds: Optional[Sequence[float]] = None,
     ):
         if not temperature > 0:
             raise UserInputError(f"temperature must be positive, got {temperature}")
+        if thresholds is not None and temperature != 1.0:
+            raise UserInputError(
+                f"temperature {temperature} applies to single-label (softmax) models; this multi-label "
+                "model decides with per-class thresholds instead: leave the temperature unset"
+            )
+        if thresholds is not None and (len(thresholds) != len(label_names) or not all(0 < t < 1 for t in thresholds)):
+            raise UserInputError(f"thresholds must be one value in (0, 1) per class ({len(label_names)}), got {list(thresholds)}")
         self.tokenizer = tokenizer
         self.label_names = list(label_names)
         self.max_length = max_length
         self.min_length = min_length
         self.temperature = float(temperature)
+        self.thresholds = None if thresholds is None else torch.tensor([float(t) for t in thresholds])
+
+    @property
+    def multi_label(self) -> bool:
+        return self.thresholds is not None
 
     def forward_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Padded ids (B, L) → logits (B, num_classes)."""
@@ -82,26 +101,36 @@ class BasePredictor:
         return logits
 
     def predict_proba(self, texts: Texts, batch_size: int = 256) -> torch.Tensor:
-        """(N, num_classes) class probabilities, columns in ``label_names`` order."""
-        return (self.logits(texts, batch_size) / self.temperature).softmax(dim=-1)
+        """(N, num_classes) class probabilities, columns in ``label_names`` order: softmax, or for a
+        multi-label model each class's own sigmoid (rows need not sum to 1)."""
+        logits = self.logits(texts, batch_size)
+        if self.multi_label:
+            return logits.sigmoid()
+        return (logits / self.temperature).softmax(dim=-1)
 
     def predict(self, texts: Texts, top_k: Optional[int] = None, batch_size: int = 256) -> list[dict]:
         """One ``{"label": name, "probabilities": {name: p}}`` per text, in input order.
 
+        A multi-label model gives ``{"labels": [name, …], "probabilities": {…}}`` instead: the set of
+        classes at or above their thresholds, in ``label_names`` order (possibly empty).
         ``probabilities`` holds every class in ``label_names`` order, or with ``top_k`` the ``top_k``
-        most probable classes, most probable first.
+        most probable classes, most probable first; ``top_k`` never changes ``labels``.
         """
         num_classes = len(self.label_names)
         if top_k is not None and not 1 <= top_k <= num_classes:
             raise UserInputError(f"top_k must be between 1 and {num_classes} (the number of classes), got {top_k}")
         probabilities = self.predict_proba(texts, batch_size)
         ranked = probabilities.argsort(dim=-1, descending=True, stable=True)
+        chosen = decide(probabilities, self.thresholds).tolist() if self.multi_label else None
         results = []
-        for row, order in zip(probabilities.tolist(), ranked.tolist()):
+        for index, (row, order) in enumerate(zip(probabilities.tolist(), ranked.tolist())):
             shown = order[:top_k] if top_k is not None else range(num_classes)
-            results.append(
-                {"label": self.label_names[order[0]], "probabilities": {self.label_names[i]: row[i] for i in shown}}
-            )
+            if self.multi_label:
+                result = {"labels": [name for name, yes in zip(self.label_names, chosen[index]) if yes]}
+            else:
+                result = {"label": self.label_names[order[0]]}
+            result["probabilities"] = {self.label_names[i]: row[i] for i in shown}
+            results.append(result)
         return results
 
     def metadata(self) -> dict[str, Any]:
@@ -110,6 +139,8 @@ class BasePredictor:
             "label_names": self.label_names,
             "max_length": self.max_length,
             "temperature": self.temperature,
+            "multi_label": self.multi_label,
+            **({"thresholds": dict(zip(self.label_names, self.thresholds.tolist()))} if self.multi_label else {}),
             **self.describe(),
         }
 
@@ -129,8 +160,9 @@ class Predictor(BasePredictor):
         label_names: Sequence[str],
         max_length: int = 128,
         temperature: float = 1.0,
+        thresholds: Optional[Sequence[float]] = None,
     ):
-        super().__init__(tokenizer, label_names, max_length, model.config.widest_kernel, temperature)
+        super().__init__(tokenizer, label_names, max_length, model.config.widest_kernel, temperature, thresholds)
         self.model = model.eval()
         self._explainer = None
         self._explainer_lock = threading.Lock()
@@ -143,6 +175,7 @@ class Predictor(BasePredictor):
             label_names_from_checkpoint,
             model_from_checkpoint,
             read_checkpoint,
+            thresholds_from_checkpoint,
             tokenizer_from_checkpoint,
         )
 
@@ -153,6 +186,7 @@ class Predictor(BasePredictor):
             label_names_from_checkpoint(checkpoint),
             max_length=data_settings_from_checkpoint(checkpoint).get("max_length", 128),
             temperature=temperature,
+            thresholds=thresholds_from_checkpoint(checkpoint),
         )
 
     @torch.inference_mode()

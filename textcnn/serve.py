@@ -2,6 +2,7 @@
 
     POST /predict   {"texts": [...], "top_k": 2, "explain": false, "top_ngrams": 5}
                     → {"predictions": [{"label": …, "probabilities": {…}, "explanation": {…}}]}
+                      (a multi-label model: "labels": [...] instead of "label")
     GET  /health    → {"status": "ok"}
     GET  /metadata  → labels, backend, architecture, model size, limits
 
