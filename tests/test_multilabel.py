@@ -213,3 +213,12 @@ def test_onnx_export_and_the_service_keep_label_sets(multilabel_checkpoint, tmp_
     response = TestClient(create_app(onnx_predictor)).post("/predict", json={"texts": TEXTS, "top_k": 1})
     assert response.status_code == 200
     assert [p["labels"] for p in response.json()["predictions"]] == [r["labels"] for r in torch_predictor.predict(TEXTS)]
+
+
+def test_single_label_checkpoints_stay_as_they_were(checkpoint):
+    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert raw["textcnn_format"] == 1 and raw["hyper_parameters"]["multi_label"] is False
+    assert not any(key.startswith("decision_thresholds") for key in raw["state_dict"])
+    predictor = textcnn.load(checkpoint)
+    assert not predictor.multi_label and "thresholds" not in predictor.metadata()
+    assert set(predictor.predict(["a gorgeous film"])[0]) == {"label", "probabilities"}

@@ -53,7 +53,8 @@ class TrainCLI(LightningCLI):
         parser.set_defaults({"early_stopping.monitor": "val_acc", "early_stopping.mode": "max",
                              "early_stopping.patience": 3})
         parser.link_arguments("model.network.kernel_sizes", "data.min_length", _widest_kernel, apply_on="parse")
-        for name in ("vocab_size", "num_classes", "label_names", "tokenizer_json", "pretrained_embeddings", "multi_label"):
+        for name in ("vocab_size", "num_classes", "label_names", "tokenizer_json", "pretrained_embeddings",
+                     "multi_label"):
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
         parser.add_argument("--ckpt_path", type=Optional[str], default=None,
                             help="resume training from this checkpoint, e.g. .../checkpoints/last.ckpt")

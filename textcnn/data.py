@@ -128,7 +128,7 @@ def _as_class_labels(splits: datasets.DatasetDict, column: str) -> datasets.Data
         return splits
     dtype = getattr(item or feature, "dtype", None)
     if dtype == "string":
-        names = sorted({value for split in splits.values() for value in pc.unique(_label_values(split, column)).to_pylist()})
+        names = sorted({name for split in splits.values() for name in pc.unique(_label_values(split, column)).to_pylist()})
     elif dtype is not None and dtype.startswith(("int", "uint")):
         values = [pc.min_max(_label_values(split, column)).as_py() for split in splits.values()]
         values = [v for v in values if v["min"] is not None]

@@ -121,7 +121,9 @@ def build_joined_dataset(
     if max_parts < 1:
         raise UserInputError(f"max_parts must be a positive integer, got {max_parts}")
     if set(sizes) != {"train", "validation", "test"} or min(sizes.values()) < 1:
-        raise UserInputError(f"sizes must give a positive number of examples for train, validation and test, got {dict(sizes)}")
+        raise UserInputError(
+            f"sizes must give a positive number of examples for train, validation and test, got {dict(sizes)}"
+        )
     source_data = TextDataModule(path=source, text_column=text_column, label_column=label_column,
                                  validation_fraction=validation_fraction, seed=seed)
     if source_data.multi_label or not source_data.has_test_split:

@@ -59,7 +59,9 @@ class BasePredictor:
                 "model decides with per-class thresholds instead: leave the temperature unset"
             )
         if thresholds is not None and (len(thresholds) != len(label_names) or not all(0 < t < 1 for t in thresholds)):
-            raise UserInputError(f"thresholds must be one value in (0, 1) per class ({len(label_names)}), got {list(thresholds)}")
+            raise UserInputError(
+                f"thresholds must be one value in (0, 1) per class ({len(label_names)}), got {list(thresholds)}"
+            )
         self.tokenizer = tokenizer
         self.label_names = list(label_names)
         self.max_length = max_length
