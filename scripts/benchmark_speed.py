@@ -64,21 +64,31 @@ def measure_training(config: str, overrides: dict, batches: int | None, precisio
     share = examples / len(lengths)  # of an epoch; a random sample of it when ``batches`` is set
     tokens = sum(lengths) * share
     flops = TRAINING_FLOPS_PER_FORWARD * sum(forward_flops(model.model, n) for n in lengths) * share
+    executed = TRAINING_FLOPS_PER_FORWARD * sum(rows * forward_flops(model.model, length)
+                                                for rows, length in timer.shapes[-1])
     return {
         "examples": examples, "epoch_examples": len(lengths), "seconds": seconds,
         "examples_per_s": examples / seconds, "tokens_per_s": tokens / seconds,
         "flops_per_s": flops / seconds, "flops_per_example": flops / examples,
+        "executed_flops_per_s": executed / seconds, "real_token_share": tokens / sum(r * n for r, n in timer.shapes[-1]),
         "epoch_seconds": seconds * len(lengths) / examples,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
 class EpochTimer(pl.Callback):
+    """Wall time and batch shapes (rows, padded length) of each training epoch."""
+
     def __init__(self):
         self.seconds: list[float] = []
+        self.shapes: list[list[tuple[int, int]]] = []
 
     def on_train_epoch_start(self, trainer, module):
+        self.shapes.append([])
         self._start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.shapes[-1].append(tuple(batch["input_ids"].shape))
 
     def on_train_epoch_end(self, trainer, module):
         self.seconds.append(time.perf_counter() - self._start)
@@ -333,6 +343,8 @@ def main() -> None:
             f"| {name}: examples/s, tokens/s | {run['examples_per_s']:.0f}, {run['tokens_per_s']:.0f} |",
             f"| {name}: FLOPs/example, MFU | {run['flops_per_example'] / 1e6:.1f} MFLOP, "
             f"{100 * run['flops_per_s'] / peak:.1f}% of {peak / 1e9:.0f} GFLOP/s |",
+            f"| {name}: real tokens / padded positions, utilisation counting padding | "
+            f"{100 * run['real_token_share']:.0f}%, {100 * run['executed_flops_per_s'] / peak:.1f}% |",
             f"| {name}: epoch time, peak RSS | {run['epoch_seconds']:.1f} s, {run['peak_rss_mb']:.0f} MB |",
         ]
     for batch in (1, 32, 512):
