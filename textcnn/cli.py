@@ -82,6 +82,7 @@ def train(argv: Optional[Sequence[str]] = None) -> dict:
             "default_root_dir": "runs/default",
             "callbacks": [SaveTokenizer(), RandomState()],
             "plugins": {"class_path": "textcnn.checkpoint.AtomicCheckpointIO"},
+            "use_distributed_sampler": False,  # TextDataModule shards its batches itself
         },
         parser_kwargs={"description": "Train a TextCNN from a YAML config."},
     )

@@ -3,6 +3,9 @@
 Datasets load through ``datasets.load_dataset`` by Hub id or local directory. Label names come
 from the label column's ``ClassLabel`` feature. A dataset without a validation split gets a seeded,
 stratified one carved from train; the tokenizer is trained on what is left of train.
+
+In a distributed run (Lightning DDP) every process loads the data and gets a disjoint share of
+every batch.
 """
 
 from __future__ import annotations
@@ -130,6 +133,22 @@ def _tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_len
     return {"input_ids": encode(tokenizer, texts, max_length)}
 
 
+def _cut(order: list[int], size: int, min_size: int = 1) -> list[list[int]]:
+    """``order`` in consecutive chunks of ``size``; a last chunk shorter than ``min_size`` joins the
+    one before, so that every process gets at least one example of every chunk."""
+    chunks = [order[i : i + size] for i in range(0, len(order), size)]
+    if len(chunks) > 1 and len(chunks[-1]) < min_size:
+        last = chunks.pop()
+        chunks[-1] = chunks[-1] + last
+    return chunks
+
+
+def _num_chunks(count: int, size: int, min_size: int = 1) -> int:
+    """``len(_cut(range(count), size, min_size))`` without building it."""
+    chunks = -(-count // size)
+    return chunks - 1 if chunks > 1 and 0 < count % size < min_size else chunks
+
+
 class EpochShuffle(Sampler[int]):
     """A shuffle fixed by (seed, epoch): a run resumed at epoch k sees the batches it would have seen.
 
@@ -153,34 +172,58 @@ class EpochShuffle(Sampler[int]):
         return self.size
 
 
+class ShuffledBatches(Sampler[list[int]]):
+    """The epoch's shuffled order (``shuffle``) cut into batches of ``batch_size``.
+
+    With ``world_size`` processes (DDP) the order is cut into global batches of ``world_size ×
+    batch_size`` and process ``rank`` takes every ``world_size``-th example of each, from position
+    ``rank``: the processes see disjoint shares, together every example once per epoch, and the
+    same number of batches (DDP steps them together). All processes draw the same order, so this
+    needs no communication. A single process gets exactly ``DataLoader(sampler=shuffle,
+    batch_size=batch_size)``'s batches.
+    """
+
+    def __init__(self, shuffle: EpochShuffle, batch_size: int, rank: int = 0, world_size: int = 1):
+        self.sampler, self.batch_size, self.rank, self.world_size = shuffle, batch_size, rank, world_size
+
+    def __iter__(self):
+        for batch in _cut(list(self.sampler), self.batch_size * self.world_size, self.world_size):
+            yield batch[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return _num_chunks(len(self.sampler), self.batch_size * self.world_size, self.world_size)
+
+
 class LengthBatches(Sampler[list[int]]):
     """Batches of similar lengths, so a batch pads only to its own longest text.
 
     For training (``shuffle`` given) the epoch's shuffled order is cut into pools of
     ``pool_batches`` batches, each pool sorted by length and cut into batches, and the batches put
     in a seeded random order: batches stay random while padding all but disappears. Without
-    ``shuffle`` (evaluation) the whole split goes in length order.
+    ``shuffle`` (evaluation) the whole split goes in length order. With ``world_size`` processes,
+    global batches are dealt out as in :class:`ShuffledBatches`; the shares of a length-sorted batch
+    have similar lengths, so no process waits for another's longer texts.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, shuffle: Optional[EpochShuffle] = None,
-                 pool_batches: int = 50):
+                 pool_batches: int = 50, rank: int = 0, world_size: int = 1):
         self.lengths, self.batch_size, self.sampler, self.pool_batches = lengths, batch_size, shuffle, pool_batches
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self):
+        size, by_length = self.batch_size * self.world_size, self.lengths.__getitem__
         if self.sampler is None:
-            order = sorted(range(len(self.lengths)), key=self.lengths.__getitem__)
-            yield from (order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size))
-            return
-        order, pool = list(self.sampler), self.batch_size * self.pool_batches
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=self.lengths.__getitem__)
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        generator = self.sampler.generator(stream=1)
-        yield from (batches[i] for i in torch.randperm(len(batches), generator=generator).tolist())
+            batches = _cut(sorted(range(len(self.lengths)), key=by_length), size, self.world_size)
+        else:
+            batches = []
+            for pool in _cut(list(self.sampler), size * self.pool_batches, self.world_size):
+                batches += _cut(sorted(pool, key=by_length), size, self.world_size)
+            generator = self.sampler.generator(stream=1)
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        yield from (batch[self.rank :: self.world_size] for batch in batches)
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return _num_chunks(len(self.lengths), self.batch_size * self.world_size, self.world_size)
 
 
 class TextDataModule(pl.LightningDataModule):
@@ -368,23 +411,51 @@ class TextDataModule(pl.LightningDataModule):
     def dataloader(self, role: str, shuffle: bool = False) -> DataLoader:
         """Batches of ``role``; shuffled ones in a seeded per-epoch order (``torch.initial_seed()``,
         i.e. ``seed_everything``). Loaders own their generator, so they never draw from the global
-        one that dropout uses: resumed and uninterrupted runs stay identical."""
+        one that dropout uses: resumed and uninterrupted runs stay identical. In a distributed run
+        this process gets its share of every batch (:class:`ShuffledBatches`)."""
         split = self.encoded(role)
+        rank, world_size = self._process_share(role, len(split))
         batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
-        order = EpochShuffle(len(split), torch.initial_seed()) if shuffle else None
+        order = None
+        if shuffle:  # rank 0's seed: every process must draw the same order for the shares to be disjoint
+            seed = torch.initial_seed() if world_size == 1 else self.trainer.strategy.broadcast(torch.initial_seed())
+            order = EpochShuffle(len(split), seed)
         if shuffle and not self.hparams.bucket_by_length:
-            batching = {"batch_size": batch_size, "sampler": order}
+            batches = ShuffledBatches(order, batch_size, rank, world_size)
         else:  # evaluation always goes in length order: same metrics, far less padding
             lengths = [len(ids) for ids in split["input_ids"]]
-            batching = {"batch_sampler": LengthBatches(lengths, batch_size, order)}
+            batches = LengthBatches(lengths, batch_size, order, rank=rank, world_size=world_size)
         return DataLoader(
             split,
-            **batching,
+            batch_sampler=batches,
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
+
+    def _process_share(self, role: str, size: int) -> tuple[int, int]:
+        """(rank, number of processes) of the distributed run this module feeds; (0, 1) outside one.
+
+        The loaders shard themselves (Lightning's ``DistributedSampler`` would re-shuffle our seeded
+        order, repeat examples to even out the shares, and cannot shard a custom batch sampler), so
+        Lightning must leave them alone: the training CLI sets ``trainer.use_distributed_sampler``
+        to false.
+        """
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return 0, 1
+        if trainer._accelerator_connector.use_distributed_sampler:  # no public accessor
+            raise UserInputError(
+                "trainer.use_distributed_sampler is true, but textcnn's data module shards its batches across "
+                "processes itself; set trainer.use_distributed_sampler=false"
+            )
+        if 0 < size < trainer.world_size:
+            raise UserInputError(
+                f"the {self.split_names[role]!r} split has {size} examples, fewer than the {trainer.world_size} "
+                "processes; use fewer trainer.devices / trainer.num_nodes"
+            )
+        return trainer.global_rank, trainer.world_size
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train", shuffle=True)
