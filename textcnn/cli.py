@@ -23,6 +23,7 @@ from pytorch_lightning.cli import LightningCLI
 from textcnn.callbacks import RandomState, SaveTokenizer
 from textcnn.checkpoint import data_settings_from_checkpoint, read_checkpoint
 from textcnn.data import TextDataModule, load_dataset_dict
+from textcnn.distributed import write_text_atomic
 from textcnn.errors import UserInputError
 from textcnn.evaluation import evaluate_checkpoint
 from textcnn.explain import to_html
@@ -59,13 +60,17 @@ class TrainCLI(LightningCLI):
                             help="resume training from this checkpoint, e.g. .../checkpoints/last.ckpt")
 
     def before_instantiate_classes(self) -> None:
-        """A resumed run encodes with the checkpoint's tokenizer, never a retrained one."""
+        """A resumed run encodes with the checkpoint's tokenizer, never a retrained one. A new one
+        is kept under ``trainer.default_root_dir``, where every process of a distributed run finds it."""
         if self.config.ckpt_path and not self.config.data.tokenizer_path:
             checkpoint = read_checkpoint(self.config.ckpt_path)
             path = Path(self.config.ckpt_path).with_name("tokenizer.json")
-            if not path.exists():
-                path.write_text(checkpoint["tokenizer_json"], encoding="utf-8")
+            if not path.exists():  # every process may get here: each writes the same text, atomically
+                write_text_atomic(path, checkpoint["tokenizer_json"])
             self.config.data.tokenizer_path = str(path)
+        if not self.config.data.tokenizer_cache_dir:
+            root = self.config.trainer.default_root_dir or "."
+            self.config.data.tokenizer_cache_dir = str(Path(root) / "tokenizers")
 
 
 def train(argv: Optional[Sequence[str]] = None) -> dict:

@@ -4,13 +4,15 @@ Datasets load through ``datasets.load_dataset`` by Hub id or local directory. La
 from the label column's ``ClassLabel`` feature. A dataset without a validation split gets a seeded,
 stratified one carved from train; the tokenizer is trained on what is left of train.
 
-In a distributed run (Lightning DDP) every process loads the data and gets a disjoint share of
-every batch.
+In a distributed run (Lightning DDP) every process loads the data, the tokenizer is trained once
+(see ``TextDataModule.tokenizer``) and each process gets a disjoint share of every batch.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -22,13 +24,15 @@ import datasets
 import numpy as np
 import pyarrow.compute as pc
 import pytorch_lightning as pl
+import tokenizers
 import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader, Sampler
 
+from textcnn.distributed import is_launch_rank_zero, launch_rank, wait_for_file, write_text_atomic
 from textcnn.embeddings import Coverage, pretrained_matrix
 from textcnn.errors import UserInputError
-from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, train_tokenizer
+from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, tokenizer_from_json, train_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +242,11 @@ class TextDataModule(pl.LightningDataModule):
         min_length: batches are padded to at least this many tokens (the widest kernel).
         tokenizer_path: use this ``tokenizer.json`` instead of training one.
         tokenizer_kind / max_vocab_size / min_frequency: how the tokenizer is trained on train.
+        tokenizer_cache_dir: where the trained tokenizer is kept as ``tokenizer-<fingerprint>.json``
+            (keyed by the training texts and the settings above), so that the processes of a
+            distributed run share the one rank 0 trains, and later runs reuse it. On several nodes
+            it must be storage all nodes share. ``None``: train in this process, keep nothing
+            (the training CLI sets ``<trainer.default_root_dir>/tokenizers``).
         bucket_by_length: batch training texts of similar length together (much less padding);
             the batches of an epoch are still in random order. Evaluation is always length-sorted.
         pretrained_vectors: ``glove-6b-50d`` or the path of a GloVe/word2vec text file; the model's
@@ -262,6 +271,7 @@ class TextDataModule(pl.LightningDataModule):
         tokenizer_kind: TokenizerKind = "word",
         max_vocab_size: int = 30000,
         min_frequency: int = 1,
+        tokenizer_cache_dir: Optional[str] = None,
         seed: int = 42,
         bucket_by_length: bool = False,
         pretrained_vectors: Optional[str] = None,
@@ -339,14 +349,64 @@ class TextDataModule(pl.LightningDataModule):
         if self._tokenizer is None:
             if self.hparams.tokenizer_path:
                 self._tokenizer = load_tokenizer(self.hparams.tokenizer_path)
+            elif self.hparams.tokenizer_cache_dir:
+                self._tokenizer = self._shared_tokenizer(Path(self.hparams.tokenizer_cache_dir))
             else:
-                self._tokenizer = train_tokenizer(
-                    (text or "" for text in self.splits["train"][self.text_column]),
-                    kind=self.hparams.tokenizer_kind,
-                    vocab_size=self.hparams.max_vocab_size,
-                    min_frequency=self.hparams.min_frequency,
-                )
+                self._tokenizer = self._train_tokenizer()
         return self._tokenizer
+
+    def _train_tokenizer(self) -> Tokenizer:
+        return train_tokenizer(
+            (text or "" for text in self.splits["train"][self.text_column]),
+            kind=self.hparams.tokenizer_kind,
+            vocab_size=self.hparams.max_vocab_size,
+            min_frequency=self.hparams.min_frequency,
+        )
+
+    def _shared_tokenizer(self, cache_dir: Path) -> Tokenizer:
+        """The tokenizer trained once: rank 0 trains it (or finds it from an earlier run) and writes
+        it atomically to ``cache_dir``; the other processes wait for that file and load it.
+
+        Why a file and not ``prepare_data`` plus a broadcast: the model's embedding table needs
+        ``vocab_size`` when the training CLI instantiates the model from the config, which is before
+        ``trainer.fit`` (where Lightning starts ranks 1.. with ``strategy: ddp``, runs
+        ``prepare_data`` and creates the process group). Under torchrun or SLURM all ranks start at
+        once, so the others must wait; under Lightning's launcher rank 0 has written the file before
+        the others start. Training tokenizers is deterministic, but each process training its own
+        would cost N times the time and could disagree if the data on the nodes differed; one file
+        named by a fingerprint of the training texts and tokenizer settings is what every process
+        provably uses.
+        """
+        path = cache_dir / f"tokenizer-{self._tokenizer_fingerprint()}.json"
+        if not is_launch_rank_zero():
+            text = wait_for_file(
+                path, "tokenizer",
+                "on several nodes set data.tokenizer_cache_dir to a directory all nodes share, or train the "
+                "tokenizer once and pass it as data.tokenizer_path",
+            )
+            log.info("%s: using the tokenizer rank 0 trained, %s", launch_rank(), path)
+            return tokenizer_from_json(text)
+        if path.exists():
+            log.info("using the tokenizer trained before on the same texts and settings, %s", path)
+            return load_tokenizer(path)
+        text = self._train_tokenizer().to_str()
+        try:
+            write_text_atomic(path, text)
+            log.info("trained the tokenizer; saved it for the other processes and later runs, %s", path)
+        except OSError as error:  # a single process trains on; other ranks would time out, naming the fix
+            log.warning("cannot save the tokenizer to %s (%s); set data.tokenizer_cache_dir", path, error.strerror)
+        return tokenizer_from_json(text)
+
+    def _tokenizer_fingerprint(self) -> str:
+        """A digest of the training texts and the settings that make the tokenizer."""
+        digest = hashlib.sha256(json.dumps([
+            tokenizers.__version__, self.hparams.tokenizer_kind, self.hparams.max_vocab_size,
+            self.hparams.min_frequency,
+        ]).encode())
+        for text in self.splits["train"][self.text_column]:
+            encoded = (text or "").encode("utf-8")
+            digest.update(len(encoded).to_bytes(8, "little") + encoded)
+        return digest.hexdigest()[:20]
 
     def use_tokenizer(self, tokenizer: Tokenizer) -> None:
         """Encode with a tokenizer that was trained before (e.g. the one inside a checkpoint)."""
