@@ -2,6 +2,7 @@
 
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
 ``early_stopping`` and ``seed_everything``, each field overridable as ``--section.field=value``.
+With ``trainer.strategy: ddp`` every process runs ``train``; only rank 0 evaluates and prints.
 Mistakes a user can fix end as one ``error: …`` line on stderr and exit status 2.
 """
 
@@ -73,8 +74,11 @@ class TrainCLI(LightningCLI):
             self.config.data.tokenizer_cache_dir = str(Path(root) / "tokenizers")
 
 
-def train(argv: Optional[Sequence[str]] = None) -> dict:
-    """Fit, then score the best checkpoint on the test split (validation when there is none)."""
+def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
+    """Fit, then score the best checkpoint on the test split (validation when there is none).
+
+    In a distributed run the other processes return None once fitting is done: rank 0 alone
+    scores the checkpoint it wrote, on the whole split, in this process."""
     cli = TrainCLI(
         TextCNNClassifier,
         TextDataModule,
@@ -92,6 +96,8 @@ def train(argv: Optional[Sequence[str]] = None) -> dict:
         parser_kwargs={"description": "Train a TextCNN from a YAML config."},
     )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    if not cli.trainer.is_global_zero:
+        return None
     best = cli.trainer.checkpoint_callback.best_model_path
     if not best:
         raise UserInputError("training produced no checkpoint; train for at least one epoch")
@@ -261,7 +267,7 @@ def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Se
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    if print_json:
+    if print_json and result is not None:
         print(json.dumps(result, indent=2))
 
 
