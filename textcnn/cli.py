@@ -2,6 +2,7 @@
 
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
 ``early_stopping`` and ``seed_everything``, each field overridable as ``--section.field=value``.
+With ``trainer.strategy: ddp`` every process runs ``train``; only rank 0 evaluates and prints.
 Mistakes a user can fix end as one ``error: …`` line on stderr and exit status 2.
 """
 
@@ -23,6 +24,7 @@ from pytorch_lightning.cli import LightningCLI
 from textcnn.callbacks import RandomState, SaveTokenizer
 from textcnn.checkpoint import data_settings_from_checkpoint, read_checkpoint
 from textcnn.data import TextDataModule, load_dataset_dict
+from textcnn.distributed import write_text_atomic
 from textcnn.errors import UserInputError
 from textcnn.evaluation import evaluate_checkpoint
 from textcnn.explain import to_html
@@ -60,17 +62,24 @@ class TrainCLI(LightningCLI):
                             help="resume training from this checkpoint, e.g. .../checkpoints/last.ckpt")
 
     def before_instantiate_classes(self) -> None:
-        """A resumed run encodes with the checkpoint's tokenizer, never a retrained one."""
+        """A resumed run encodes with the checkpoint's tokenizer, never a retrained one. A new one
+        is kept under ``trainer.default_root_dir``, where every process of a distributed run finds it."""
         if self.config.ckpt_path and not self.config.data.tokenizer_path:
             checkpoint = read_checkpoint(self.config.ckpt_path)
             path = Path(self.config.ckpt_path).with_name("tokenizer.json")
-            if not path.exists():
-                path.write_text(checkpoint["tokenizer_json"], encoding="utf-8")
+            if not path.exists():  # every process may get here: each writes the same text, atomically
+                write_text_atomic(path, checkpoint["tokenizer_json"])
             self.config.data.tokenizer_path = str(path)
+        if not self.config.data.tokenizer_cache_dir:
+            root = self.config.trainer.default_root_dir or "."
+            self.config.data.tokenizer_cache_dir = str(Path(root) / "tokenizers")
 
 
-def train(argv: Optional[Sequence[str]] = None) -> dict:
-    """Fit, then score the best checkpoint on the test split (validation when there is none)."""
+def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
+    """Fit, then score the best checkpoint on the test split (validation when there is none).
+
+    In a distributed run the other processes return None once fitting is done: rank 0 alone
+    scores the checkpoint it wrote, on the whole split, in this process."""
     cli = TrainCLI(
         TextCNNClassifier,
         TextDataModule,
@@ -83,10 +92,13 @@ def train(argv: Optional[Sequence[str]] = None) -> dict:
             "default_root_dir": "runs/default",
             "callbacks": [SaveTokenizer(), RandomState()],
             "plugins": {"class_path": "textcnn.checkpoint.AtomicCheckpointIO"},
+            "use_distributed_sampler": False,  # TextDataModule shards its batches itself
         },
         parser_kwargs={"description": "Train a TextCNN from a YAML config."},
     )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    if not cli.trainer.is_global_zero:
+        return None
     best = cli.trainer.checkpoint_callback.best_model_path
     if not best:
         raise UserInputError("training produced no checkpoint; train for at least one epoch")
@@ -258,7 +270,7 @@ def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Se
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    if print_json:
+    if print_json and result is not None:
         print(json.dumps(result, indent=2))
 
 

@@ -5,11 +5,16 @@ from the label column's ``ClassLabel`` feature. A label column that is a list of
 (``Sequence(ClassLabel)``) makes the dataset multi-label: batches then carry multi-hot float
 targets (B, num_classes). A dataset without a validation split gets a seeded one carved from train
 (stratified when single-label); the tokenizer is trained on what is left of train.
+
+In a distributed run (Lightning DDP) every process loads the data, the tokenizer is trained once
+(see ``TextDataModule.tokenizer``) and each process gets a disjoint share of every batch.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -21,13 +26,15 @@ import datasets
 import numpy as np
 import pyarrow.compute as pc
 import pytorch_lightning as pl
+import tokenizers
 import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader, Sampler
 
+from textcnn.distributed import is_launch_rank_zero, launch_rank, wait_for_file, write_text_atomic
 from textcnn.embeddings import Coverage, pretrained_matrix
 from textcnn.errors import UserInputError
-from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, train_tokenizer
+from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, tokenizer_from_json, train_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +169,22 @@ def _tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_len
     return {"input_ids": encode(tokenizer, texts, max_length)}
 
 
+def _cut(order: list[int], size: int, min_size: int = 1) -> list[list[int]]:
+    """``order`` in consecutive chunks of ``size``; a last chunk shorter than ``min_size`` joins the
+    one before, so that every process gets at least one example of every chunk."""
+    chunks = [order[i : i + size] for i in range(0, len(order), size)]
+    if len(chunks) > 1 and len(chunks[-1]) < min_size:
+        last = chunks.pop()
+        chunks[-1] = chunks[-1] + last
+    return chunks
+
+
+def _num_chunks(count: int, size: int, min_size: int = 1) -> int:
+    """``len(_cut(range(count), size, min_size))`` without building it."""
+    chunks = -(-count // size)
+    return chunks - 1 if chunks > 1 and 0 < count % size < min_size else chunks
+
+
 class EpochShuffle(Sampler[int]):
     """A shuffle fixed by (seed, epoch): a run resumed at epoch k sees the batches it would have seen.
 
@@ -185,34 +208,58 @@ class EpochShuffle(Sampler[int]):
         return self.size
 
 
+class ShuffledBatches(Sampler[list[int]]):
+    """The epoch's shuffled order (``shuffle``) cut into batches of ``batch_size``.
+
+    With ``world_size`` processes (DDP) the order is cut into global batches of ``world_size ×
+    batch_size`` and process ``rank`` takes every ``world_size``-th example of each, from position
+    ``rank``: the processes see disjoint shares, together every example once per epoch, and the
+    same number of batches (DDP steps them together). All processes draw the same order, so this
+    needs no communication. A single process gets exactly ``DataLoader(sampler=shuffle,
+    batch_size=batch_size)``'s batches.
+    """
+
+    def __init__(self, shuffle: EpochShuffle, batch_size: int, rank: int = 0, world_size: int = 1):
+        self.sampler, self.batch_size, self.rank, self.world_size = shuffle, batch_size, rank, world_size
+
+    def __iter__(self):
+        for batch in _cut(list(self.sampler), self.batch_size * self.world_size, self.world_size):
+            yield batch[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return _num_chunks(len(self.sampler), self.batch_size * self.world_size, self.world_size)
+
+
 class LengthBatches(Sampler[list[int]]):
     """Batches of similar lengths, so a batch pads only to its own longest text.
 
     For training (``shuffle`` given) the epoch's shuffled order is cut into pools of
     ``pool_batches`` batches, each pool sorted by length and cut into batches, and the batches put
     in a seeded random order: batches stay random while padding all but disappears. Without
-    ``shuffle`` (evaluation) the whole split goes in length order.
+    ``shuffle`` (evaluation) the whole split goes in length order. With ``world_size`` processes,
+    global batches are dealt out as in :class:`ShuffledBatches`; the shares of a length-sorted batch
+    have similar lengths, so no process waits for another's longer texts.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, shuffle: Optional[EpochShuffle] = None,
-                 pool_batches: int = 50):
+                 pool_batches: int = 50, rank: int = 0, world_size: int = 1):
         self.lengths, self.batch_size, self.sampler, self.pool_batches = lengths, batch_size, shuffle, pool_batches
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self):
+        size, by_length = self.batch_size * self.world_size, self.lengths.__getitem__
         if self.sampler is None:
-            order = sorted(range(len(self.lengths)), key=self.lengths.__getitem__)
-            yield from (order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size))
-            return
-        order, pool = list(self.sampler), self.batch_size * self.pool_batches
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=self.lengths.__getitem__)
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        generator = self.sampler.generator(stream=1)
-        yield from (batches[i] for i in torch.randperm(len(batches), generator=generator).tolist())
+            batches = _cut(sorted(range(len(self.lengths)), key=by_length), size, self.world_size)
+        else:
+            batches = []
+            for pool in _cut(list(self.sampler), size * self.pool_batches, self.world_size):
+                batches += _cut(sorted(pool, key=by_length), size, self.world_size)
+            generator = self.sampler.generator(stream=1)
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        yield from (batch[self.rank :: self.world_size] for batch in batches)
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return _num_chunks(len(self.lengths), self.batch_size * self.world_size, self.world_size)
 
 
 class TextDataModule(pl.LightningDataModule):
@@ -228,6 +275,11 @@ class TextDataModule(pl.LightningDataModule):
         min_length: batches are padded to at least this many tokens (the widest kernel).
         tokenizer_path: use this ``tokenizer.json`` instead of training one.
         tokenizer_kind / max_vocab_size / min_frequency: how the tokenizer is trained on train.
+        tokenizer_cache_dir: where the trained tokenizer is kept as ``tokenizer-<fingerprint>.json``
+            (keyed by the training texts and the settings above), so that the processes of a
+            distributed run share the one rank 0 trains, and later runs reuse it. On several nodes
+            it must be storage all nodes share. ``None``: train in this process, keep nothing
+            (the training CLI sets ``<trainer.default_root_dir>/tokenizers``).
         bucket_by_length: batch training texts of similar length together (much less padding);
             the batches of an epoch are still in random order. Evaluation is always length-sorted.
         pretrained_vectors: ``glove-6b-50d`` or the path of a GloVe/word2vec text file; the model's
@@ -252,6 +304,7 @@ class TextDataModule(pl.LightningDataModule):
         tokenizer_kind: TokenizerKind = "word",
         max_vocab_size: int = 30000,
         min_frequency: int = 1,
+        tokenizer_cache_dir: Optional[str] = None,
         seed: int = 42,
         bucket_by_length: bool = False,
         pretrained_vectors: Optional[str] = None,
@@ -335,14 +388,64 @@ class TextDataModule(pl.LightningDataModule):
         if self._tokenizer is None:
             if self.hparams.tokenizer_path:
                 self._tokenizer = load_tokenizer(self.hparams.tokenizer_path)
+            elif self.hparams.tokenizer_cache_dir:
+                self._tokenizer = self._shared_tokenizer(Path(self.hparams.tokenizer_cache_dir))
             else:
-                self._tokenizer = train_tokenizer(
-                    (text or "" for text in self.splits["train"][self.text_column]),
-                    kind=self.hparams.tokenizer_kind,
-                    vocab_size=self.hparams.max_vocab_size,
-                    min_frequency=self.hparams.min_frequency,
-                )
+                self._tokenizer = self._train_tokenizer()
         return self._tokenizer
+
+    def _train_tokenizer(self) -> Tokenizer:
+        return train_tokenizer(
+            (text or "" for text in self.splits["train"][self.text_column]),
+            kind=self.hparams.tokenizer_kind,
+            vocab_size=self.hparams.max_vocab_size,
+            min_frequency=self.hparams.min_frequency,
+        )
+
+    def _shared_tokenizer(self, cache_dir: Path) -> Tokenizer:
+        """The tokenizer trained once: rank 0 trains it (or finds it from an earlier run) and writes
+        it atomically to ``cache_dir``; the other processes wait for that file and load it.
+
+        Why a file and not ``prepare_data`` plus a broadcast: the model's embedding table needs
+        ``vocab_size`` when the training CLI instantiates the model from the config, which is before
+        ``trainer.fit`` (where Lightning starts ranks 1.. with ``strategy: ddp``, runs
+        ``prepare_data`` and creates the process group). Under torchrun or SLURM all ranks start at
+        once, so the others must wait; under Lightning's launcher rank 0 has written the file before
+        the others start. Training tokenizers is deterministic, but each process training its own
+        would cost N times the time and could disagree if the data on the nodes differed; one file
+        named by a fingerprint of the training texts and tokenizer settings is what every process
+        provably uses.
+        """
+        path = cache_dir / f"tokenizer-{self._tokenizer_fingerprint()}.json"
+        if not is_launch_rank_zero():
+            text = wait_for_file(
+                path, "tokenizer",
+                "on several nodes set data.tokenizer_cache_dir to a directory all nodes share, or train the "
+                "tokenizer once and pass it as data.tokenizer_path",
+            )
+            log.info("%s: using the tokenizer rank 0 trained, %s", launch_rank(), path)
+            return tokenizer_from_json(text)
+        if path.exists():
+            log.info("using the tokenizer trained before on the same texts and settings, %s", path)
+            return load_tokenizer(path)
+        text = self._train_tokenizer().to_str()
+        try:
+            write_text_atomic(path, text)
+            log.info("trained the tokenizer; saved it for the other processes and later runs, %s", path)
+        except OSError as error:  # a single process trains on; other ranks would time out, naming the fix
+            log.warning("cannot save the tokenizer to %s (%s); set data.tokenizer_cache_dir", path, error.strerror)
+        return tokenizer_from_json(text)
+
+    def _tokenizer_fingerprint(self) -> str:
+        """A digest of the training texts and the settings that make the tokenizer."""
+        digest = hashlib.sha256(json.dumps([
+            tokenizers.__version__, self.hparams.tokenizer_kind, self.hparams.max_vocab_size,
+            self.hparams.min_frequency,
+        ]).encode())
+        for text in self.splits["train"][self.text_column]:
+            encoded = (text or "").encode("utf-8")
+            digest.update(len(encoded).to_bytes(8, "little") + encoded)
+        return digest.hexdigest()[:20]
 
     def use_tokenizer(self, tokenizer: Tokenizer) -> None:
         """Encode with a tokenizer that was trained before (e.g. the one inside a checkpoint)."""
@@ -411,23 +514,51 @@ class TextDataModule(pl.LightningDataModule):
     def dataloader(self, role: str, shuffle: bool = False) -> DataLoader:
         """Batches of ``role``; shuffled ones in a seeded per-epoch order (``torch.initial_seed()``,
         i.e. ``seed_everything``). Loaders own their generator, so they never draw from the global
-        one that dropout uses: resumed and uninterrupted runs stay identical."""
+        one that dropout uses: resumed and uninterrupted runs stay identical. In a distributed run
+        this process gets its share of every batch (:class:`ShuffledBatches`)."""
         split = self.encoded(role)
+        rank, world_size = self._process_share(role, len(split))
         batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
-        order = EpochShuffle(len(split), torch.initial_seed()) if shuffle else None
+        order = None
+        if shuffle:  # rank 0's seed: every process must draw the same order for the shares to be disjoint
+            seed = torch.initial_seed() if world_size == 1 else self.trainer.strategy.broadcast(torch.initial_seed())
+            order = EpochShuffle(len(split), seed)
         if shuffle and not self.hparams.bucket_by_length:
-            batching = {"batch_size": batch_size, "sampler": order}
+            batches = ShuffledBatches(order, batch_size, rank, world_size)
         else:  # evaluation always goes in length order: same metrics, far less padding
             lengths = [len(ids) for ids in split["input_ids"]]
-            batching = {"batch_sampler": LengthBatches(lengths, batch_size, order)}
+            batches = LengthBatches(lengths, batch_size, order, rank=rank, world_size=world_size)
         return DataLoader(
             split,
-            **batching,
+            batch_sampler=batches,
             collate_fn=self.collate,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
+
+    def _process_share(self, role: str, size: int) -> tuple[int, int]:
+        """(rank, number of processes) of the distributed run this module feeds; (0, 1) outside one.
+
+        The loaders shard themselves (Lightning's ``DistributedSampler`` would re-shuffle our seeded
+        order, repeat examples to even out the shares, and cannot shard a custom batch sampler), so
+        Lightning must leave them alone: the training CLI sets ``trainer.use_distributed_sampler``
+        to false.
+        """
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return 0, 1
+        if trainer._accelerator_connector.use_distributed_sampler:  # no public accessor
+            raise UserInputError(
+                "trainer.use_distributed_sampler is true, but textcnn's data module shards its batches across "
+                "processes itself; set trainer.use_distributed_sampler=false"
+            )
+        if 0 < size < trainer.world_size:
+            raise UserInputError(
+                f"the {self.split_names[role]!r} split has {size} examples, fewer than the {trainer.world_size} "
+                "processes; use fewer trainer.devices / trainer.num_nodes"
+            )
+        return trainer.global_rank, trainer.world_size
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train", shuffle=True)

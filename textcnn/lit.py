@@ -127,7 +127,7 @@ class TextCNNClassifier(pl.LightningModule):
         else:
             self.val_acc(logits, batch["labels"])
             self.val_f1(logits, batch["labels"])
-        self.log("val_loss", self.loss(logits, batch["labels"]), prog_bar=True)
+        self.log("val_loss", self.loss(logits, batch["labels"]), prog_bar=True, sync_dist=True)
         self.log("val_acc", self.val_acc, prog_bar=True)
         self.log("val_macro_f1", self.val_f1)
 
