@@ -31,6 +31,7 @@ import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader, Sampler
 
+from textcnn import tokenizer as tokenizer_recipe
 from textcnn.distributed import is_launch_rank_zero, launch_rank, wait_for_file, write_text_atomic
 from textcnn.embeddings import Coverage, pretrained_matrix
 from textcnn.errors import UserInputError
@@ -437,11 +438,13 @@ class TextDataModule(pl.LightningDataModule):
         return tokenizer_from_json(text)
 
     def _tokenizer_fingerprint(self) -> str:
-        """A digest of the training texts and the settings that make the tokenizer."""
+        """A digest of the training texts, the settings that make the tokenizer and the recipe itself
+        (the source of ``textcnn.tokenizer``), so a changed normalizer never reuses an old file."""
         digest = hashlib.sha256(json.dumps([
             tokenizers.__version__, self.hparams.tokenizer_kind, self.hparams.max_vocab_size,
             self.hparams.min_frequency,
         ]).encode())
+        digest.update(Path(tokenizer_recipe.__file__).read_bytes())
         for text in self.splits["train"][self.text_column]:
             encoded = (text or "").encode("utf-8")
             digest.update(len(encoded).to_bytes(8, "little") + encoded)
