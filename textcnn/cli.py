@@ -63,13 +63,19 @@ class TrainCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         """A resumed run encodes with the checkpoint's tokenizer, never a retrained one. A new one
-        is kept under ``trainer.default_root_dir``, where every process of a distributed run finds it."""
+        is kept under ``trainer.default_root_dir``, where every process of a distributed run finds it.
+        A step-based learning-rate schedule on a stream (no epoch length) needs ``trainer.max_steps``."""
         if self.config.ckpt_path and not self.config.data.tokenizer_path:
             checkpoint = read_checkpoint(self.config.ckpt_path)
             path = Path(self.config.ckpt_path).with_name("tokenizer.json")
             if not path.exists():  # every process may get here: each writes the same text, atomically
                 write_text_atomic(path, checkpoint["tokenizer_json"])
             self.config.data.tokenizer_path = str(path)
+        if self.config.data.streaming and self.config.model.lr_schedule != "constant" and self.config.trainer.max_steps in (None, -1):
+            raise UserInputError(
+                f"model.lr_schedule {self.config.model.lr_schedule!r} needs the number of steps, and a stream's epoch "
+                "length is unknown (data.streaming); set trainer.max_steps, or model.lr_schedule=constant"
+            )
         if not self.config.data.tokenizer_cache_dir:
             root = self.config.trainer.default_root_dir or "."
             self.config.data.tokenizer_cache_dir = str(Path(root) / "tokenizers")

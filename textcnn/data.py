@@ -6,6 +6,10 @@ from the label column's ``ClassLabel`` feature. A label column that is a list of
 targets (B, num_classes). A dataset without a validation split gets a seeded one carved from train
 (stratified when single-label); the tokenizer is trained on what is left of train.
 
+With ``streaming`` nothing needs the whole corpus in memory: the splits are read as
+``datasets`` iterable datasets, the tokenizer is trained on a bounded shuffled sample of train, a
+missing validation split is carved by a hash of each text, and batches are encoded on the fly.
+
 In a distributed run (Lightning DDP) every process loads the data, the tokenizer is trained once
 (see ``TextDataModule.tokenizer``) and each process gets a disjoint share of every batch.
 """
@@ -17,9 +21,11 @@ import hashlib
 import json
 import logging
 import os
+import random
 import socket
 from pathlib import Path
-from typing import Optional
+from collections.abc import Callable, Iterable
+from typing import Optional, Union
 from urllib.parse import urlparse
 
 import datasets
@@ -60,8 +66,10 @@ def _hub_reachable() -> bool:
         return False
 
 
-def load_dataset_dict(path: str) -> datasets.DatasetDict:
-    """A local dataset directory, or a Hub id; offline, a Hub id fails in seconds, not after retries."""
+def load_dataset_dict(path: str, streaming: bool = False) -> Union[datasets.DatasetDict, datasets.IterableDatasetDict]:
+    """A local dataset directory, or a Hub id; offline, a Hub id fails in seconds, not after retries.
+
+    ``streaming``: iterable splits read as they are iterated (``datasets`` streaming)."""
     local = Path(path).expanduser()
     if local.exists():
         if not local.is_dir():
@@ -69,8 +77,11 @@ def load_dataset_dict(path: str) -> datasets.DatasetDict:
         _set_hub_offline()
         try:
             if (local / "dataset_dict.json").exists():
-                return datasets.load_from_disk(str(local))
-            return datasets.load_dataset(str(local))
+                splits = datasets.load_from_disk(str(local))
+                if streaming:
+                    return datasets.IterableDatasetDict({name: split.to_iterable_dataset() for name, split in splits.items()})
+                return splits
+            return datasets.load_dataset(str(local), streaming=streaming)
         except Exception as error:  # datasets raises many types for unreadable, empty or odd files
             raise UserInputError(
                 f"cannot load a dataset from {path} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); pass a directory of "
@@ -81,7 +92,7 @@ def load_dataset_dict(path: str) -> datasets.DatasetDict:
     if not _hub_reachable():
         _set_hub_offline()
     try:
-        return datasets.load_dataset(path)
+        return datasets.load_dataset(path, streaming=streaming)
     except (ConnectionError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as error:
         if datasets.config.HF_HUB_OFFLINE:
             raise UserInputError(
@@ -168,6 +179,57 @@ def _check_label_range(split: datasets.Dataset, name: str, column: str, num_clas
 def _tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_length: int) -> dict:
     texts = [text or "" for text in batch[text_column]]
     return {"input_ids": encode(tokenizer, texts, max_length)}
+
+
+def _validation_share(text: Optional[str], seed: int) -> float:
+    """A number in [0, 1) fixed by the text and the seed: the same text always falls in the same split."""
+    digest = hashlib.blake2b(f"{seed}:{text or ''}".encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
+
+
+def _in_carved_validation(batch: dict, text_column: str, fraction: float, seed: int, keep: bool) -> list[bool]:
+    """Per row: does it belong to the split being kept (the carved validation split if ``keep``, train if not)?"""
+    return [(_validation_share(text, seed) < fraction) == keep for text in batch[text_column]]
+
+
+def _tokenize_stream_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_length: int,
+                           label_column: str, num_classes: int, split_name: str) -> dict:
+    """:func:`_tokenize_batch` plus the label range check a stream can only make as it meets the rows."""
+    for labels in batch[label_column]:
+        for label in labels if isinstance(labels, list) else [labels]:
+            if label is None or not 0 <= label < num_classes:
+                raise UserInputError(
+                    f"split {split_name!r} has label {label} in column {label_column!r}, outside the "
+                    f"{num_classes} classes; drop unlabelled rows or pick another split"
+                )
+    return _tokenize_batch(batch, tokenizer, text_column, max_length)
+
+
+def _reservoir_sample(items: Iterable, size: int, seed: int) -> list:
+    """A uniform random sample of ``size`` items (all of them if fewer) in one pass, holding only the
+    sample (reservoir sampling, as sentencepiece samples its training sentences)."""
+    rng, sample = random.Random(seed), []
+    for index, item in enumerate(items):
+        if index < size:
+            sample.append(item)
+        elif (slot := rng.randrange(index + 1)) < size:
+            sample[slot] = item
+    return sample
+
+
+def _shuffle_buffer(rows: Iterable, size: int, rng: random.Random):
+    """``rows`` in random order, each drawn from a buffer of the next ``size``: memory stays bounded,
+    but rows move at most about ``size`` places, so files sorted by label need a buffer that large."""
+    buffer = []
+    for row in rows:
+        if len(buffer) < size:
+            buffer.append(row)
+            continue
+        slot = rng.randrange(size)
+        yield buffer[slot]
+        buffer[slot] = row
+    rng.shuffle(buffer)
+    yield from buffer
 
 
 def _cut(order: list[int], size: int, min_size: int = 1) -> list[list[int]]:
@@ -263,6 +325,53 @@ class LengthBatches(Sampler[list[int]]):
         return _num_chunks(len(self.lengths), self.batch_size * self.world_size, self.world_size)
 
 
+class StreamBatches(torch.utils.data.IterableDataset):
+    """Padded batches built on the fly from a stream of encoded rows (``streaming``).
+
+    Rows are read in pools of ``pool_batches`` batches; with ``sort_pools`` each pool is sorted by
+    length before it is cut, so a batch pads only to its own longest text (on-the-fly length
+    bucketing). With ``shuffle_seed`` (training) rows go through a shuffle buffer of
+    ``shuffle_buffer_size`` and a pool's batches are put in random order, both fixed by (seed,
+    epoch): every epoch differs, and the same epoch is the same in every run. ``epoch`` is called
+    when an iteration starts (the trainer's current epoch). At most the shuffle buffer and one pool
+    are in memory.
+    """
+
+    def __init__(self, rows: datasets.IterableDataset, batch_size: int, collate: Callable[[list[dict]], dict],
+                 pool_batches: int = 1, sort_pools: bool = False, shuffle_seed: Optional[int] = None,
+                 shuffle_buffer_size: int = 1, epoch: Callable[[], int] = lambda: 0):
+        super().__init__()
+        self.rows, self.batch_size, self.collate = rows, batch_size, collate
+        self.pool_batches, self.sort_pools, self.epoch = pool_batches, sort_pools, epoch
+        self.shuffle_seed, self.shuffle_buffer_size = shuffle_seed, shuffle_buffer_size
+
+    def __iter__(self):
+        rows, rng = iter(self.rows), None
+        if self.shuffle_seed is not None:
+            rng = random.Random(f"{self.shuffle_seed}:{self.epoch()}")
+            rows = _shuffle_buffer(rows, self.shuffle_buffer_size, rng)
+        pool, pool_size = [], self.batch_size * self.pool_batches
+        for row in rows:
+            pool.append(row)
+            if len(pool) == pool_size:
+                yield from self._batches(pool, rng)
+                pool = []
+        if pool:
+            yield from self._batches(pool, rng)
+
+    def _batches(self, pool: list[dict], rng: Optional[random.Random]):
+        if self.sort_pools:
+            pool.sort(key=lambda row: len(row["input_ids"]))
+        batches = [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+        if rng is not None and self.sort_pools:
+            rng.shuffle(batches)
+        for batch in batches:
+            yield self.collate(batch)
+
+
+STREAM_POOL_ROWS = 2048  # rows held for length bucketing in a stream: the pool's batches share one sort
+
+
 class TextDataModule(pl.LightningDataModule):
     """Loads, validates, tokenizes and batches a text-classification dataset.
 
@@ -285,6 +394,20 @@ class TextDataModule(pl.LightningDataModule):
             the batches of an epoch are still in random order. Evaluation is always length-sorted.
         pretrained_vectors: ``glove-6b-50d`` or the path of a GloVe/word2vec text file; the model's
             static / non-static / multichannel embeddings start from them (``pretrained_embeddings``).
+        streaming: read the splits as they are iterated instead of loading them (corpora larger
+            than memory). The label column must be a ``ClassLabel`` (or ``Sequence(ClassLabel)``)
+            in the files, since the classes cannot be found without reading everything; labels out of
+            range are reported when met. The tokenizer is trained on ``tokenizer_sample_size``
+            texts sampled uniformly from train in one pass; a missing validation split is carved by a hash
+            of each text (about ``validation_fraction`` of train, not stratified, the same text
+            always on the same side); training rows come through a shuffle buffer of
+            ``shuffle_buffer_size`` rows, reshuffled every epoch (files are read in order: a file
+            sorted by label needs a buffer as large as the longest run of one label). Epochs have no known length:
+            ``lr_schedule`` cosine / onecycle need ``trainer.max_steps``. One process only
+            (no DDP), ``num_workers`` 0; ``bucket_by_length`` sorts pools of about
+            ``STREAM_POOL_ROWS`` rows, evaluation too; ``pretrained_vectors`` coverage is counted
+            on the tokenizer's sample.
+        tokenizer_sample_size / shuffle_buffer_size: see ``streaming`` (unused without it).
     """
 
     def __init__(
@@ -309,13 +432,22 @@ class TextDataModule(pl.LightningDataModule):
         seed: int = 42,
         bucket_by_length: bool = False,
         pretrained_vectors: Optional[str] = None,
+        streaming: bool = False,
+        tokenizer_sample_size: int = 20000,
+        shuffle_buffer_size: int = 10000,
     ):
         super().__init__()
-        for name in ("max_length", "min_length", "batch_size", "eval_batch_size", "max_vocab_size", "min_frequency"):
+        for name in ("max_length", "min_length", "batch_size", "eval_batch_size", "max_vocab_size", "min_frequency",
+                     "tokenizer_sample_size", "shuffle_buffer_size"):
             if locals()[name] < 1:
                 raise UserInputError(f"data.{name} must be a positive integer, got {locals()[name]}")
         if not 0.0 < validation_fraction < 1.0:
             raise UserInputError(f"data.validation_fraction must be in (0, 1), got {validation_fraction}")
+        if streaming and num_workers:
+            raise UserInputError(
+                f"data.num_workers is {num_workers}, but data.streaming reads its stream in the training "
+                "process; set data.num_workers=0"
+            )
         self.save_hyperparameters()
         self.path, self.text_column, self.label_column = path, text_column, label_column
         self.split_names = {"train": train_split, "validation": validation_split, "test": test_split}
@@ -323,6 +455,7 @@ class TextDataModule(pl.LightningDataModule):
         self._tokenizer: Optional[Tokenizer] = None
         self._encoded: dict[str, datasets.Dataset] = {}
         self._pretrained: Optional[tuple[torch.Tensor, Coverage]] = None
+        self._tokenizer_sample: Optional[list[Optional[str]]] = None
 
     # -- raw splits ---------------------------------------------------------------------------
     @property
@@ -332,8 +465,7 @@ class TextDataModule(pl.LightningDataModule):
             self._splits = self._load_splits()
         return self._splits
 
-    def _load_splits(self) -> datasets.DatasetDict:
-        raw = load_dataset_dict(self.path)
+    def _check_columns(self, raw: Union[datasets.DatasetDict, datasets.IterableDatasetDict]) -> None:
         train_name = self.split_names["train"]
         if train_name not in raw:
             raise UserInputError(
@@ -348,6 +480,13 @@ class TextDataModule(pl.LightningDataModule):
                 )
         if raw[train_name].features[self.text_column].dtype not in ("string", "large_string"):
             raise UserInputError(f"data.text_column {self.text_column!r} does not hold strings; pick the text column")
+
+    def _load_splits(self) -> Union[datasets.DatasetDict, datasets.IterableDatasetDict]:
+        if self.hparams.streaming:
+            return self._load_stream_splits()
+        raw = load_dataset_dict(self.path)
+        train_name = self.split_names["train"]
+        self._check_columns(raw)
         if not len(raw[train_name]):
             raise UserInputError(f"the {train_name!r} split of {self.path} is empty; nothing to train on")
         splits = datasets.DatasetDict({role: raw[name] for role, name in self.split_names.items() if name in raw})
@@ -368,6 +507,40 @@ class TextDataModule(pl.LightningDataModule):
             except ValueError as error:
                 raise UserInputError(f"cannot carve a stratified validation split: {error}") from None
             splits["train"], splits["validation"] = carved["train"], carved["test"]
+        return splits
+
+    def _load_stream_splits(self) -> datasets.IterableDatasetDict:
+        """The splits as streams: checked columns, label names from the features, validation carved by hash."""
+        raw = load_dataset_dict(self.path, streaming=True)
+        train_name = self.split_names["train"]
+        if train_name in raw and raw[train_name].features is None:
+            raise UserInputError(
+                f"data.streaming: {self.path} does not declare its columns and features; stream parquet files "
+                "(or a Hub dataset) whose label column is a ClassLabel, or set data.streaming=false"
+            )
+        self._check_columns(raw)
+        feature = raw[train_name].features[self.label_column]
+        if not isinstance(_list_item_feature(feature) or feature, datasets.ClassLabel):
+            raise UserInputError(
+                f"data.streaming needs the classes before reading the corpus, but data.label_column "
+                f"{self.label_column!r} holds {feature}; store it as a datasets.ClassLabel (or "
+                "Sequence(ClassLabel)) feature in the files, or set data.streaming=false"
+            )
+        splits = datasets.IterableDatasetDict({
+            role: raw[name].select_columns([self.text_column, self.label_column])
+            for role, name in self.split_names.items() if name in raw
+        })
+        _label_names(splits, self.label_column)  # empty class names are refused here
+        if next(iter(splits["train"].take(1)), None) is None:
+            raise UserInputError(f"the {train_name!r} split of {self.path} is empty; nothing to train on")
+        if "validation" not in splits:
+            fraction, seed = self.hparams.validation_fraction, self.hparams.seed
+            log.info("no %r split: carving about %.0f%% of train by a hash of each text",
+                     self.split_names["validation"], 100 * fraction)
+            carve = functools.partial(_in_carved_validation, text_column=self.text_column, fraction=fraction, seed=seed)
+            train = splits["train"]
+            splits["train"] = train.filter(functools.partial(carve, keep=False), batched=True)
+            splits["validation"] = train.filter(functools.partial(carve, keep=True), batched=True)
         return splits
 
     @property
@@ -393,11 +566,23 @@ class TextDataModule(pl.LightningDataModule):
                 self._tokenizer = self._shared_tokenizer(Path(self.hparams.tokenizer_cache_dir))
             else:
                 self._tokenizer = self._train_tokenizer()
+            self._tokenizer_sample = None  # memory: pretrained_vectors draws the sample again if it needs it
         return self._tokenizer
+
+    def _tokenizer_texts(self) -> Iterable[Optional[str]]:
+        """What the tokenizer is trained on: the training split, or with ``streaming`` a seeded
+        uniform sample of ``tokenizer_sample_size`` of its texts, drawn in one pass over train."""
+        if not self.hparams.streaming:
+            return self.splits["train"][self.text_column]
+        if self._tokenizer_sample is None:
+            texts = (row[self.text_column] for row in self.splits["train"].select_columns([self.text_column]))
+            self._tokenizer_sample = _reservoir_sample(texts, self.hparams.tokenizer_sample_size, self.hparams.seed)
+            log.info("streaming: training the tokenizer on a sample of %d texts", len(self._tokenizer_sample))
+        return self._tokenizer_sample
 
     def _train_tokenizer(self) -> Tokenizer:
         return train_tokenizer(
-            (text or "" for text in self.splits["train"][self.text_column]),
+            (text or "" for text in self._tokenizer_texts()),
             kind=self.hparams.tokenizer_kind,
             vocab_size=self.hparams.max_vocab_size,
             min_frequency=self.hparams.min_frequency,
@@ -445,7 +630,7 @@ class TextDataModule(pl.LightningDataModule):
             self.hparams.min_frequency,
         ]).encode())
         digest.update(Path(tokenizer_recipe.__file__).read_bytes())
-        for text in self.splits["train"][self.text_column]:
+        for text in self._tokenizer_texts():
             encoded = (text or "").encode("utf-8")
             digest.update(len(encoded).to_bytes(8, "little") + encoded)
         return digest.hexdigest()[:20]
@@ -471,7 +656,11 @@ class TextDataModule(pl.LightningDataModule):
         if not self.hparams.pretrained_vectors:
             return None
         if self._pretrained is None:
-            ids = pc.list_flatten(self.encoded("train").data.column("input_ids")).to_numpy()
+            if self.hparams.streaming:  # the token counts of the tokenizer's sample, not of the whole stream
+                texts = [text or "" for text in self._tokenizer_texts()]
+                ids = np.fromiter((i for row in encode(self.tokenizer, texts, self.hparams.max_length) for i in row), int)
+            else:
+                ids = pc.list_flatten(self.encoded("train").data.column("input_ids")).to_numpy()
             counts = np.bincount(ids, minlength=self.vocab_size)
             self._pretrained = pretrained_matrix(
                 self.hparams.pretrained_vectors, self.tokenizer.get_vocab(), self.hparams.seed, counts
@@ -484,14 +673,16 @@ class TextDataModule(pl.LightningDataModule):
         return None if self.pretrained_embeddings is None else self._pretrained[1]
 
     # -- batches ------------------------------------------------------------------------------
-    def encoded(self, role: str) -> datasets.Dataset:
-        """The split (``train``, ``validation`` or ``test``) as token ids and labels."""
+    def encoded(self, role: str) -> Union[datasets.Dataset, datasets.IterableDataset]:
+        """The split (``train``, ``validation`` or ``test``) as token ids and labels (a stream with ``streaming``)."""
         if role not in self.splits:
             available = ", ".join(self.split_names[r] for r in self.splits)
             raise UserInputError(
                 f"{self.path} has no {role} split {self.split_names.get(role, role)!r} "
                 f"(available: {available}); pick one of those"
             )
+        if self.hparams.streaming:
+            return self._encoded_stream(self.splits[role], self.split_names[role])
         if role not in self._encoded:
             tokenize = functools.partial(
                 _tokenize_batch, tokenizer=self.tokenizer, text_column=self.text_column,
@@ -503,6 +694,15 @@ class TextDataModule(pl.LightningDataModule):
                 split = split.rename_column(self.label_column, "labels")
             self._encoded[role] = split
         return self._encoded[role]
+
+    def _encoded_stream(self, split: datasets.IterableDataset, split_name: str) -> datasets.IterableDataset:
+        tokenize = functools.partial(
+            _tokenize_stream_batch, tokenizer=self.tokenizer, text_column=self.text_column,
+            max_length=self.hparams.max_length, label_column=self.label_column, num_classes=self.num_classes,
+            split_name=split_name,
+        )
+        split = split.map(tokenize, batched=True).select_columns(["input_ids", self.label_column])
+        return split if self.label_column == "labels" else split.rename_column(self.label_column, "labels")
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         """Padded ids (B, L) and labels: class ids (B,), or multi-hot float targets (B, num_classes)."""
@@ -518,7 +718,10 @@ class TextDataModule(pl.LightningDataModule):
         """Batches of ``role``; shuffled ones in a seeded per-epoch order (``torch.initial_seed()``,
         i.e. ``seed_everything``). Loaders own their generator, so they never draw from the global
         one that dropout uses: resumed and uninterrupted runs stay identical. In a distributed run
-        this process gets its share of every batch (:class:`ShuffledBatches`)."""
+        this process gets its share of every batch (:class:`ShuffledBatches`). With ``streaming``
+        the batches are built on the fly (:class:`StreamBatches`)."""
+        if self.hparams.streaming:
+            return self._stream_dataloader(role, shuffle)
         split = self.encoded(role)
         rank, world_size = self._process_share(role, len(split))
         batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
@@ -539,6 +742,26 @@ class TextDataModule(pl.LightningDataModule):
             persistent_workers=self.hparams.num_workers > 0,
             generator=torch.Generator().manual_seed(torch.initial_seed()),
         )
+
+    def _stream_dataloader(self, role: str, shuffle: bool) -> DataLoader:
+        if self.trainer is not None and self.trainer.world_size > 1:
+            raise UserInputError(
+                f"data.streaming runs in one process, but this run has {self.trainer.world_size}: a stream's "
+                "length is unknown, so processes could not be given equal shares; set trainer.devices=1 and "
+                "trainer.num_nodes=1, or data.streaming=false"
+            )
+        seed = torch.initial_seed() if shuffle else None
+        batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
+        sort_pools = self.hparams.bucket_by_length or not shuffle  # evaluation in length order, as without streaming
+        batches = StreamBatches(
+            self.encoded(role), batch_size, self.collate,
+            pool_batches=max(1, STREAM_POOL_ROWS // batch_size) if sort_pools else 1, sort_pools=sort_pools,
+            shuffle_seed=seed, shuffle_buffer_size=self.hparams.shuffle_buffer_size, epoch=self._current_epoch,
+        )
+        return DataLoader(batches, batch_size=None)
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
 
     def _process_share(self, role: str, size: int) -> tuple[int, int]:
         """(rank, number of processes) of the distributed run this module feeds; (0, 1) outside one.
