@@ -326,9 +326,11 @@ class LengthBatches(Sampler[list[int]]):
 
 
 class StreamBatches(torch.utils.data.IterableDataset):
-    """Padded batches built on the fly from a stream of encoded rows (``streaming``).
+    """Padded batches built on the fly from a stream of raw rows (``streaming``).
 
-    Rows are read in pools of ``pool_batches`` batches; with ``sort_pools`` each pool is sorted by
+    Rows are read in pools of ``pool_batches`` batches and each pool is encoded at once (``encode``:
+    raw rows → rows of ``input_ids`` and ``labels``), so the shuffle buffer holds texts, not the
+    several times larger lists of ids. With ``sort_pools`` each pool is sorted by
     length before it is cut, so a batch pads only to its own longest text (on-the-fly length
     bucketing). With ``shuffle_seed`` (training) rows go through a shuffle buffer of
     ``shuffle_buffer_size`` and a pool's batches are put in random order, both fixed by (seed,
@@ -337,11 +339,11 @@ class StreamBatches(torch.utils.data.IterableDataset):
     are in memory.
     """
 
-    def __init__(self, rows: datasets.IterableDataset, batch_size: int, collate: Callable[[list[dict]], dict],
-                 pool_batches: int = 1, sort_pools: bool = False, shuffle_seed: Optional[int] = None,
+    def __init__(self, rows: datasets.IterableDataset, batch_size: int, encode: Callable[[list[dict]], list[dict]],
+                 collate: Callable[[list[dict]], dict], pool_batches: int = 1, sort_pools: bool = False, shuffle_seed: Optional[int] = None,
                  shuffle_buffer_size: int = 1, epoch: Callable[[], int] = lambda: 0):
         super().__init__()
-        self.rows, self.batch_size, self.collate = rows, batch_size, collate
+        self.rows, self.batch_size, self.encode, self.collate = rows, batch_size, encode, collate
         self.pool_batches, self.sort_pools, self.epoch = pool_batches, sort_pools, epoch
         self.shuffle_seed, self.shuffle_buffer_size = shuffle_seed, shuffle_buffer_size
 
@@ -360,6 +362,7 @@ class StreamBatches(torch.utils.data.IterableDataset):
             yield from self._batches(pool, rng)
 
     def _batches(self, pool: list[dict], rng: Optional[random.Random]):
+        pool = self.encode(pool)
         if self.sort_pools:
             pool.sort(key=lambda row: len(row["input_ids"]))
         batches = [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
@@ -696,13 +699,20 @@ class TextDataModule(pl.LightningDataModule):
         return self._encoded[role]
 
     def _encoded_stream(self, split: datasets.IterableDataset, split_name: str) -> datasets.IterableDataset:
-        tokenize = functools.partial(
-            _tokenize_stream_batch, tokenizer=self.tokenizer, text_column=self.text_column,
-            max_length=self.hparams.max_length, label_column=self.label_column, num_classes=self.num_classes,
-            split_name=split_name,
-        )
+        tokenize = functools.partial(self._tokenize_stream, split_name=split_name)
         split = split.map(tokenize, batched=True).select_columns(["input_ids", self.label_column])
         return split if self.label_column == "labels" else split.rename_column(self.label_column, "labels")
+
+    def _tokenize_stream(self, batch: dict, split_name: str) -> dict:
+        return _tokenize_stream_batch(batch, self.tokenizer, self.text_column, self.hparams.max_length,
+                                      self.label_column, self.num_classes, split_name)
+
+    def _encode_rows(self, rows: list[dict], split_name: str) -> list[dict]:
+        """Raw rows of a stream → rows of ``input_ids`` and ``labels``, as :meth:`encoded` makes them."""
+        labels = [row[self.label_column] for row in rows]
+        batch = {self.text_column: [row[self.text_column] for row in rows], self.label_column: labels}
+        ids = self._tokenize_stream(batch, split_name)["input_ids"]
+        return [{"input_ids": row_ids, "labels": label} for row_ids, label in zip(ids, labels)]
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         """Padded ids (B, L) and labels: class ids (B,), or multi-hot float targets (B, num_classes)."""
@@ -753,8 +763,11 @@ class TextDataModule(pl.LightningDataModule):
         seed = torch.initial_seed() if shuffle else None
         batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
         sort_pools = self.hparams.bucket_by_length or not shuffle  # evaluation in length order, as without streaming
+        if role not in self.splits:
+            self.encoded(role)  # names the available splits
+        encode = functools.partial(self._encode_rows, split_name=self.split_names[role])
         batches = StreamBatches(
-            self.encoded(role), batch_size, self.collate,
+            self.splits[role], batch_size, encode, self.collate,
             pool_batches=max(1, STREAM_POOL_ROWS // batch_size) if sort_pools else 1, sort_pools=sort_pools,
             shuffle_seed=seed, shuffle_buffer_size=self.hparams.shuffle_buffer_size, epoch=self._current_epoch,
         )
