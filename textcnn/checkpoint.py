@@ -6,9 +6,7 @@ so a crafted checkpoint cannot run code on load.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
@@ -17,6 +15,7 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from tokenizers import Tokenizer
 
+from textcnn.atomic import write_atomic
 from textcnn.errors import UserInputError
 from textcnn.lit import CHECKPOINT_FORMAT, MULTI_LABEL_CHECKPOINT_FORMAT
 from textcnn.model import TextCNN, TextCNNConfig
@@ -31,18 +30,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomic(Path(path), lambda file: torch.save(checkpoint, file))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pytorch_lightning.cli import LightningCLI
 from textcnn.callbacks import RandomState, SaveTokenizer
 from textcnn.checkpoint import data_settings_from_checkpoint, read_checkpoint
 from textcnn.data import TextDataModule, load_dataset_dict
-from textcnn.distributed import write_text_atomic
+from textcnn.atomic import write_text_atomic
 from textcnn.errors import UserInputError
 from textcnn.evaluation import evaluate_checkpoint
 from textcnn.explain import to_html

@@ -38,7 +38,8 @@ from tokenizers import Tokenizer
 from torch.utils.data import DataLoader, Sampler
 
 from textcnn import tokenizer as tokenizer_recipe
-from textcnn.distributed import is_launch_rank_zero, launch_rank, wait_for_file, write_text_atomic
+from textcnn.atomic import write_text_atomic
+from textcnn.distributed import is_launch_rank_zero, launch_rank, wait_for_file
 from textcnn.embeddings import Coverage, pretrained_matrix
 from textcnn.errors import UserInputError
 from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, tokenizer_from_json, train_tokenizer

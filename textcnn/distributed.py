@@ -4,14 +4,13 @@ how rank 0 hands a file it made to the others.
 The training CLI builds the model while it parses the config, before Lightning starts the other
 processes (``strategy: ddp``) or creates the process group, so nothing can be broadcast then. What
 rank 0 makes at that point (the tokenizer) goes through a file instead: rank 0 writes it atomically,
-the others wait for it. On several nodes that file must be on storage all nodes share.
+the others wait for it (``textcnn.atomic``). On several nodes that file must be on storage all nodes share.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,21 +35,6 @@ def is_launch_rank_zero() -> bool:
     """True in a single process and in rank 0 of a distributed run, judged from the launcher's
     environment variables (the only thing known before Lightning sets the process group up)."""
     return not launch_rank()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it: readers see the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def wait_for_file(path: Path, what: str, fix: str, timeout_s: float | None = None) -> str:
