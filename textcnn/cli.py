@@ -71,9 +71,10 @@ class TrainCLI(LightningCLI):
             if not path.exists():  # every process may get here: each writes the same text, atomically
                 write_text_atomic(path, checkpoint["tokenizer_json"])
             self.config.data.tokenizer_path = str(path)
-        if self.config.data.streaming and self.config.model.lr_schedule != "constant" and self.config.trainer.max_steps in (None, -1):
+        schedule, max_steps = self.config.model.lr_schedule, self.config.trainer.max_steps
+        if self.config.data.streaming and schedule != "constant" and max_steps in (None, -1):
             raise UserInputError(
-                f"model.lr_schedule {self.config.model.lr_schedule!r} needs the number of steps, and a stream's epoch "
+                f"model.lr_schedule {schedule!r} needs the number of steps, and a stream's epoch "
                 "length is unknown (data.streaming); set trainer.max_steps, or model.lr_schedule=constant"
             )
         if not self.config.data.tokenizer_cache_dir:

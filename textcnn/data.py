@@ -80,7 +80,7 @@ def load_dataset_dict(path: str, streaming: bool = False) -> Union[datasets.Data
             if (local / "dataset_dict.json").exists():
                 splits = datasets.load_from_disk(str(local))
                 if streaming:
-                    return datasets.IterableDatasetDict({name: split.to_iterable_dataset() for name, split in splits.items()})
+                    return datasets.IterableDatasetDict({name: s.to_iterable_dataset() for name, s in splits.items()})
                 return splits
             return datasets.load_dataset(str(local), streaming=streaming)
         except Exception as error:  # datasets raises many types for unreadable, empty or odd files
@@ -341,8 +341,9 @@ class StreamBatches(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, rows: datasets.IterableDataset, batch_size: int, encode: Callable[[list[dict]], list[dict]],
-                 collate: Callable[[list[dict]], dict], pool_batches: int = 1, sort_pools: bool = False, shuffle_seed: Optional[int] = None,
-                 shuffle_buffer_size: int = 1, epoch: Callable[[], int] = lambda: 0):
+                 collate: Callable[[list[dict]], dict], pool_batches: int = 1, sort_pools: bool = False,
+                 shuffle_seed: Optional[int] = None, shuffle_buffer_size: int = 1,
+                 epoch: Callable[[], int] = lambda: 0):
         super().__init__()
         self.rows, self.batch_size, self.encode, self.collate = rows, batch_size, encode, collate
         self.pool_batches, self.sort_pools, self.epoch = pool_batches, sort_pools, epoch
@@ -662,7 +663,8 @@ class TextDataModule(pl.LightningDataModule):
         if self._pretrained is None:
             if self.hparams.streaming:  # the token counts of the tokenizer's sample, not of the whole stream
                 texts = [text or "" for text in self._tokenizer_texts()]
-                ids = np.fromiter((i for row in encode(self.tokenizer, texts, self.hparams.max_length) for i in row), int)
+                rows = encode(self.tokenizer, texts, self.hparams.max_length)
+                ids = np.fromiter((i for row in rows for i in row), dtype=np.int64)
             else:
                 ids = pc.list_flatten(self.encoded("train").data.column("input_ids")).to_numpy()
             counts = np.bincount(ids, minlength=self.vocab_size)
