@@ -1,0 +1,120 @@
+"""Peak memory and training speed with ``data.streaming`` on and off, each in a fresh child process.
+
+For each setting one child draws ``--batches`` training batches from the data module alone (the data
+pipeline's memory), and another trains the config's model for ``--batches`` batches (no
+validation). Each reports its peak resident memory (``ru_maxrss``), and the training child the
+seconds until the first batch (loading, tokenizer, encoding) and training examples/s. The
+resident memory after the imports (torch, Lightning, datasets) is the floor under every figure.
+``--repeat K`` trains on K copies of the training split, written to a temporary directory in
+parquet row groups of 10,000 rows, to show how memory grows with the corpus. Run with
+``OMP_NUM_THREADS=1`` for stable figures:
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/benchmark_streaming.py --config configs/imdb_streaming.yaml --batches 200 --repeat 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+START = time.monotonic()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def child(config_path: str, data_path: str, streaming: bool, batches: int, train: bool) -> dict:
+    import pytorch_lightning as pl
+    import yaml
+
+    from textcnn.data import TextDataModule
+    from textcnn.lit import TextCNNClassifier
+
+    floor = peak_rss_mb()
+    config = yaml.safe_load(open(config_path, encoding="utf-8"))
+    pl.seed_everything(config.get("seed_everything", 42), verbose=False)
+    widest = max(max(k) if isinstance(k, list) else k for k in config["model"]["network"]["kernel_sizes"])
+    data = TextDataModule(**{**config["data"], "path": data_path, "streaming": streaming, "min_length": widest})
+    if not train:
+        drawn = sum(1 for _, _ in zip(range(batches), data.train_dataloader()))
+        return {"streaming": streaming, "batches": drawn, "rss_after_imports_mb": round(floor),
+                "peak_rss_mb": round(peak_rss_mb())}
+    model = TextCNNClassifier(vocab_size=data.vocab_size, num_classes=data.num_classes, label_names=data.label_names,
+                              multi_label=data.multi_label, **config["model"])
+    times = {}
+
+    class Clock(pl.Callback):
+        def on_train_start(self, trainer, module):
+            times["start"] = time.monotonic()
+
+        def on_train_end(self, trainer, module):
+            times["end"] = time.monotonic()
+
+    trainer = pl.Trainer(max_steps=batches, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu", callbacks=[Clock()])
+    trainer.fit(model, datamodule=data)
+    examples = batches * data.hparams.batch_size
+    return {
+        "streaming": streaming, "batches": batches, "examples": examples,
+        "rss_after_imports_mb": round(floor), "peak_rss_mb": round(peak_rss_mb()),
+        "seconds_to_first_batch": round(times["start"] - START, 1),
+        "train_examples_per_s": round(examples / (times["end"] - times["start"]), 1),
+    }
+
+
+def repeated_copy(data_path: str, repeat: int, target: Path) -> str:
+    """``repeat`` copies of the training split (and the test split once) as parquet, 10,000-row groups."""
+    import datasets
+
+    splits = datasets.load_dataset(data_path)
+    datasets.concatenate_datasets([splits["train"]] * repeat).to_parquet(str(target / "train.parquet"), batch_size=10000)
+    splits["test"].to_parquet(str(target / "test.parquet"), batch_size=10000)
+    return str(target)
+
+
+def run_child(args: argparse.Namespace, data_path: str, mode: str, part: str) -> dict:
+    command = [sys.executable, __file__, "--config", args.config, "--batches", str(args.batches),
+               "--data-path", data_path, "--child", mode, "--part", part]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/imdb_streaming.yaml")
+    parser.add_argument("--batches", type=int, default=200, help="training batches per run")
+    parser.add_argument("--repeat", type=int, default=1, help="train on this many copies of the training split")
+    parser.add_argument("--data-path", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["streaming", "in-memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=["data", "train"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.config, args.data_path, args.child == "streaming", args.batches, args.part == "train")))
+        return
+    import yaml
+
+    data_path = yaml.safe_load(open(args.config, encoding="utf-8"))["data"]["path"]
+    with tempfile.TemporaryDirectory(prefix="textcnn-streaming-") as scratch:
+        if args.repeat > 1:
+            data_path = repeated_copy(data_path, args.repeat, Path(scratch))
+        print(f"{args.config}, data {data_path} (train × {args.repeat}), {args.batches} batches")
+        print("| data.streaming | peak RSS, data only | peak RSS, training | RSS after imports | s to first batch "
+              "| training examples/s |")
+        print("|---|---|---|---|---|---|")
+        for mode in ("in-memory", "streaming"):
+            alone, trained = run_child(args, data_path, mode, "data"), run_child(args, data_path, mode, "train")
+            print(f"| {str(trained['streaming']).lower()} | {alone['peak_rss_mb']:,} MB | {trained['peak_rss_mb']:,} MB "
+                  f"| {trained['rss_after_imports_mb']:,} MB | {trained['seconds_to_first_batch']} "
+                  f"| {trained['train_examples_per_s']} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
