@@ -15,7 +15,8 @@ import torch
 
 from tests.conftest import ROOT, write_slice
 from textcnn import distributed
-from textcnn.data import EpochShuffle, LengthBatches, ShuffledBatches, TextDataModule
+from textcnn.batching import EpochShuffle, LengthBatches, ShuffledBatches
+from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.evaluation import evaluate_checkpoint
 

@@ -8,7 +8,6 @@ import sys
 import datasets
 import onnx
 import pytest
-import torch
 
 import textcnn
 from textcnn import cli

@@ -21,10 +21,9 @@ import hashlib
 import json
 import logging
 import os
-import random
 import socket
 from pathlib import Path
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Optional, Union
 from urllib.parse import urlparse
 
@@ -35,13 +34,15 @@ import pytorch_lightning as pl
 import tokenizers
 import torch
 from tokenizers import Tokenizer
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from textcnn import tokenizer as tokenizer_recipe
 from textcnn.atomic import write_text_atomic
+from textcnn.batching import EpochShuffle, LengthBatches, ShuffledBatches
 from textcnn.distributed import is_launch_rank_zero, launch_rank, wait_for_file
 from textcnn.embeddings import Coverage, pretrained_matrix
 from textcnn.errors import UserInputError
+from textcnn.streaming import STREAM_POOL_ROWS, StreamBatches, in_carved_validation, reservoir_sample
 from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, tokenizer_from_json, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -182,17 +183,6 @@ def _tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_len
     return {"input_ids": encode(tokenizer, texts, max_length)}
 
 
-def _validation_share(text: Optional[str], seed: int) -> float:
-    """A number in [0, 1) fixed by the text and the seed: the same text always falls in the same split."""
-    digest = hashlib.blake2b(f"{seed}:{text or ''}".encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2**64
-
-
-def _in_carved_validation(batch: dict, text_column: str, fraction: float, seed: int, keep: bool) -> list[bool]:
-    """Per row: does it belong to the split being kept (the carved validation split if ``keep``, train if not)?"""
-    return [(_validation_share(text, seed) < fraction) == keep for text in batch[text_column]]
-
-
 def _tokenize_stream_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_length: int,
                            label_column: str, num_classes: int, split_name: str) -> dict:
     """:func:`_tokenize_batch` plus the label range check a stream can only make as it meets the rows."""
@@ -204,177 +194,6 @@ def _tokenize_stream_batch(batch: dict, tokenizer: Tokenizer, text_column: str, 
                     f"{num_classes} classes; drop unlabelled rows or pick another split"
                 )
     return _tokenize_batch(batch, tokenizer, text_column, max_length)
-
-
-def _reservoir_sample(items: Iterable, size: int, seed: int) -> list:
-    """A uniform random sample of ``size`` items (all of them if fewer) in one pass, holding only the
-    sample (reservoir sampling, as sentencepiece samples its training sentences)."""
-    rng, sample = random.Random(seed), []
-    for index, item in enumerate(items):
-        if index < size:
-            sample.append(item)
-        elif (slot := rng.randrange(index + 1)) < size:
-            sample[slot] = item
-    return sample
-
-
-def _shuffle_buffer(rows: Iterable, size: int, rng: random.Random):
-    """``rows`` in random order, each drawn from a buffer of the next ``size``: memory stays bounded,
-    but rows move at most about ``size`` places, so files sorted by label need a buffer that large."""
-    buffer = []
-    for row in rows:
-        if len(buffer) < size:
-            buffer.append(row)
-            continue
-        slot = rng.randrange(size)
-        yield buffer[slot]
-        buffer[slot] = row
-    rng.shuffle(buffer)
-    yield from buffer
-
-
-def _cut(order: list[int], size: int, min_size: int = 1) -> list[list[int]]:
-    """``order`` in consecutive chunks of ``size``; a last chunk shorter than ``min_size`` joins the
-    one before, so that every process gets at least one example of every chunk."""
-    chunks = [order[i : i + size] for i in range(0, len(order), size)]
-    if len(chunks) > 1 and len(chunks[-1]) < min_size:
-        last = chunks.pop()
-        chunks[-1] = chunks[-1] + last
-    return chunks
-
-
-def _num_chunks(count: int, size: int, min_size: int = 1) -> int:
-    """``len(_cut(range(count), size, min_size))`` without building it."""
-    chunks = -(-count // size)
-    return chunks - 1 if chunks > 1 and 0 < count % size < min_size else chunks
-
-
-class EpochShuffle(Sampler[int]):
-    """A shuffle fixed by (seed, epoch): a run resumed at epoch k sees the batches it would have seen.
-
-    Lightning calls ``set_epoch`` at the start of every epoch.
-    """
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def generator(self, stream: int = 0) -> torch.Generator:
-        """A generator fixed by (seed, epoch); ``stream`` gives independent ones for other draws."""
-        return torch.Generator().manual_seed((self.seed + self.epoch + stream) % 2**63)
-
-    def __iter__(self):
-        return iter(torch.randperm(self.size, generator=self.generator()).tolist())
-
-    def __len__(self) -> int:
-        return self.size
-
-
-class ShuffledBatches(Sampler[list[int]]):
-    """The epoch's shuffled order (``shuffle``) cut into batches of ``batch_size``.
-
-    With ``world_size`` processes (DDP) the order is cut into global batches of ``world_size ×
-    batch_size`` and process ``rank`` takes every ``world_size``-th example of each, from position
-    ``rank``: the processes see disjoint shares, together every example once per epoch, and the
-    same number of batches (DDP steps them together). All processes draw the same order, so this
-    needs no communication. A single process gets exactly ``DataLoader(sampler=shuffle,
-    batch_size=batch_size)``'s batches.
-    """
-
-    def __init__(self, shuffle: EpochShuffle, batch_size: int, rank: int = 0, world_size: int = 1):
-        self.sampler, self.batch_size, self.rank, self.world_size = shuffle, batch_size, rank, world_size
-
-    def __iter__(self):
-        for batch in _cut(list(self.sampler), self.batch_size * self.world_size, self.world_size):
-            yield batch[self.rank :: self.world_size]
-
-    def __len__(self) -> int:
-        return _num_chunks(len(self.sampler), self.batch_size * self.world_size, self.world_size)
-
-
-class LengthBatches(Sampler[list[int]]):
-    """Batches of similar lengths, so a batch pads only to its own longest text.
-
-    For training (``shuffle`` given) the epoch's shuffled order is cut into pools of
-    ``pool_batches`` batches, each pool sorted by length and cut into batches, and the batches put
-    in a seeded random order: batches stay random while padding all but disappears. Without
-    ``shuffle`` (evaluation) the whole split goes in length order. With ``world_size`` processes,
-    global batches are dealt out as in :class:`ShuffledBatches`; the shares of a length-sorted batch
-    have similar lengths, so no process waits for another's longer texts.
-    """
-
-    def __init__(self, lengths: list[int], batch_size: int, shuffle: Optional[EpochShuffle] = None,
-                 pool_batches: int = 50, rank: int = 0, world_size: int = 1):
-        self.lengths, self.batch_size, self.sampler, self.pool_batches = lengths, batch_size, shuffle, pool_batches
-        self.rank, self.world_size = rank, world_size
-
-    def __iter__(self):
-        size, by_length = self.batch_size * self.world_size, self.lengths.__getitem__
-        if self.sampler is None:
-            batches = _cut(sorted(range(len(self.lengths)), key=by_length), size, self.world_size)
-        else:
-            batches = []
-            for pool in _cut(list(self.sampler), size * self.pool_batches, self.world_size):
-                batches += _cut(sorted(pool, key=by_length), size, self.world_size)
-            generator = self.sampler.generator(stream=1)
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-        yield from (batch[self.rank :: self.world_size] for batch in batches)
-
-    def __len__(self) -> int:
-        return _num_chunks(len(self.lengths), self.batch_size * self.world_size, self.world_size)
-
-
-class StreamBatches(torch.utils.data.IterableDataset):
-    """Padded batches built on the fly from a stream of raw rows (``streaming``).
-
-    Rows are read in pools of ``pool_batches`` batches and each pool is encoded at once (``encode``:
-    raw rows → rows of ``input_ids`` and ``labels``), so the shuffle buffer holds texts, not the
-    several times larger lists of ids. With ``sort_pools`` each pool is sorted by
-    length before it is cut, so a batch pads only to its own longest text (on-the-fly length
-    bucketing). With ``shuffle_seed`` (training) rows go through a shuffle buffer of
-    ``shuffle_buffer_size`` and a pool's batches are put in random order, both fixed by (seed,
-    epoch): every epoch differs, and the same epoch is the same in every run. ``epoch`` is called
-    when an iteration starts (the trainer's current epoch). At most the shuffle buffer and one pool
-    are in memory.
-    """
-
-    def __init__(self, rows: datasets.IterableDataset, batch_size: int, encode: Callable[[list[dict]], list[dict]],
-                 collate: Callable[[list[dict]], dict], pool_batches: int = 1, sort_pools: bool = False,
-                 shuffle_seed: Optional[int] = None, shuffle_buffer_size: int = 1,
-                 epoch: Callable[[], int] = lambda: 0):
-        super().__init__()
-        self.rows, self.batch_size, self.encode, self.collate = rows, batch_size, encode, collate
-        self.pool_batches, self.sort_pools, self.epoch = pool_batches, sort_pools, epoch
-        self.shuffle_seed, self.shuffle_buffer_size = shuffle_seed, shuffle_buffer_size
-
-    def __iter__(self):
-        rows, rng = iter(self.rows), None
-        if self.shuffle_seed is not None:
-            rng = random.Random(f"{self.shuffle_seed}:{self.epoch()}")
-            rows = _shuffle_buffer(rows, self.shuffle_buffer_size, rng)
-        pool, pool_size = [], self.batch_size * self.pool_batches
-        for row in rows:
-            pool.append(row)
-            if len(pool) == pool_size:
-                yield from self._batches(pool, rng)
-                pool = []
-        if pool:
-            yield from self._batches(pool, rng)
-
-    def _batches(self, pool: list[dict], rng: Optional[random.Random]):
-        pool = self.encode(pool)
-        if self.sort_pools:
-            pool.sort(key=lambda row: len(row["input_ids"]))
-        batches = [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
-        if rng is not None and self.sort_pools:
-            rng.shuffle(batches)
-        for batch in batches:
-            yield self.collate(batch)
-
-
-STREAM_POOL_ROWS = 2048  # rows held for length bucketing in a stream: the pool's batches share one sort
 
 
 class TextDataModule(pl.LightningDataModule):
@@ -542,7 +361,7 @@ class TextDataModule(pl.LightningDataModule):
             fraction, seed = self.hparams.validation_fraction, self.hparams.seed
             log.info("no %r split: carving about %.0f%% of train by a hash of each text",
                      self.split_names["validation"], 100 * fraction)
-            carve = functools.partial(_in_carved_validation, text_column=self.text_column, fraction=fraction, seed=seed)
+            carve = functools.partial(in_carved_validation, text_column=self.text_column, fraction=fraction, seed=seed)
             train = splits["train"]
             splits["train"] = train.filter(functools.partial(carve, keep=False), batched=True)
             splits["validation"] = train.filter(functools.partial(carve, keep=True), batched=True)
@@ -581,7 +400,7 @@ class TextDataModule(pl.LightningDataModule):
             return self.splits["train"][self.text_column]
         if self._tokenizer_sample is None:
             texts = (row[self.text_column] for row in self.splits["train"].select_columns([self.text_column]))
-            self._tokenizer_sample = _reservoir_sample(texts, self.hparams.tokenizer_sample_size, self.hparams.seed)
+            self._tokenizer_sample = reservoir_sample(texts, self.hparams.tokenizer_sample_size, self.hparams.seed)
             log.info("streaming: training the tokenizer on a sample of %d texts", len(self._tokenizer_sample))
         return self._tokenizer_sample
 

@@ -1,0 +1,105 @@
+"""Pieces of the streaming path (``data.streaming``): a corpus read as a stream, never whole in memory.
+
+A missing validation split is carved by a seeded hash of each text, the tokenizer trains on a
+reservoir sample, and :class:`StreamBatches` builds padded batches on the fly through a bounded
+shuffle buffer. :class:`textcnn.data.TextDataModule` puts them together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Iterable
+from typing import Optional
+
+import datasets
+import torch
+
+
+def validation_share(text: Optional[str], seed: int) -> float:
+    """A number in [0, 1) fixed by the text and the seed: the same text always falls in the same split."""
+    digest = hashlib.blake2b(f"{seed}:{text or ''}".encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
+
+
+def in_carved_validation(batch: dict, text_column: str, fraction: float, seed: int, keep: bool) -> list[bool]:
+    """Per row: does it belong to the split being kept (the carved validation split if ``keep``, train if not)?"""
+    return [(validation_share(text, seed) < fraction) == keep for text in batch[text_column]]
+
+
+def reservoir_sample(items: Iterable, size: int, seed: int) -> list:
+    """A uniform random sample of ``size`` items (all of them if fewer) in one pass, holding only the
+    sample (reservoir sampling, as sentencepiece samples its training sentences)."""
+    rng, sample = random.Random(seed), []
+    for index, item in enumerate(items):
+        if index < size:
+            sample.append(item)
+        elif (slot := rng.randrange(index + 1)) < size:
+            sample[slot] = item
+    return sample
+
+
+def shuffle_buffer(rows: Iterable, size: int, rng: random.Random):
+    """``rows`` in random order, each drawn from a buffer of the next ``size``: memory stays bounded,
+    but rows move at most about ``size`` places, so files sorted by label need a buffer that large."""
+    buffer = []
+    for row in rows:
+        if len(buffer) < size:
+            buffer.append(row)
+            continue
+        slot = rng.randrange(size)
+        yield buffer[slot]
+        buffer[slot] = row
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+class StreamBatches(torch.utils.data.IterableDataset):
+    """Padded batches built on the fly from a stream of raw rows (``streaming``).
+
+    Rows are read in pools of ``pool_batches`` batches and each pool is encoded at once (``encode``:
+    raw rows → rows of ``input_ids`` and ``labels``), so the shuffle buffer holds texts, not the
+    several times larger lists of ids. With ``sort_pools`` each pool is sorted by
+    length before it is cut, so a batch pads only to its own longest text (on-the-fly length
+    bucketing). With ``shuffle_seed`` (training) rows go through a shuffle buffer of
+    ``shuffle_buffer_size`` and a pool's batches are put in random order, both fixed by (seed,
+    epoch): every epoch differs, and the same epoch is the same in every run. ``epoch`` is called
+    when an iteration starts (the trainer's current epoch). At most the shuffle buffer and one pool
+    are in memory.
+    """
+
+    def __init__(self, rows: datasets.IterableDataset, batch_size: int, encode: Callable[[list[dict]], list[dict]],
+                 collate: Callable[[list[dict]], dict], pool_batches: int = 1, sort_pools: bool = False,
+                 shuffle_seed: Optional[int] = None, shuffle_buffer_size: int = 1,
+                 epoch: Callable[[], int] = lambda: 0):
+        super().__init__()
+        self.rows, self.batch_size, self.encode, self.collate = rows, batch_size, encode, collate
+        self.pool_batches, self.sort_pools, self.epoch = pool_batches, sort_pools, epoch
+        self.shuffle_seed, self.shuffle_buffer_size = shuffle_seed, shuffle_buffer_size
+
+    def __iter__(self):
+        rows, rng = iter(self.rows), None
+        if self.shuffle_seed is not None:
+            rng = random.Random(f"{self.shuffle_seed}:{self.epoch()}")
+            rows = shuffle_buffer(rows, self.shuffle_buffer_size, rng)
+        pool, pool_size = [], self.batch_size * self.pool_batches
+        for row in rows:
+            pool.append(row)
+            if len(pool) == pool_size:
+                yield from self._batches(pool, rng)
+                pool = []
+        if pool:
+            yield from self._batches(pool, rng)
+
+    def _batches(self, pool: list[dict], rng: Optional[random.Random]):
+        pool = self.encode(pool)
+        if self.sort_pools:
+            pool.sort(key=lambda row: len(row["input_ids"]))
+        batches = [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+        if rng is not None and self.sort_pools:
+            rng.shuffle(batches)
+        for batch in batches:
+            yield self.collate(batch)
+
+
+STREAM_POOL_ROWS = 2048  # rows held for length bucketing in a stream: the pool's batches share one sort
