@@ -49,7 +49,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.merge:
-        write(results_markdown([Part.load(Path(directory) / "benchmark.json") for directory in args.merge]), args.output)
+        parts = [Part.load(Path(directory) / "benchmark.json") for directory in args.merge]
+        write(results_markdown(parts, args.note), args.output)
         return
     names = args.datasets or (QUICK_DATASETS if args.quick else [n for n in DATASETS if n not in ON_REQUEST])
     seeds = args.seeds or ([1] if args.quick else [1, 2, 3])

@@ -330,13 +330,13 @@ class Part:
                       "runs": [Run(**r) for r in saved["runs"]]})
 
 
-def results_markdown(parts: Sequence[Part]) -> str:
-    """The whole ``docs/results.md`` from one or more benchmark parts."""
+def results_markdown(parts: Sequence[Part], notes: Sequence[str] = ()) -> str:
+    """The whole ``docs/results.md`` from one or more benchmark parts, plus ``notes`` of the merge."""
     runs = [run for part in parts for run in part.runs]
     datasets = list({d.name: d for part in parts for d in part.datasets}.values())
     rows = summarise(runs)
     coverage = {name: text for part in parts for name, text in part.coverage.items()}
-    notes = list(dict.fromkeys(note for part in parts for note in part.notes))
+    notes = list(dict.fromkeys([*(note for part in parts for note in part.notes), *notes]))
     if len(parts) == 1:
         provenance = [f"* command: `{parts[0].command}`", f"* machine: {parts[0].machine}",
                       f"* total wall time of the command: {parts[0].seconds / 60:.1f} min"]
