@@ -104,28 +104,33 @@ def test_lightnings_distributed_sampler_is_refused_because_the_data_shards_itsel
         data.val_dataloader()
 
 
-@pytest.fixture(scope="module")
-def ddp_run(small_slice, tmp_path_factory) -> dict:
+def launch_ddp(data: Path, base: Path, *extra: str) -> subprocess.CompletedProcess:
     """Train a tiny model with 2 CPU processes (Lightning's DDP launcher, gloo) from the script."""
-    base = tmp_path_factory.mktemp("ddp")
-    root, cache, records = base / "runs", base / "tokenizers", base / "records"
-    recorder = {"class_path": "tests.ddp_helpers.RecordShares", "init_args": {"directory": str(records)}}
     command = [
         sys.executable, str(ROOT / "scripts" / "train.py"), "--config", str(ROOT / "configs" / "sst2.yaml"),
         "--model.network.embed_dim=16", "--model.network.conv_channels=[16]", "--model.network.kernel_sizes=[3]",
-        "--model.learning_rate=0.003", f"--data.path={small_slice}", f"--data.batch_size={BATCH_SIZE}",
-        f"--data.tokenizer_cache_dir={cache}", f"--trainer.max_epochs={EPOCHS}", f"--trainer.default_root_dir={root}",
-        "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
-        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        "--early_stopping.patience=100", f"--trainer.callbacks=[{json.dumps(recorder)}]",
+        "--model.learning_rate=0.003", f"--data.path={data}", f"--data.batch_size={BATCH_SIZE}",
+        f"--data.tokenizer_cache_dir={base / 'tokenizers'}", f"--trainer.max_epochs={EPOCHS}",
+        f"--trainer.default_root_dir={base / 'runs'}", "--trainer.strategy=ddp", "--trainer.devices=2",
+        "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--early_stopping.patience=100", *extra,
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=300)
-    stderr = result.stderr.decode()
-    assert result.returncode == 0, stderr[-4000:]
+    assert result.returncode == 0, result.stderr.decode()[-4000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def ddp_run(small_slice, tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("ddp")
+    records = base / "records"
+    recorder = {"class_path": "tests.ddp_helpers.RecordShares", "init_args": {"directory": str(records)}}
+    result = launch_ddp(small_slice, base, f"--trainer.callbacks=[{json.dumps(recorder)}]")
     ranks = [json.loads((records / f"rank-{r}.json").read_text()) for r in range(2)]
-    return {"stdout": result.stdout.decode(), "stderr": stderr, "root": root, "cache": cache, "ranks": ranks}
+    return {"stdout": result.stdout.decode(), "stderr": result.stderr.decode(), "root": base / "runs",
+            "cache": base / "tokenizers", "ranks": ranks}
 
 
 def test_ddp_processes_train_and_validate_on_disjoint_shares_that_cover_the_data(ddp_run):
@@ -165,3 +170,25 @@ def test_ddp_prints_results_once_and_they_match_the_saved_checkpoint(ddp_run):
     # validation accuracy, synced over both processes' shares, picked and named the best checkpoint
     logged = float(re.search(r"best-\d+-(\d\.\d{4})\.ckpt$", report["checkpoint"]).group(1))
     assert evaluate_checkpoint(report["checkpoint"], split="validation")["accuracy"] == pytest.approx(logged, abs=5e-5)
+
+
+def test_a_ddp_run_resumed_from_a_checkpoint_ends_with_the_uninterrupted_weights(ddp_run, small_slice, tmp_path):
+    """Every process's dropout stream is saved in the checkpoint and restored to the same process:
+    one epoch, then a resumed second epoch, gives the weights of the two-epoch run bit for bit."""
+    launch_ddp(small_slice, tmp_path, "--trainer.max_epochs=1")
+    [first] = (tmp_path / "runs" / "lightning_logs").glob("version_*/checkpoints/last.ckpt")
+    assert len(torch.load(first, weights_only=False)["callbacks"]["RandomState"]["ranks"]) == 2
+    launch_ddp(small_slice, tmp_path, f"--ckpt_path={first}")
+    resumed = torch.load(first.parents[2] / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)
+    [uninterrupted] = (ddp_run["root"] / "lightning_logs").glob("version_*/checkpoints/last.ckpt")
+    expected = torch.load(uninterrupted, weights_only=True)
+    assert resumed["epoch"] == expected["epoch"] == EPOCHS - 1
+    for name, tensor in expected["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], tensor), name
+
+
+def test_each_process_draws_its_own_dropout_masks(ddp_run):
+    """Lightning seeds every process alike; rank 1 is re-seeded so the two processes' masks differ."""
+    [last] = (ddp_run["root"] / "lightning_logs").glob("version_*/checkpoints/last.ckpt")
+    states = torch.load(last, weights_only=False)["callbacks"]["RandomState"]["ranks"]
+    assert not torch.equal(states[0]["torch"], states[1]["torch"])

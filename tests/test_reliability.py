@@ -49,6 +49,8 @@ def test_same_seed_same_data_gives_identical_weights(small_slice, tmp_path):
 
 def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(small_slice, tmp_path):
     uninterrupted = train(train_args(small_slice, tmp_path / "clean"))
+    last_of_uninterrupted = Path(uninterrupted["checkpoint"]).with_name("last.ckpt")
+    assert torch.load(last_of_uninterrupted, weights_only=True)["epoch"] == EPOCHS - 1  # the latest, not the best
 
     killed_root = tmp_path / "killed"
     command = [sys.executable, str(ROOT / "scripts" / "train.py"), *train_args(small_slice, killed_root)]
@@ -72,7 +74,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(small_slice,
     assert report["accuracy"] == uninterrupted["accuracy"]
     assert report["per_class"] == uninterrupted["per_class"]
     final = max(killed_root.glob("lightning_logs/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    assert_same_weights(final, Path(uninterrupted["checkpoint"]).with_name("last.ckpt"))
+    assert_same_weights(final, last_of_uninterrupted)
 
 
 def test_a_crash_while_saving_keeps_the_previous_checkpoint_whole(tmp_path, monkeypatch):

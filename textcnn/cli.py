@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Optional
 
 from jsonargparse import ArgumentParser
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.cli import LightningCLI
 
-from textcnn.callbacks import RandomState, SaveTokenizer
+from textcnn.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer
 from textcnn.checkpoint import data_settings_from_checkpoint, read_checkpoint
 from textcnn.data import TextDataModule, load_dataset_dict
 from textcnn.atomic import write_text_atomic
@@ -41,7 +41,7 @@ def _widest_kernel(kernel_sizes: list) -> int:
 
 class TrainCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_acc",
