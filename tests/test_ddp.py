@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -192,3 +193,21 @@ def test_each_process_draws_its_own_dropout_masks(ddp_run):
     [last] = (ddp_run["root"] / "lightning_logs").glob("version_*/checkpoints/last.ckpt")
     states = torch.load(last, weights_only=False)["callbacks"]["RandomState"]["ranks"]
     assert not torch.equal(states[0]["torch"], states[1]["torch"])
+
+
+def test_ddp_streaming_deals_each_process_a_disjoint_equal_share_of_the_stream(small_slice, tmp_path):
+    """data.streaming with 2 processes: training rows dealt out in equal shares (the one odd row
+    dropped), validation rows all evaluated once, though one process gets an extra batch."""
+    recorder = {"class_path": "tests.ddp_helpers.RecordStreamShares", "init_args": {"directory": str(tmp_path / "rec")}}
+    launch_ddp(small_slice, tmp_path, "--data.streaming=true", "--data.shuffle_buffer_size=64",
+               "--data.eval_batch_size=50", f"--trainer.callbacks=[{json.dumps(recorder)}]")
+    ranks = [json.loads((tmp_path / "rec" / f"stream-rank-{r}.json").read_text()) for r in range(2)]
+    every = {role: Counter(map(tuple, rows)) for role, rows in ranks[0]["all"].items()}
+    for epoch in map(str, range(EPOCHS)):
+        train = [Counter(map(tuple, r["seen"]["train"][epoch])) for r in ranks]
+        assert [sum(share.values()) for share in train] == [TRAIN // 2, TRAIN // 2]
+        together = train[0] + train[1]
+        assert together <= every["train"] and sum(together.values()) == TRAIN - 1
+        validation = [Counter(map(tuple, r["seen"]["validation"][epoch])) for r in ranks]
+        assert validation[0] + validation[1] == every["validation"]
+    assert ranks[0]["seen"]["train"]["0"] != ranks[0]["seen"]["train"]["1"]  # a new shuffle each epoch

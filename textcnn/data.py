@@ -576,13 +576,10 @@ class TextDataModule(pl.LightningDataModule):
         )
 
     def _stream_dataloader(self, role: str, shuffle: bool) -> DataLoader:
-        if self.trainer is not None and self.trainer.world_size > 1:
-            raise UserInputError(
-                f"data.streaming runs in one process, but this run has {self.trainer.world_size}: a stream's "
-                "length is unknown, so processes could not be given equal shares; set trainer.devices=1 and "
-                "trainer.num_nodes=1, or data.streaming=false"
-            )
-        seed = torch.initial_seed() if shuffle else None
+        rank, world_size = self._process_share(role, size=0)
+        seed = None
+        if shuffle:  # rank 0's seed: every process must shuffle the stream alike for the shares to be disjoint
+            seed = torch.initial_seed() if world_size == 1 else self.trainer.strategy.broadcast(torch.initial_seed())
         batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
         sort_pools = self.hparams.bucket_by_length or not shuffle  # evaluation in length order, as without streaming
         if role not in self.splits:
@@ -592,6 +589,7 @@ class TextDataModule(pl.LightningDataModule):
             self.splits[role], batch_size, encode, self.collate,
             pool_batches=max(1, STREAM_POOL_ROWS // batch_size) if sort_pools else 1, sort_pools=sort_pools,
             shuffle_seed=seed, shuffle_buffer_size=self.hparams.shuffle_buffer_size, epoch=self._current_epoch,
+            rank=rank, world_size=world_size,
         )
         return DataLoader(batches, batch_size=None)
 

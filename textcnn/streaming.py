@@ -54,6 +54,25 @@ def shuffle_buffer(rows: Iterable, size: int, rng: random.Random):
     yield from buffer
 
 
+def deal(rows: Iterable, rank: int, world_size: int, whole_rounds_only: bool):
+    """This process's share of a stream: row ``i`` goes to process ``i % world_size``.
+
+    With ``whole_rounds_only`` (training) the last incomplete round of fewer than ``world_size``
+    rows is dropped, so every process gets exactly ``N // world_size`` rows, cuts the same number
+    of batches and takes the same number of optimizer steps, which DDP needs and which a stream of
+    unknown length cannot otherwise promise. Evaluation keeps every row (shares differ by at most
+    one row; metrics are summed over processes at the end of the epoch, not per step).
+    """
+    round_ = []
+    for row in rows:
+        round_.append(row)
+        if len(round_) == world_size:
+            yield round_[rank]
+            round_ = []
+    if rank < len(round_) and not whole_rounds_only:
+        yield round_[rank]
+
+
 class StreamBatches(torch.utils.data.IterableDataset):
     """Padded batches built on the fly from a stream of raw rows (``streaming``).
 
@@ -66,13 +85,19 @@ class StreamBatches(torch.utils.data.IterableDataset):
     epoch): every epoch differs, and the same epoch is the same in every run. ``epoch`` is called
     when an iteration starts (the trainer's current epoch). At most the shuffle buffer and one pool
     are in memory.
+
+    In a distributed run (``world_size`` > 1) every process reads the whole stream and shuffles it
+    the same way (the same seed), then keeps its share (:func:`deal`): only its own rows are
+    tokenized and batched, and a training epoch drops at most ``world_size - 1`` rows, different
+    ones each epoch.
     """
 
     def __init__(self, rows: datasets.IterableDataset, batch_size: int, encode: Callable[[list[dict]], list[dict]],
                  collate: Callable[[list[dict]], dict], pool_batches: int = 1, sort_pools: bool = False,
                  shuffle_seed: Optional[int] = None, shuffle_buffer_size: int = 1,
-                 epoch: Callable[[], int] = lambda: 0):
+                 epoch: Callable[[], int] = lambda: 0, rank: int = 0, world_size: int = 1):
         super().__init__()
+        self.rank, self.world_size = rank, world_size
         self.rows, self.batch_size, self.encode, self.collate = rows, batch_size, encode, collate
         self.pool_batches, self.sort_pools, self.epoch = pool_batches, sort_pools, epoch
         self.shuffle_seed, self.shuffle_buffer_size = shuffle_seed, shuffle_buffer_size
@@ -82,6 +107,8 @@ class StreamBatches(torch.utils.data.IterableDataset):
         if self.shuffle_seed is not None:
             rng = random.Random(f"{self.shuffle_seed}:{self.epoch()}")
             rows = shuffle_buffer(rows, self.shuffle_buffer_size, rng)
+        if self.world_size > 1:
+            rows = deal(rows, self.rank, self.world_size, whole_rounds_only=self.shuffle_seed is not None)
         pool, pool_size = [], self.batch_size * self.pool_batches
         for row in rows:
             pool.append(row)
