@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--config", default="configs/imdb_streaming.yaml")
     parser.add_argument("--batches", type=int, default=200, help="training batches per run")
     parser.add_argument("--repeat", type=int, default=1, help="train on this many copies of the training split")
+    parser.add_argument("--modes", nargs="+", choices=["in-memory", "streaming"], default=["in-memory", "streaming"],
+                        help="e.g. only streaming for corpora too large to load")
     parser.add_argument("--data-path", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["streaming", "in-memory"], help=argparse.SUPPRESS)
     parser.add_argument("--part", choices=["data", "train"], help=argparse.SUPPRESS)
@@ -109,7 +111,7 @@ def main() -> None:
         print("| data.streaming | peak RSS, data only | peak RSS, training | RSS after imports | s to first batch "
               "| training examples/s |")
         print("|---|---|---|---|---|---|")
-        for mode in ("in-memory", "streaming"):
+        for mode in args.modes:
             alone, trained = run_child(args, data_path, mode, "data"), run_child(args, data_path, mode, "train")
             print(f"| {str(trained['streaming']).lower()} | {alone['peak_rss_mb']:,} MB | {trained['peak_rss_mb']:,} MB "
                   f"| {trained['rss_after_imports_mb']:,} MB | {trained['seconds_to_first_batch']} "

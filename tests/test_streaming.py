@@ -97,6 +97,22 @@ def test_evaluation_batches_cover_the_split_once_in_length_order(trec_slice):
     assert lengths == sorted(lengths)  # the whole slice fits in one pool
 
 
+def test_parquet_streams_are_read_without_pre_buffering_in_small_batches(trec_slice, tmp_path, monkeypatch):
+    """pyarrow's pre-buffering held hundreds of MB of a large stream (see _parquet_stream_options);
+    parquet directories are streamed without it, other formats with the defaults."""
+    options = textcnn.data._parquet_stream_options(trec_slice)
+    assert options["fragment_scan_options"].pre_buffer is False and options["batch_size"] == 1000
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    datasets.load_dataset(str(trec_slice), split="test").to_csv(str(csv / "test.csv"))
+    assert textcnn.data._parquet_stream_options(csv) == {}
+    passed = []
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **kw: passed.append(kw) or real(*a, **kw))
+    rows = textcnn.data.load_dataset_dict(str(trec_slice), streaming=True)["test"]
+    assert passed[0]["batch_size"] == 1000 and sum(1 for _ in rows) == TREC_ROWS["test"]
+
+
 def test_labels_out_of_range_are_reported_when_met(tmp_path):
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b"])})
     datasets.Dataset.from_dict({"text": ["x y", "y z"], "label": [0, 1]}, features=features).to_parquet(
