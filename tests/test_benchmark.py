@@ -86,6 +86,26 @@ def test_parts_run_separately_merge_into_one_table(tmp_path):
     assert "* TREC (coarse): 97% of words" in markdown and "one core each" in markdown
 
 
+def test_merged_parts_count_a_baseline_trained_again_on_the_same_fold_once(tmp_path):
+    """Two parts over the same folds (other variants) each train the baselines: kept once per fold and
+    seed; TF-IDF + LR, deterministic, once per fold whatever the seed; textcnn variants all kept."""
+    def part(variant: str, seed: int) -> Part:
+        runs = []
+        for fold in (0, 1):
+            runs.append(Run("Subj (10-fold CV)", "textcnn", variant, seed, 0.9, 1.0, f"r/subj/fold{fold}-{variant}-seed{seed}"))
+            runs += [Run("Subj (10-fold CV)", model, "", seed, accuracy + fold / 100, 1.0,
+                         f"r/subj/fold{fold}-baselines-seed{seed}/{name}")
+                     for model, name, accuracy in [("fastText bigrams", "fasttext_bigrams", 0.90),
+                                                   ("TF-IDF 1-2-gram + LR", "tfidf_logreg", 0.91)]]
+        return Part("bench", 1.0, "2 cores", [DATASETS["subj"]], runs)
+
+    markdown = results_markdown([part("rand", 1), part("static", 1), part("rand", 2)])
+    assert "| fastText bigrams | lr=" not in markdown
+    assert "| Subj (10-fold CV) | fastText bigrams |  | 90.5 ± 0.6 (n=4) |" in markdown  # 2 folds × seeds 1, 2
+    assert "| Subj (10-fold CV) | TF-IDF 1-2-gram + LR |  | **91.5 ± 0.7 (n=2)** |" in markdown
+    assert "| Subj (10-fold CV) | textcnn | rand | 90.0 ± 0.0 (n=4) |" in markdown
+
+
 def test_merging_something_that_is_not_a_benchmark_run_says_so(tmp_path):
     with pytest.raises(UserInputError, match="benchmark part"):
         Part.load(tmp_path / "missing.json")

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Regex, normalizers, pre_tokenizers
 
+TFIDF_NAME = "TF-IDF 1-2-gram + LR"  # deterministic: no seed changes it
+
 FASTTEXT_LEARNING_RATES = (0.05, 0.1, 0.5)
 LOGREG_C = (1.0, 10.0, 100.0, 1000.0)
 
@@ -103,7 +105,7 @@ def tfidf_logreg(
             best = (accuracy, c, classifier, seconds)
     accuracy, c, classifier, seconds = best
     predictions = classifier.predict(vectorizer.transform(test_texts))
-    return BaselineResult("TF-IDF 1-2-gram + LR", f"C={c:g}", accuracy, np.asarray(predictions), seconds)
+    return BaselineResult(TFIDF_NAME, f"C={c:g}", accuracy, np.asarray(predictions), seconds)
 
 
 def _unigrams_and_bigrams(text: str) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import statistics
 import time
 from collections.abc import Sequence
@@ -330,9 +331,25 @@ class Part:
                       "runs": [Run(**r) for r in saved["runs"]]})
 
 
+def distinct_runs(runs: Sequence[Run]) -> list[Run]:
+    """``runs`` without repeats of a run another part already made: the same dataset, model,
+    variant, fold and seed (any seed for TF-IDF + LR, which is deterministic), e.g. the baselines
+    that every part running a dataset's folds trains again. The first one is kept."""
+    from textcnn.baselines import TFIDF_NAME
+
+    kept, seen = [], set()
+    for run in runs:
+        fold = re.match(r"fold\d+-", Path(run.run_dir).parent.name if run.model != "textcnn" else Path(run.run_dir).name)
+        key = (run.dataset, run.model, run.variant, fold and fold.group(), None if run.model == TFIDF_NAME else run.seed)
+        if key not in seen:
+            seen.add(key)
+            kept.append(run)
+    return kept
+
+
 def results_markdown(parts: Sequence[Part], notes: Sequence[str] = ()) -> str:
     """The whole ``docs/results.md`` from one or more benchmark parts, plus ``notes`` of the merge."""
-    runs = [run for part in parts for run in part.runs]
+    runs = distinct_runs([run for part in parts for run in part.runs])
     datasets = list({d.name: d for part in parts for d in part.datasets}.values())
     rows = summarise(runs)
     coverage = {name: text for part in parts for name, text in part.coverage.items()}
