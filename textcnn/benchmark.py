@@ -233,10 +233,15 @@ class Row:
 
 
 def summarise(runs: Sequence[Run]) -> list[Row]:
-    """One row per (dataset, model, variant), in first-seen order."""
+    """One row per (dataset, model, variant): datasets in first-seen order, textcnn's variants in
+    Kim's order, then the baselines (merged parts may have run the variants in any order)."""
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.dataset, run.model, run.variant), []).append(run)
+    datasets, order = list(dict.fromkeys(run.dataset for run in runs)), list(VARIANTS)
+    groups = dict(sorted(groups.items(), key=lambda item: (
+        datasets.index(item[0][0]), item[0][1] != "textcnn",
+        order.index(item[0][2]) if item[0][2] in order else len(order))))
     return [Row(*key, [r.accuracy for r in group], statistics.fmean(r.train_seconds for r in group),
                 sorted({r.setting for r in group if r.setting})) for key, group in groups.items()]
 
