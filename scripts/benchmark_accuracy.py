@@ -29,14 +29,14 @@ from textcnn.errors import UserInputError
 
 QUICK_DATASETS = ["sst2", "trec"]
 QUICK_EPOCHS = 3
-ON_REQUEST = ("sst2_phrases", "imdb_dpcnn")  # 67k rows; a second architecture: pass them explicitly
+ON_REQUEST = ("sst2_phrases", "imdb_long", "imdb_dpcnn")  # 67k rows; longer IMDB runs; a second architecture
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"{', '.join(QUICK_DATASETS)}, 1 seed, {QUICK_EPOCHS} epochs")
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS),
-                        help=f"default: all but {' and '.join(ON_REQUEST)} (pass them explicitly) (quick: sst2 trec)")
+                        help=f"default: all but {', '.join(ON_REQUEST)} (pass them explicitly) (quick: sst2 trec)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", help="default: 1 2 3 (quick: 1)")
     parser.add_argument("--max-epochs", type=int, help="override the configs' trainer.max_epochs")

@@ -73,6 +73,9 @@ DATASETS: dict[str, Dataset] = {
                     "validation carved from train"),
     "trec_fine": Dataset("TREC (fine, 50)", "configs/trec_fine.yaml", note="validation carved from train"),
     "imdb": Dataset("IMDB", "configs/imdb.yaml", note="400 tokens kept; validation carved from train"),
+    "imdb_long": Dataset("IMDB (1,000 tokens)", "configs/imdb_long.yaml",
+                         note="configs/imdb.yaml tuned on validation: 1,000 tokens kept, up to 12 epochs; same splits "
+                              "as IMDB; run with --variants rand"),
     "imdb_dpcnn": Dataset("IMDB (DPCNN)", "configs/imdb_dpcnn.yaml",
                           note="DPCNN stack (Johnson & Zhang 2017) on the same splits as IMDB; run with --variants rand"),
 }
