@@ -2,6 +2,7 @@
 
 import datasets
 import pytest
+import yaml
 
 from tests.conftest import ROOT, dataset_dir
 from textcnn.cli import train
@@ -53,3 +54,21 @@ def test_an_empty_training_split_is_refused(tmp_path, monkeypatch):
 def test_a_split_whose_labels_the_model_never_saw_is_refused(checkpoint):
     with pytest.raises(UserInputError, match="differ from the model's"):
         evaluate_checkpoint(checkpoint, split="test", data_overrides={"path": str(dataset_dir("sst5"))})
+
+
+def _assert_set_as_written(written, parsed, where: str = "") -> None:
+    if isinstance(written, dict):
+        for key, value in written.items():
+            assert key in parsed, f"{where}{key} missing from the parsed config"
+            _assert_set_as_written(value, parsed[key], f"{where}{key}.")
+    else:
+        assert parsed == written, f"{where[:-1]}: written {written!r}, parsed {parsed!r}"
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda path: path.name)
+def test_every_shipped_config_is_accepted_as_written(config, capsys):
+    """A field renamed in the code fails here, not for the user who runs the config."""
+    with pytest.raises(SystemExit) as exited:
+        train(["--config", str(config), "--print_config"])
+    assert exited.value.code in (None, 0), capsys.readouterr().err
+    _assert_set_as_written(yaml.safe_load(config.read_text(encoding="utf-8")), yaml.safe_load(capsys.readouterr().out))
