@@ -24,7 +24,7 @@ import torch
 
 from textcnn.benchmark import (DATASETS, ROOT, VARIANTS, Part, data_module, kfold_dirs, results_markdown, run_baselines,
                                run_textcnn, sst2_with_phrases)
-from textcnn.embeddings import GLOVE_6B_50D
+from textcnn.data.vectors import GLOVE_6B_50D
 from textcnn.errors import UserInputError
 
 QUICK_DATASETS = ["sst2", "trec"]

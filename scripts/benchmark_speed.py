@@ -45,7 +45,7 @@ def measure_training(config: str, overrides: dict, batches: int | None, precisio
     """Runs in a child process: 1 warm-up epoch (or ``batches``), then times one more."""
     from textcnn.data import TextDataModule
     from textcnn.flops import TRAINING_FLOPS_PER_FORWARD, forward_flops
-    from textcnn.lit import TextCNNClassifier
+    from textcnn.training.module import TextCNNClassifier
     from textcnn.model import TextCNNConfig
 
     settings = yaml.safe_load((ROOT / config).read_text())

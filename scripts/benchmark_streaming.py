@@ -35,7 +35,7 @@ def child(config_path: str, data_path: str, streaming: bool, batches: int, train
     import yaml
 
     from textcnn.data import TextDataModule
-    from textcnn.lit import TextCNNClassifier
+    from textcnn.training.module import TextCNNClassifier
 
     floor = peak_rss_mb()
     config = yaml.safe_load(open(config_path, encoding="utf-8"))

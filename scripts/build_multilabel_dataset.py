@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/build_multilabel_dataset.py     # TREC questions → runs/data/trec_multilabel
 
-The logic lives in ``textcnn.multilabel.build_joined_dataset``; see its docstring for how the
+The logic lives in ``textcnn.data.joined.build_joined_dataset``; see its docstring for how the
 splits stay disjoint.
 """
 
@@ -12,7 +12,7 @@ import logging
 import sys
 
 from textcnn.errors import UserInputError
-from textcnn.multilabel import build_joined_dataset
+from textcnn.data.joined import build_joined_dataset
 
 
 def main() -> None:

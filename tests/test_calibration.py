@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import textcnn
-from textcnn.calibration import expected_calibration_error, fit_temperature
-from textcnn.evaluation import evaluate_checkpoint
+from textcnn.inference.calibration import expected_calibration_error, fit_temperature
+from textcnn.training.evaluation import evaluate_checkpoint
 
 
 def overconfident(true_temperature: float, n: int = 20000, num_classes: int = 3):

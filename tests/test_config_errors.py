@@ -7,7 +7,7 @@ import yaml
 from tests.conftest import ROOT, dataset_dir
 from textcnn.cli import train
 from textcnn.errors import UserInputError
-from textcnn.evaluation import evaluate_checkpoint
+from textcnn.training.evaluation import evaluate_checkpoint
 
 
 def run_train(*args: str) -> None:

@@ -112,7 +112,7 @@ def test_bad_settings_name_the_field():
 
 
 def test_length_batches_cover_every_row_once_and_cut_padding(sst2_dir):
-    from textcnn.batching import EpochShuffle, LengthBatches
+    from textcnn.data.samplers import EpochShuffle, LengthBatches
 
     lengths = [len(ids) for ids in TextDataModule(path=str(sst2_dir)).encoded("train")["input_ids"]]
     shuffle = EpochShuffle(len(lengths), seed=3)

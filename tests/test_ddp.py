@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, write_slice
-from textcnn import distributed
-from textcnn.batching import EpochShuffle, LengthBatches, ShuffledBatches
+from textcnn.data import distributed
+from textcnn.data.samplers import EpochShuffle, LengthBatches, ShuffledBatches
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
-from textcnn.evaluation import evaluate_checkpoint
+from textcnn.training.evaluation import evaluate_checkpoint
 
 TRAIN, VALIDATION, TEST = 301, 101, 150  # odd sizes: the two shares cannot be equal
 BATCH_SIZE, EPOCHS, SEED = 32, 2, 42

@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 import textcnn
 from tests.conftest import ROOT, TINY_MODEL_ARGS
-from textcnn.checkpoint import model_from_checkpoint, read_checkpoint
+from textcnn.inference.checkpoint import model_from_checkpoint, read_checkpoint
 from textcnn.data import TextDataModule
-from textcnn.embeddings import GLOVE_6B_50D, _glove_package, pretrained_matrix
+from textcnn.data.vectors import GLOVE_6B_50D, _glove_package, pretrained_matrix
 from textcnn.errors import UserInputError
-from textcnn.evaluation import evaluate_checkpoint
-from textcnn.lit import TextCNNClassifier
+from textcnn.training.evaluation import evaluate_checkpoint
+from textcnn.training.module import TextCNNClassifier
 from textcnn.model import PAD_ID, TextCNN, TextCNNConfig
 
 

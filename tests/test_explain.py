@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 import textcnn
 from textcnn.errors import UserInputError
-from textcnn.explain import to_html
+from textcnn.inference.explain import to_html
 from textcnn.model import TextCNN, TextCNNConfig
-from textcnn.predict import Predictor
+from textcnn.inference.predictor import Predictor
 from textcnn.tokenizer import train_tokenizer
 
 SHORT_AND_ODD = ["!", "", "bad", "a gorgeous , witty , seductive movie .", "<b>great</b> & fun"]

@@ -12,8 +12,8 @@ import pytest
 import textcnn
 from textcnn import cli
 from textcnn.errors import UserInputError
-from textcnn.export import MAX_ABS_DIFF, export_onnx
-from textcnn.onnx_predict import OnnxPredictor
+from textcnn.inference.export import MAX_ABS_DIFF, export_onnx
+from textcnn.inference.onnx import OnnxPredictor
 from tests.conftest import ROOT
 
 

@@ -87,7 +87,7 @@ def service(predictor):
     import httpx
 
     from tests.test_serve import running
-    from textcnn.serve import create_app
+    from textcnn.inference.serve import create_app
 
     max_chars = 200
     with running(create_app(predictor, max_texts=16, max_chars=max_chars)) as url, httpx.Client(timeout=30) as client:

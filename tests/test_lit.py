@@ -4,8 +4,8 @@ import json
 
 import torch
 
-from textcnn.evaluation import evaluate_checkpoint
-from textcnn.lit import TextCNNClassifier
+from textcnn.training.evaluation import evaluate_checkpoint
+from textcnn.training.module import TextCNNClassifier
 
 
 def test_a_tiny_model_beats_chance_on_held_out_sentences(trained):

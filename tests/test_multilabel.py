@@ -12,14 +12,15 @@ from torchmetrics.functional.classification import multilabel_f1_score, multilab
 
 import textcnn
 from textcnn import cli
-from textcnn.checkpoint import model_from_checkpoint, read_checkpoint, tokenizer_from_checkpoint
+from textcnn.inference.checkpoint import model_from_checkpoint, read_checkpoint, tokenizer_from_checkpoint
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
-from textcnn.evaluation import evaluate_checkpoint
-from textcnn.export import export_onnx
-from textcnn.lit import TextCNNClassifier
-from textcnn.multilabel import MIN_POSITIVES, THRESHOLD_GRID, build_joined_dataset, tune_thresholds
-from textcnn.serve import create_app
+from textcnn.training.evaluation import evaluate_checkpoint
+from textcnn.inference.export import export_onnx
+from textcnn.training.module import TextCNNClassifier
+from textcnn.data.joined import build_joined_dataset
+from textcnn.training.thresholds import MIN_POSITIVES, THRESHOLD_GRID, tune_thresholds
+from textcnn.inference.serve import create_app
 from tests.conftest import ROOT, TINY_MODEL_ARGS, dataset_dir
 
 TREC_NAMES = ["ABBR", "ENTY", "DESC", "HUM", "LOC", "NUM"]

@@ -9,7 +9,7 @@ import torch
 import textcnn
 from textcnn import cli
 from textcnn.errors import UserInputError
-from textcnn.lit import TextCNNClassifier
+from textcnn.training.module import TextCNNClassifier
 
 TEXTS = ["a gorgeous , witty , seductive movie .", "it 's a bad , bad film", "!", "", "good " * 500]
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, TINY_MODEL_ARGS, write_slice
-from textcnn.checkpoint import AtomicCheckpointIO
+from textcnn.training.checkpoint_io import AtomicCheckpointIO
 from textcnn.cli import train
 
 EPOCHS = 4
@@ -96,7 +96,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint_whole(tmp_path, monk
 
 def test_a_checkpoint_of_another_format_version_is_refused(checkpoint, tmp_path):
     from textcnn.errors import UserInputError
-    from textcnn.predict import load
+    from textcnn.inference import load
 
     raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
     raw["textcnn_format"] = 999

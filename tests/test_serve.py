@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 
 import textcnn
-from textcnn.export import export_onnx
-from textcnn.serve import create_app
+from textcnn.inference.export import export_onnx
+from textcnn.inference.serve import create_app
 from tests.conftest import ROOT
 
 MAX_TEXTS, MAX_CHARS = 8, 200

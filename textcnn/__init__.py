@@ -7,7 +7,7 @@
 
 from textcnn.errors import UserInputError
 from textcnn.model import TextCNN, TextCNNConfig
-from textcnn.predict import Predictor, load
+from textcnn.inference import Predictor, load
 
 __all__ = ["Predictor", "TextCNN", "TextCNNConfig", "UserInputError", "load"]
 __version__ = "0.1.0"

@@ -27,7 +27,7 @@ import yaml
 
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
-from textcnn.evaluation import classification_report
+from textcnn.training.evaluation import classification_report
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def run_textcnn(
 ) -> Run:
     """Train one config with the training CLI (in-process), then write its evaluation report."""
     from textcnn.cli import train
-    from textcnn.predict import load
+    from textcnn.inference import load
 
     argv = ["--config", str(ROOT / dataset.config), *VARIANTS[variant], f"--seed_everything={seed}",
             f"--data.path={data.path}", f"--trainer.default_root_dir={run_dir}",

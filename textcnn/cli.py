@@ -21,16 +21,16 @@ from jsonargparse import ArgumentParser
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.cli import LightningCLI
 
-from textcnn.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer
-from textcnn.checkpoint import data_settings_from_checkpoint, read_checkpoint
+from textcnn.training.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer
+from textcnn.inference.checkpoint import data_settings_from_checkpoint, read_checkpoint
 from textcnn.data import TextDataModule, load_dataset_dict
 from textcnn.atomic import write_text_atomic
 from textcnn.errors import UserInputError
-from textcnn.evaluation import evaluate_checkpoint
-from textcnn.explain import to_html
-from textcnn.export import export_onnx
-from textcnn.lit import TextCNNClassifier
-from textcnn.predict import load
+from textcnn.training.evaluation import evaluate_checkpoint
+from textcnn.inference.explain import to_html
+from textcnn.inference.export import export_onnx
+from textcnn.training.module import TextCNNClassifier
+from textcnn.inference import load
 
 log = logging.getLogger("textcnn")
 
@@ -98,7 +98,7 @@ def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
             "max_epochs": 10,
             "default_root_dir": "runs/default",
             "callbacks": [SaveTokenizer(), RandomState()],
-            "plugins": {"class_path": "textcnn.checkpoint.AtomicCheckpointIO"},
+            "plugins": {"class_path": "textcnn.training.checkpoint_io.AtomicCheckpointIO"},
             "use_distributed_sampler": False,  # TextDataModule shards its batches itself
         },
         parser_kwargs={"description": "Train a TextCNN from a YAML config."},
@@ -265,7 +265,7 @@ def serve(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--max-chars", type=int, default=5000, help="characters per text (more: 413)")
     parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
     args = parser.parse_args(argv)
-    from textcnn.serve import serve as run_service  # fastapi and uvicorn are the [serve] extra
+    from textcnn.inference.serve import serve as run_service  # fastapi and uvicorn are the [serve] extra
 
     run_service(load(args.checkpoint, temperature=args.temperature), args.host, args.port, args.max_texts, args.max_chars)
 

@@ -13,10 +13,14 @@ from torchmetrics.functional.classification import (
     multiclass_f1_score,
     multiclass_precision,
     multiclass_recall,
+    multilabel_exact_match,
+    multilabel_f1_score,
+    multilabel_precision,
+    multilabel_recall,
 )
 
-from textcnn.calibration import calibration_report
-from textcnn.checkpoint import (
+from textcnn.inference.calibration import calibration_report
+from textcnn.inference.checkpoint import (
     data_settings_from_checkpoint,
     label_names_from_checkpoint,
     model_from_checkpoint,
@@ -24,9 +28,10 @@ from textcnn.checkpoint import (
     thresholds_from_checkpoint,
     tokenizer_from_checkpoint,
 )
-from textcnn.data import TextDataModule
+from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
-from textcnn.multilabel import multilabel_report
+from textcnn.inference.predictor import decide
+from textcnn.training.thresholds import DEFAULT_THRESHOLD
 
 
 def classification_report(predictions: torch.Tensor, targets: torch.Tensor, label_names: list[str]) -> dict[str, Any]:
@@ -56,8 +61,8 @@ def evaluate_checkpoint(
     """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``.
 
     ``calibration`` holds the temperature fitted on the validation split and the expected
-    calibration error on ``split`` before and after it (see :mod:`textcnn.calibration`). A
-    multi-label checkpoint is scored with its own thresholds (see :mod:`textcnn.multilabel`) and
+    calibration error on ``split`` before and after it (see :mod:`textcnn.inference.calibration`). A
+    multi-label checkpoint is scored with its own thresholds (see :mod:`textcnn.training.thresholds`) and
     has no calibration: temperature scaling is for softmax outputs.
     """
     checkpoint = read_checkpoint(checkpoint_path)
@@ -95,3 +100,37 @@ def _logits_and_labels(model: torch.nn.Module, data: TextDataModule, split: str)
         logits.append(model(batch["input_ids"]))
         targets.append(batch["labels"])
     return torch.cat(logits), torch.cat(targets)
+
+
+def multilabel_report(
+    probabilities: torch.Tensor, targets: torch.Tensor, thresholds: torch.Tensor, label_names: list[str]
+) -> dict[str, Any]:
+    """Metrics of (N, C) sigmoid probabilities against (N, C) multi-hot targets at ``thresholds``.
+
+    ``at_threshold_0.5`` repeats the headline metrics without tuned thresholds, to show what tuning
+    bought.
+    """
+    num_labels, targets = len(label_names), targets.int()
+    predictions = decide(probabilities, thresholds).int()
+    kwargs = dict(num_labels=num_labels, zero_division=0)
+
+    def f1(preds: torch.Tensor, average: str) -> torch.Tensor:
+        return multilabel_f1_score(preds, targets, average=average, **kwargs)
+
+    precision = multilabel_precision(predictions, targets, average="none", **kwargs)
+    recall = multilabel_recall(predictions, targets, average="none", **kwargs)
+    per_class_f1 = f1(predictions, "none")
+    untuned = decide(probabilities, torch.full((num_labels,), DEFAULT_THRESHOLD)).int()
+    return {
+        "num_examples": int(targets.shape[0]),
+        "micro_f1": float(f1(predictions, "micro")),
+        "macro_f1": float(f1(predictions, "macro")),
+        "exact_match": float(multilabel_exact_match(predictions, targets, num_labels=num_labels)),
+        "mean_labels_true": float(targets.sum(dim=1).float().mean()),
+        "mean_labels_predicted": float(predictions.sum(dim=1).float().mean()),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s), "threshold": float(t)}
+            for name, p, r, f, s, t in zip(label_names, precision, recall, per_class_f1, targets.sum(dim=0), thresholds)
+        },
+        "at_threshold_0.5": {"micro_f1": float(f1(untuned, "micro")), "macro_f1": float(f1(untuned, "macro"))},
+    }

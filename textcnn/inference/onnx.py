@@ -1,9 +1,9 @@
 """Predict with an exported model on ONNX Runtime: no Lightning and no checkpoint needed.
 
-An export directory (written by :func:`textcnn.export.export_onnx`) holds ``model.onnx``,
+An export directory (written by :func:`textcnn.inference.export.export_onnx`) holds ``model.onnx``,
 ``tokenizer.json`` and ``metadata.json`` (label names, maximum length, temperature, architecture,
 and for a multi-label model its per-class ``thresholds``).
-Batching, padding and output formatting are :class:`textcnn.predict.BasePredictor`'s, shared with
+Batching, padding and output formatting are :class:`textcnn.inference.predictor.BasePredictor`'s, shared with
 the PyTorch predictor. ``InferenceSession.run`` may be called from several threads at once.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 import torch
 
 from textcnn.errors import UserInputError
-from textcnn.predict import BasePredictor
+from textcnn.inference.predictor import BasePredictor
 from textcnn.tokenizer import load_tokenizer
 
 MODEL_FILE, TOKENIZER_FILE, METADATA_FILE = "model.onnx", "tokenizer.json", "metadata.json"

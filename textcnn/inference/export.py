@@ -5,7 +5,7 @@ multi-label model's per-class thresholds) beside it.
 The graph is the model's own ``forward``, so it keeps the padding mask: a padded batch gives the
 same logits on ONNX Runtime as in PyTorch. Every export is checked against PyTorch on probe texts
 (empty, shorter than the widest kernel, truncated at ``max_length``) before it is reported done.
-Load the directory with ``textcnn.load(directory)`` (see :mod:`textcnn.onnx_predict`).
+Load the directory with ``textcnn.load(directory)`` (see :mod:`textcnn.inference.onnx`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Union
 import torch
 
 from textcnn.errors import UserInputError
-from textcnn.onnx_predict import (
+from textcnn.inference.onnx import (
     EXPORT_FORMAT,
     METADATA_FILE,
     MODEL_FILE,
@@ -27,7 +27,7 @@ from textcnn.onnx_predict import (
     TOKENIZER_FILE,
     OnnxPredictor,
 )
-from textcnn.predict import Predictor
+from textcnn.inference.predictor import Predictor
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4  # ONNX Runtime vs PyTorch logits, checked on every export

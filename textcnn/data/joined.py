@@ -1,14 +1,5 @@
-"""Multi-label classification: per-class decision thresholds, metrics, and a multi-label set built
-from real single-label text.
-
-A multi-label model scores every class independently (sigmoid of its logit) and predicts the set
-of classes whose probability reaches that class's threshold. Thresholds are tuned on the validation
-split, per class, to maximise that class's F1 over :data:`THRESHOLD_GRID`. A class that the
-validation split cannot tune keeps 0.5: fewer than :data:`MIN_POSITIVES` positive examples, or F1 = 0
-at every threshold. (For a class the model has barely learned, the F1-optimal threshold is to
-predict it for nearly every text, Lipton et al. 2014; measured on a few positives that choice
-costs micro-F1 far more than it gains the class.)
-"""
+"""A multi-label dataset built from real single-label text: each example joins texts of different
+classes (e.g. TREC questions) and is labelled with the set of their classes."""
 
 from __future__ import annotations
 
@@ -16,79 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union
 
+import datasets
 import numpy as np
-import torch
-from torchmetrics.functional.classification import (
-    multilabel_exact_match,
-    multilabel_f1_score,
-    multilabel_precision,
-    multilabel_recall,
-)
 
+from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
-
-DEFAULT_THRESHOLD = 0.5
-THRESHOLD_GRID = torch.arange(1, 20) / 20  # 0.05, 0.10, …, 0.95: coarse enough not to fit noise
-MIN_POSITIVES = 20  # positive validation examples a class needs for its threshold to be tuned
-
-
-def tune_thresholds(
-    precision: torch.Tensor, recall: torch.Tensor, grid: torch.Tensor, positives: torch.Tensor
-) -> torch.Tensor:
-    """(C,) thresholds maximising each class's F1, from a precision-recall curve over ``grid``.
-
-    ``precision`` and ``recall`` are (C, len(grid) + 1), as torchmetrics'
-    ``MultilabelPrecisionRecallCurve(thresholds=grid)`` returns them (the last column is the
-    curve's end point, not a threshold); ``positives`` (C,) counts each class's positive examples.
-    Ties go to the lowest threshold.
-    """
-    precision, recall = precision[:, : len(grid)].nan_to_num(0.0), recall[:, : len(grid)].nan_to_num(0.0)
-    f1 = (2 * precision * recall / (precision + recall)).nan_to_num(0.0)  # (C, T)
-    thresholds = grid.to(f1.device)[f1.argmax(dim=1)]
-    untunable = (f1.amax(dim=1) == 0) | (positives.to(f1.device) < MIN_POSITIVES)
-    return torch.where(untunable, torch.full_like(thresholds, DEFAULT_THRESHOLD), thresholds)
-
-
-def decide(probabilities: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """(N, C) bool: class c is predicted when its probability reaches ``thresholds[c]``."""
-    return probabilities >= thresholds.to(probabilities)
-
-
-def multilabel_report(
-    probabilities: torch.Tensor, targets: torch.Tensor, thresholds: torch.Tensor, label_names: list[str]
-) -> dict[str, Any]:
-    """Metrics of (N, C) sigmoid probabilities against (N, C) multi-hot targets at ``thresholds``.
-
-    ``at_threshold_0.5`` repeats the headline metrics without tuned thresholds, to show what tuning
-    bought.
-    """
-    num_labels, targets = len(label_names), targets.int()
-    predictions = decide(probabilities, thresholds).int()
-    kwargs = dict(num_labels=num_labels, zero_division=0)
-
-    def f1(preds: torch.Tensor, average: str) -> torch.Tensor:
-        return multilabel_f1_score(preds, targets, average=average, **kwargs)
-
-    precision = multilabel_precision(predictions, targets, average="none", **kwargs)
-    recall = multilabel_recall(predictions, targets, average="none", **kwargs)
-    per_class_f1 = f1(predictions, "none")
-    untuned = decide(probabilities, torch.full((num_labels,), DEFAULT_THRESHOLD)).int()
-    return {
-        "num_examples": int(targets.shape[0]),
-        "micro_f1": float(f1(predictions, "micro")),
-        "macro_f1": float(f1(predictions, "macro")),
-        "exact_match": float(multilabel_exact_match(predictions, targets, num_labels=num_labels)),
-        "mean_labels_true": float(targets.sum(dim=1).float().mean()),
-        "mean_labels_predicted": float(predictions.sum(dim=1).float().mean()),
-        "per_class": {
-            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s), "threshold": float(t)}
-            for name, p, r, f, s, t in zip(label_names, precision, recall, per_class_f1, targets.sum(dim=0), thresholds)
-        },
-        "at_threshold_0.5": {"micro_f1": float(f1(untuned, "micro")), "macro_f1": float(f1(untuned, "macro"))},
-    }
-
-
-# -- a multi-label dataset from real single-label text --------------------------------------------------
 
 DEFAULT_SIZES = {"train": 8000, "validation": 1000, "test": 1000}
 
@@ -114,10 +37,6 @@ def build_joined_dataset(
     of train. Texts that occur in a later split of test → validation → train are dropped from the
     earlier one's pool (TREC has questions in both train and test), so no text is in two splits.
     """
-    import datasets  # here, not at the top: predicting with thresholds needs neither datasets nor data.py
-
-    from textcnn.data import TextDataModule
-
     if max_parts < 1:
         raise UserInputError(f"max_parts must be a positive integer, got {max_parts}")
     if set(sizes) != {"train", "validation", "test"} or min(sizes.values()) < 1:

@@ -5,7 +5,7 @@ it a set of ``labels``: every class whose sigmoid probability reaches that class
 
 :class:`BasePredictor` holds everything that does not depend on how logits are computed — input
 checks, encoding and padding, length-sorted batching, temperature, top-k formatting — so the PyTorch
-:class:`Predictor` and the ONNX Runtime predictor (``textcnn.onnx_predict``) behave identically.
+:class:`Predictor` and the ONNX Runtime predictor (:mod:`textcnn.inference.onnx`) behave identically.
 """
 
 from __future__ import annotations
@@ -20,12 +20,24 @@ import torch
 from tokenizers import Tokenizer
 
 from textcnn.errors import UserInputError
-from textcnn.explain import Explainer, Explanation
+from textcnn.inference.checkpoint import (
+    data_settings_from_checkpoint,
+    label_names_from_checkpoint,
+    model_from_checkpoint,
+    read_checkpoint,
+    thresholds_from_checkpoint,
+    tokenizer_from_checkpoint,
+)
+from textcnn.inference.explain import Explainer, Explanation
 from textcnn.model import TextCNN
-from textcnn.multilabel import decide
 from textcnn.tokenizer import encode, pad_batch
 
 Texts = Union[str, Sequence[str]]
+
+
+def decide(probabilities: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """(N, C) bool: class c is predicted when its probability reaches ``thresholds[c]`` (multi-label)."""
+    return probabilities >= thresholds.to(probabilities)
 
 
 class BasePredictor:
@@ -35,7 +47,7 @@ class BasePredictor:
         tokenizer / label_names / max_length: as at training time (texts keep ``max_length`` tokens).
         min_length: batches are padded to at least this many tokens (the widest kernel).
         temperature: probabilities are ``softmax(logits / temperature)``; fit it with
-            ``textcnn.calibration`` (``evaluate`` reports it). Labels do not depend on it.
+            ``textcnn.inference.calibration`` (``evaluate`` reports it). Labels do not depend on it.
         thresholds: a multi-label model's per-class decision thresholds on ``sigmoid(logits)``
             (tuned on validation, stored in the checkpoint); None for a single-label model.
     """
@@ -171,16 +183,6 @@ class Predictor(BasePredictor):
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path], temperature: float = 1.0) -> "Predictor":
-        # Imported here: reading checkpoints needs Lightning's checkpoint format, ONNX predictors do not.
-        from textcnn.checkpoint import (
-            data_settings_from_checkpoint,
-            label_names_from_checkpoint,
-            model_from_checkpoint,
-            read_checkpoint,
-            thresholds_from_checkpoint,
-            tokenizer_from_checkpoint,
-        )
-
         checkpoint = read_checkpoint(path)
         return cls(
             model_from_checkpoint(checkpoint),
@@ -207,7 +209,7 @@ class Predictor(BasePredictor):
     def explain(self, texts: Texts, label: Optional[str] = None, batch_size: int = 256) -> list[Explanation]:
         """Which n-grams won the max-pooling and how much each added to a class's logit.
 
-        ``label`` defaults to each text's predicted class. See :mod:`textcnn.explain`.
+        ``label`` defaults to each text's predicted class. See :mod:`textcnn.inference.explain`.
         """
         with self._explainer_lock:
             if self._explainer is None:
@@ -226,18 +228,3 @@ def checked_texts(texts: Texts) -> list[str]:
         if not isinstance(text, str):
             raise UserInputError(f"text {index} is {type(text).__name__}, not str; pass strings only")
     return texts
-
-
-def load(path: Union[str, Path], temperature: Optional[float] = None) -> BasePredictor:
-    """Load a textcnn checkpoint (``.ckpt``) or a directory written by ``textcnn export``.
-
-    A checkpoint gives a PyTorch :class:`Predictor` (with explanations); an export directory an
-    ONNX Runtime predictor that needs neither Lightning nor the checkpoint. ``temperature`` defaults
-    to 1 for checkpoints and to the one stored at export time for export directories.
-    """
-    path = Path(path)
-    if path.is_dir():
-        from textcnn.onnx_predict import OnnxPredictor
-
-        return OnnxPredictor.from_directory(path, temperature=temperature)
-    return Predictor.from_checkpoint(path, temperature=1.0 if temperature is None else temperature)

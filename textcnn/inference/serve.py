@@ -19,7 +19,7 @@ import logging
 from typing import Any, Optional
 
 from textcnn.errors import UserInputError
-from textcnn.predict import BasePredictor, Predictor
+from textcnn.inference.predictor import BasePredictor, Predictor
 
 try:
     import uvicorn

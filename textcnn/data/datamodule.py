@@ -39,11 +39,11 @@ from torch.utils.data import DataLoader
 
 from textcnn import tokenizer as tokenizer_recipe
 from textcnn.atomic import write_text_atomic
-from textcnn.batching import EpochShuffle, LengthBatches, ShuffledBatches
-from textcnn.distributed import is_launch_rank_zero, launch_rank, wait_for_file
-from textcnn.embeddings import Coverage, pretrained_matrix
+from textcnn.data.samplers import EpochShuffle, LengthBatches, ShuffledBatches
+from textcnn.data.distributed import is_launch_rank_zero, launch_rank, wait_for_file
+from textcnn.data.vectors import Coverage, pretrained_matrix
 from textcnn.errors import UserInputError
-from textcnn.streaming import STREAM_POOL_ROWS, StreamBatches, in_carved_validation, reservoir_sample
+from textcnn.data.streaming import STREAM_POOL_ROWS, StreamBatches, in_carved_validation, reservoir_sample
 from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, tokenizer_from_json, train_tokenizer
 
 log = logging.getLogger(__name__)

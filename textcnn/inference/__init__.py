@@ -1,0 +1,14 @@
+"""Inference: load a trained model and predict, explain, export or serve it — without Lightning.
+
+``load`` (:mod:`textcnn.inference.loader`) returns a :class:`Predictor` for a ``.ckpt`` (read with
+``weights_only=True``, :mod:`~textcnn.inference.checkpoint`) or an ONNX Runtime predictor for an
+export directory (:mod:`~textcnn.inference.onnx`, written by :mod:`~textcnn.inference.export`).
+:mod:`~textcnn.inference.explain`, :mod:`~textcnn.inference.serve` and
+:mod:`~textcnn.inference.calibration` build on a predictor. Nothing here imports Lightning or torchmetrics
+except calibration (used by ``evaluate``).
+"""
+
+from textcnn.inference.loader import load
+from textcnn.inference.predictor import BasePredictor, Predictor
+
+__all__ = ["BasePredictor", "Predictor", "load"]

@@ -1,0 +1,81 @@
+"""Read a training checkpoint safely and rebuild the plain model from it, without Lightning.
+
+The checkpoint formats are defined here, by the reader, and written by
+:class:`textcnn.training.module.TextCNNClassifier`.
+
+``torch.load(..., weights_only=True)`` refuses to unpickle anything but tensors and plain values,
+so a crafted checkpoint cannot run code on load.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from tokenizers import Tokenizer
+
+from textcnn.errors import UserInputError
+from textcnn.model import TextCNN, TextCNNConfig
+from textcnn.tokenizer import tokenizer_from_json
+
+CHECKPOINT_FORMAT = 1  # bump when what a checkpoint holds changes incompatibly
+MULTI_LABEL_CHECKPOINT_FORMAT = 2  # format 1 plus multi-label: readers of format 1 alone would apply softmax
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"checkpoint {path} does not exist; pass the .ckpt path that train.py printed")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserInputError(
+            f"refusing to load {path}: it holds objects other than tensors and plain values "
+            f"({str(error).splitlines()[0]}); only load checkpoints written by textcnn"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise UserInputError(
+            f"{path} is not a readable PyTorch checkpoint ({str(error).splitlines()[0]}); "
+            "it may be truncated or corrupted: use another checkpoint or retrain"
+        ) from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters", "tokenizer_json"} <= checkpoint.keys():
+        raise UserInputError(f"{path} is not a textcnn checkpoint (no model, hyperparameters or tokenizer)")
+    if checkpoint.get("textcnn_format") not in (CHECKPOINT_FORMAT, MULTI_LABEL_CHECKPOINT_FORMAT):
+        raise UserInputError(
+            f"{path} has checkpoint format {checkpoint.get('textcnn_format')}, this textcnn reads "
+            f"formats {CHECKPOINT_FORMAT} and {MULTI_LABEL_CHECKPOINT_FORMAT}; use the textcnn version that wrote it"
+        )
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> TextCNN:
+    """The trained network in eval mode."""
+    hparams = checkpoint["hyper_parameters"]
+    model = TextCNN(hparams["vocab_size"], hparams["num_classes"], TextCNNConfig(**hparams["network"]))
+    prefix = "model."
+    model.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
+    return model.eval()
+
+
+def tokenizer_from_checkpoint(checkpoint: dict[str, Any]) -> Tokenizer:
+    return tokenizer_from_json(checkpoint["tokenizer_json"])
+
+
+def label_names_from_checkpoint(checkpoint: dict[str, Any]) -> list[str]:
+    return list(checkpoint["hyper_parameters"]["label_names"])
+
+
+def thresholds_from_checkpoint(checkpoint: dict[str, Any]) -> Optional[list[float]]:
+    """A multi-label model's per-class decision thresholds; None for a single-label (softmax) model."""
+    if not checkpoint["hyper_parameters"].get("multi_label", False):
+        return None
+    return checkpoint["state_dict"]["decision_thresholds"].tolist()
+
+
+def data_settings_from_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The data module's arguments at training time (path, columns, max_length, …)."""
+    saved = checkpoint.get("datamodule_hyper_parameters", {})
+    return {key: value for key, value in saved.items() if not key.startswith("_")}  # not LightningCLI's own keys

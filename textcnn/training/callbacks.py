@@ -1,0 +1,114 @@
+"""Training callbacks: what a run writes beside its checkpoints, and what a resumed run restores."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from textcnn.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+
+class SaveTokenizer(Callback):
+    """Writes ``tokenizer.json`` into the checkpoint directory when training starts."""
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        directory = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
+        if not (trainer.is_global_zero and directory):
+            return
+        path = Path(directory) / "tokenizer.json"
+        if path.exists() and path.read_text(encoding="utf-8") != pl_module.tokenizer_json:
+            raise UserInputError(
+                f"{path} already holds another tokenizer; set checkpoint.dirpath to an empty directory "
+                "(or leave it unset for a new lightning_logs/version_N)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(pl_module.tokenizer_json, encoding="utf-8")
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` always holds the latest epoch.
+
+    Since Lightning 2.6 ``save_last`` writes ``last.ckpt`` only when a top-k checkpoint is saved in
+    the same step, so with ``save_top_k: 1`` it is the best epoch, not the latest: a killed run
+    would resume from its last improvement and redo the epochs after it. This writes it every time
+    Lightning would save, as earlier versions did. The state key stays ``ModelCheckpoint``'s, so
+    checkpoints written before this class resume with their best score.
+    """
+
+    @property
+    def state_key(self) -> str:
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_latest(trainer)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_latest(trainer)
+
+    def _save_latest(self, trainer: Trainer) -> None:
+        # skipped when Lightning saved at this step already (then last.ckpt was written with it)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class RandomState(Callback):
+    """Gives every process its own dropout stream, saves each process's torch random state in every
+    checkpoint and restores it to the same process on resume.
+
+    Dropout draws from the global generator; restoring it makes a run resumed from a checkpoint
+    continue exactly as the uninterrupted run would have (batch order has its own seeded sampler).
+    Lightning seeds every process of a distributed run alike, so without a re-seed the processes
+    would drop the same units of their (different) examples whenever their batch shapes agree.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # before a checkpoint is restored, which then overrides this; weights are broadcast by DDP
+        if stage == "fit" and trainer.world_size > 1 and trainer.global_rank > 0:
+            torch.manual_seed(torch.initial_seed() + trainer.global_rank)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self._own_state()
+        if _world_size() == 1:
+            return state
+        states: list[Optional[dict[str, Any]]] = [None] * _world_size()
+        dist.all_gather_object(states, state)  # every process saves: Lightning calls this on all ranks
+        return {"ranks": states}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        states = state_dict.get("ranks", [state_dict])
+        world_size, rank = _world_size(), dist.get_rank() if _world_size() > 1 else 0
+        if len(states) != world_size:
+            log.warning(
+                "the checkpoint holds the random state of %d process(es), this run has %d: the resumed run "
+                "trains on, but its dropout masks differ from those of an uninterrupted run", len(states), world_size,
+            )
+        self._restore(states[rank % len(states)])
+
+    @staticmethod
+    def _own_state() -> dict[str, Any]:
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    @staticmethod
+    def _restore(state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1

@@ -1,0 +1,22 @@
+"""Checkpoint writing for the Trainer: atomic, so a crash never leaves half a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from textcnn.atomic import write_atomic
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in the same directory, then renames it into place.
+
+    A crash while saving leaves the previous file (e.g. ``last.ckpt``) whole: ``os.replace`` on one
+    filesystem is atomic, so the path always holds a complete checkpoint or none.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
+        write_atomic(Path(path), lambda file: torch.save(checkpoint, file))

@@ -1,0 +1,179 @@
+"""Lightning wrapper around :class:`textcnn.model.TextCNN`: loss, metrics, optimizer, checkpoint contents.
+
+Checkpoints hold only plain values (they load with ``torch.load(..., weights_only=True)``): the
+hyperparameters, the label names, and the tokenizer as its JSON string under ``tokenizer_json``.
+A multi-label model (``multi_label``) also holds its per-class decision thresholds, the buffer
+``decision_thresholds`` (C,) in the state_dict, re-tuned on the validation split at the end of
+every validation epoch: every checkpoint carries the thresholds that fit its own weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal, Optional
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MultilabelExactMatch,
+    MultilabelF1Score,
+    MultilabelPrecisionRecallCurve,
+    MultilabelStatScores,
+)
+
+from textcnn.errors import UserInputError
+from textcnn.model import TextCNN, TextCNNConfig
+from textcnn.inference.checkpoint import CHECKPOINT_FORMAT, MULTI_LABEL_CHECKPOINT_FORMAT
+from textcnn.training.thresholds import DEFAULT_THRESHOLD, THRESHOLD_GRID, tune_thresholds
+
+class TextCNNClassifier(pl.LightningModule):
+    """Args:
+    vocab_size / num_classes / label_names / tokenizer_json: taken from the data module.
+    pretrained_embeddings: (vocab_size, embed_dim) initial embeddings from the data module's
+        ``pretrained_vectors``, for the static, non-static and multichannel ``network.embedding_mode``;
+        not a hyperparameter (the weights live in the state_dict).
+    network: the architecture (see :class:`TextCNNConfig`).
+    optimizer / learning_rate / weight_decay: the optimizer and its settings.
+    lr_schedule: ``constant``; ``cosine`` decay to zero over the run; ``onecycle`` warm-up then
+        anneal, both stepped per batch.
+    multi_label: taken from the data module. Sigmoid per class and binary cross-entropy against
+        multi-hot targets instead of softmax and cross-entropy; ``val_acc`` is then the exact-match
+        ratio, and ``val_micro_f1`` / ``val_macro_f1`` are logged at threshold 0.5.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        label_names: Optional[list[str]] = None,
+        network: TextCNNConfig = TextCNNConfig(),
+        optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.01,
+        lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant",
+        tokenizer_json: str = "",
+        pretrained_embeddings: Optional[torch.Tensor] = None,
+        multi_label: bool = False,
+    ):
+        super().__init__()
+        config = TextCNNConfig(**network) if isinstance(network, dict) else network
+        label_names = list(label_names or [str(i) for i in range(num_classes)])
+        if len(label_names) != num_classes:
+            raise UserInputError(f"{len(label_names)} label names given for {num_classes} classes")
+        if learning_rate <= 0:
+            raise UserInputError(f"model.learning_rate must be positive, got {learning_rate}")
+        if pretrained_embeddings is not None and config.embedding_mode == "rand":
+            raise UserInputError(
+                "data.pretrained_vectors is set but model.network.embedding_mode is 'rand'; set embedding_mode "
+                "to static, non-static or multichannel, or drop data.pretrained_vectors"
+            )
+        # save_hyperparameters reads these local names: plain values only, so checkpoints load
+        # with weights_only=True; the tokenizer goes into the checkpoint in on_save_checkpoint.
+        network = dataclasses.asdict(config)
+        self.save_hyperparameters(ignore=["tokenizer_json", "pretrained_embeddings"])
+        self.label_names = label_names
+        self.tokenizer_json = tokenizer_json
+        self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings)
+        self.initialised_from_vectors = pretrained_embeddings is not None
+        if multi_label:
+            self.register_buffer("decision_thresholds", torch.full((num_classes,), DEFAULT_THRESHOLD))
+            self.train_acc = MultilabelExactMatch(num_classes)
+            self.val_acc = MultilabelExactMatch(num_classes)
+            self.val_f1 = MultilabelF1Score(num_classes, average="macro")
+            self.val_micro_f1 = MultilabelF1Score(num_classes, average="micro")
+            self.val_curve = MultilabelPrecisionRecallCurve(num_classes, thresholds=THRESHOLD_GRID)
+            self.val_counts = MultilabelStatScores(num_classes, average=None)  # (C, 5): tp, fp, tn, fn, support
+        else:
+            self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+            self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+            self.val_f1 = MulticlassF1Score(num_classes, average="macro")
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against class ids (B,), or binary cross-entropy against multi-hot targets (B, C)."""
+        if self.hparams.multi_label:
+            return F.binary_cross_entropy_with_logits(logits, labels)
+        return F.cross_entropy(logits, labels)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["input_ids"])
+        loss = self.loss(logits, batch["labels"])
+        if self.hparams.multi_label:
+            self.train_acc(logits.sigmoid(), batch["labels"].int())
+        else:
+            self.train_acc(logits, batch["labels"])
+        self.log("train_loss", loss, prog_bar=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch["input_ids"])
+        if self.hparams.multi_label:
+            probabilities, targets = logits.sigmoid(), batch["labels"].int()
+            self.val_acc(probabilities, targets)
+            self.val_f1(probabilities, targets)
+            self.val_micro_f1(probabilities, targets)
+            self.val_curve.update(probabilities, targets)
+            self.val_counts.update(probabilities, targets)
+            self.log("val_micro_f1", self.val_micro_f1, prog_bar=True)
+        else:
+            self.val_acc(logits, batch["labels"])
+            self.val_f1(logits, batch["labels"])
+        self.log("val_loss", self.loss(logits, batch["labels"]), prog_bar=True, sync_dist=True)
+        self.log("val_acc", self.val_acc, prog_bar=True)
+        self.log("val_macro_f1", self.val_f1)
+
+    def on_validation_epoch_end(self) -> None:
+        """Multi-label: tune the per-class thresholds on this validation pass (not on the sanity check).
+
+        Runs before ModelCheckpoint saves (it saves in ``on_validation_end``), so a checkpoint's
+        thresholds are the ones tuned for its weights.
+        """
+        if not self.hparams.multi_label:
+            return
+        if not self.trainer.sanity_checking:
+            precision, recall, grid = self.val_curve.compute()
+            positives = self.val_counts.compute()[:, 4]
+            self.decision_thresholds.copy_(tune_thresholds(precision, recall, grid, positives))
+        self.val_curve.reset()
+        self.val_counts.reset()
+
+    def on_fit_start(self) -> None:
+        resuming = self.trainer.ckpt_path is not None
+        if self.model.config.embedding_mode != "rand" and not (self.initialised_from_vectors or resuming):
+            raise UserInputError(
+                f"model.network.embedding_mode {self.model.config.embedding_mode!r} starts from pretrained vectors; "
+                "set data.pretrained_vectors=glove-6b-50d or the path of a GloVe/word2vec text file"
+            )
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]  # frozen (static) embeddings stay out
+        lr, decay = self.hparams.learning_rate, self.hparams.weight_decay
+        if self.hparams.optimizer == "adamw":
+            # fused: one kernel over all parameters; the embedding table dominates them and the
+            # multi-kernel update cost 13% of a CPU training step (scripts/benchmark_speed.py)
+            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=decay, fused=True)
+        elif self.hparams.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=lr, weight_decay=decay, fused=True)
+        else:
+            optimizer = torch.optim.SGD(params, lr=lr, weight_decay=decay, momentum=0.9)
+        if self.hparams.lr_schedule == "constant":
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        if self.hparams.lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        else:
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tokenizer_json"] = self.tokenizer_json
+        checkpoint["textcnn_format"] = MULTI_LABEL_CHECKPOINT_FORMAT if self.hparams.multi_label else CHECKPOINT_FORMAT
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.tokenizer_json = checkpoint.get("tokenizer_json", "")
