@@ -18,68 +18,17 @@ from pathlib import Path
 from typing import Optional
 
 from jsonargparse import ArgumentParser
-from pytorch_lightning.callbacks import EarlyStopping
-from pytorch_lightning.cli import LightningCLI
 
-from textcnn.training.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer
 from textcnn.inference.checkpoint import data_settings_from_checkpoint, read_checkpoint
 from textcnn.data import TextDataModule, load_dataset_dict
-from textcnn.atomic import write_text_atomic
 from textcnn.errors import UserInputError
+from textcnn.training.build import build
 from textcnn.training.evaluation import evaluate_checkpoint
 from textcnn.inference.explain import to_html
 from textcnn.inference.export import export_onnx
-from textcnn.training.module import TextCNNClassifier
 from textcnn.inference import load
 
 log = logging.getLogger("textcnn")
-
-
-def _widest_kernel(kernel_sizes: list) -> int:
-    return max(max(k) if isinstance(k, list) else k for k in kernel_sizes)
-
-
-class TrainCLI(LightningCLI):
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val_acc",
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
-                "checkpoint.filename": "best-{epoch}-{val_acc:.4f}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
-        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
-        parser.set_defaults({"early_stopping.monitor": "val_acc", "early_stopping.mode": "max",
-                             "early_stopping.patience": 3})
-        parser.link_arguments("model.network.kernel_sizes", "data.min_length", _widest_kernel, apply_on="parse")
-        for name in ("vocab_size", "num_classes", "label_names", "tokenizer_json", "pretrained_embeddings",
-                     "multi_label"):
-            parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
-        parser.add_argument("--ckpt_path", type=Optional[str], default=None,
-                            help="resume training from this checkpoint, e.g. .../checkpoints/last.ckpt")
-
-    def before_instantiate_classes(self) -> None:
-        """A resumed run encodes with the checkpoint's tokenizer, never a retrained one. A new one
-        is kept under ``trainer.default_root_dir``, where every process of a distributed run finds it.
-        A step-based learning-rate schedule on a stream (no epoch length) needs ``trainer.max_steps``."""
-        if self.config.ckpt_path and not self.config.data.tokenizer_path:
-            checkpoint = read_checkpoint(self.config.ckpt_path)
-            path = Path(self.config.ckpt_path).with_name("tokenizer.json")
-            if not path.exists():  # every process may get here: each writes the same text, atomically
-                write_text_atomic(path, checkpoint["tokenizer_json"])
-            self.config.data.tokenizer_path = str(path)
-        schedule, max_steps = self.config.model.lr_schedule, self.config.trainer.max_steps
-        if self.config.data.streaming and schedule != "constant" and max_steps in (None, -1):
-            raise UserInputError(
-                f"model.lr_schedule {schedule!r} needs the number of steps, and a stream's epoch "
-                "length is unknown (data.streaming); set trainer.max_steps, or model.lr_schedule=constant"
-            )
-        if not self.config.data.tokenizer_cache_dir:
-            root = self.config.trainer.default_root_dir or "."
-            self.config.data.tokenizer_cache_dir = str(Path(root) / "tokenizers")
 
 
 def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
@@ -87,22 +36,7 @@ def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
 
     In a distributed run the other processes return None once fitting is done: rank 0 alone
     scores the checkpoint it wrote, on the whole split, in this process."""
-    cli = TrainCLI(
-        TextCNNClassifier,
-        TextDataModule,
-        run=False,
-        args=argv,
-        auto_configure_optimizers=False,
-        seed_everything_default=42,
-        trainer_defaults={
-            "max_epochs": 10,
-            "default_root_dir": "runs/default",
-            "callbacks": [SaveTokenizer(), RandomState()],
-            "plugins": {"class_path": "textcnn.training.checkpoint_io.AtomicCheckpointIO"},
-            "use_distributed_sampler": False,  # TextDataModule shards its batches itself
-        },
-        parser_kwargs={"description": "Train a TextCNN from a YAML config."},
-    )
+    cli = build(argv)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     if not cli.trainer.is_global_zero:
         return None

@@ -108,7 +108,13 @@ class TextCNNConfig:
 
     @property
     def widest_kernel(self) -> int:
-        return max(k for widths in self.kernel_sizes for k in widths)
+        return widest_kernel(self.kernel_sizes)
+
+
+def widest_kernel(kernel_sizes: list[Union[int, list[int]]]) -> int:
+    """The widest convolution of ``kernel_sizes`` (as in :class:`TextCNNConfig`): the fewest tokens a
+    batch is padded to, so every window fits."""
+    return max(max(k) if isinstance(k, (list, tuple)) else k for k in kernel_sizes)
 
 
 class Dropout(nn.Dropout):

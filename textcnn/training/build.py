@@ -1,0 +1,115 @@
+"""Config → model, data and trainer: the one place that reads a training config.
+
+:class:`TrainCLI` is a ``LightningCLI`` whose YAML sections are ``model``, ``data``, ``trainer``,
+``checkpoint``, ``early_stopping`` and ``seed_everything``; it links what the data decides
+(vocabulary size, classes, label names, tokenizer, pretrained vectors, multi-label) into the model,
+and the widest kernel into the data module's padding. ``textcnn train``, the benchmarks and any
+script that wants the objects of a config call :func:`build` instead of reading YAML themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from pytorch_lightning import Callback
+from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.cli import LightningCLI
+
+from textcnn.atomic import write_text_atomic
+from textcnn.data.datamodule import TextDataModule
+from textcnn.errors import UserInputError
+from textcnn.inference.checkpoint import read_checkpoint
+from textcnn.model import widest_kernel
+from textcnn.training.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer
+from textcnn.training.module import TextCNNClassifier
+
+SEED = 42
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "max_epochs": 10,
+    "default_root_dir": "runs/default",
+    "plugins": {"class_path": "textcnn.training.checkpoint_io.AtomicCheckpointIO"},
+    "use_distributed_sampler": False,  # TextDataModule shards its batches itself
+}
+DATA_LINKS = ("vocab_size", "num_classes", "label_names", "tokenizer_json", "pretrained_embeddings", "multi_label")
+
+
+class TrainCLI(LightningCLI):
+    """The training config's parser. With ``instantiate=False`` it parses and resolves the config
+    (links applied on parse, resume and tokenizer settings filled in) but builds nothing."""
+
+    def __init__(self, *args: Any, instantiate: bool = True, **kwargs: Any):
+        self.instantiate = instantiate
+        super().__init__(*args, **kwargs)
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val_acc",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch}-{val_acc:.4f}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.set_defaults({"early_stopping.monitor": "val_acc", "early_stopping.mode": "max",
+                             "early_stopping.patience": 3})
+        parser.link_arguments("model.network.kernel_sizes", "data.min_length", widest_kernel, apply_on="parse")
+        for name in DATA_LINKS:
+            parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+        parser.add_argument("--ckpt_path", type=Optional[str], default=None,
+                            help="resume training from this checkpoint, e.g. .../checkpoints/last.ckpt")
+
+    def before_instantiate_classes(self) -> None:
+        """A resumed run encodes with the checkpoint's tokenizer, never a retrained one. A new one
+        is kept under ``trainer.default_root_dir``, where every process of a distributed run finds it.
+        A step-based learning-rate schedule on a stream (no epoch length) needs ``trainer.max_steps``."""
+        if self.config.ckpt_path and not self.config.data.tokenizer_path:
+            checkpoint = read_checkpoint(self.config.ckpt_path)
+            path = Path(self.config.ckpt_path).with_name("tokenizer.json")
+            if not path.exists():  # every process may get here: each writes the same text, atomically
+                write_text_atomic(path, checkpoint["tokenizer_json"])
+            self.config.data.tokenizer_path = str(path)
+        schedule, max_steps = self.config.model.lr_schedule, self.config.trainer.max_steps
+        if self.config.data.streaming and schedule != "constant" and max_steps in (None, -1):
+            raise UserInputError(
+                f"model.lr_schedule {schedule!r} needs the number of steps, and a stream's epoch "
+                "length is unknown (data.streaming); set trainer.max_steps, or model.lr_schedule=constant"
+            )
+        if not self.config.data.tokenizer_cache_dir:
+            root = self.config.trainer.default_root_dir or "."
+            self.config.data.tokenizer_cache_dir = str(Path(root) / "tokenizers")
+
+    def instantiate_classes(self) -> None:
+        if self.instantiate:
+            super().instantiate_classes()
+
+
+def build(args: Optional[Sequence[str]] = None, *, instantiate: bool = True, callbacks: Sequence[Callback] = ()) -> TrainCLI:
+    """Parse a training command line (``--config FILE`` and ``--section.key=value`` overrides; None:
+    ``sys.argv``) and build what it describes: ``.model``, ``.datamodule`` and ``.trainer`` of the returned CLI, its
+    resolved config in ``.config``. ``callbacks`` are added to the run's own (e.g. a timer)."""
+    return TrainCLI(
+        TextCNNClassifier,
+        TextDataModule,
+        run=False,
+        args=None if args is None else list(args),
+        instantiate=instantiate,
+        auto_configure_optimizers=False,
+        seed_everything_default=SEED,
+        trainer_defaults={**TRAINER_DEFAULTS, "callbacks": [SaveTokenizer(), RandomState(), *callbacks]},
+        parser_kwargs={"description": "Train a TextCNN from a YAML config."},
+    )
+
+
+def data_settings(args: Sequence[str] = ()) -> dict[str, Any]:
+    """The data module's arguments as a training command line resolves them (without building it)."""
+    return build(args, instantiate=False).config.data.as_dict()
+
+
+def build_data(args: Sequence[str] = ()) -> TextDataModule:
+    """The data module of a training command line alone, e.g. to read its splits."""
+    return TextDataModule(**data_settings(args))
