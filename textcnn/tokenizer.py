@@ -48,14 +48,24 @@ def train_tokenizer(
     else:
         raise UserInputError(f"data.tokenizer_kind must be 'word', 'wordpiece' or 'bpe', got {kind!r}")
     tokenizer = Tokenizer(model)
-    tokenizer.normalizer = normalizers.Sequence(
-        [normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.NFKC(), normalizers.Lowercase()]
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()  # words and runs of punctuation
+    tokenizer.normalizer = normalizer()
+    tokenizer.pre_tokenizer = pre_tokenizer()
     if kind == "wordpiece":
         tokenizer.decoder = decoders.WordPiece()
     tokenizer.train_from_iterator(texts, trainer)
     return _configure(tokenizer)
+
+
+def normalizer() -> normalizers.Normalizer:
+    """What every trained tokenizer does to a text first: ``<br />`` removed, NFKC, lowercased."""
+    return normalizers.Sequence(
+        [normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.NFKC(), normalizers.Lowercase()]
+    )
+
+
+def pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+    """Splits a normalised text into words and runs of punctuation, as every trained tokenizer does."""
+    return pre_tokenizers.Whitespace()
 
 
 def tokenizer_from_json(text: str) -> Tokenizer:
