@@ -37,10 +37,13 @@ DATA_LINKS = ("vocab_size", "num_classes", "label_names", "tokenizer_json", "pre
 
 class TrainCLI(LightningCLI):
     """The training config's parser. With ``instantiate=False`` it parses and resolves the config
-    (links applied on parse, resume and tokenizer settings filled in) but builds nothing."""
+    (links applied on parse, resume and tokenizer settings filled in) but builds nothing. With
+    ``model_selection=False`` the ``checkpoint`` and ``early_stopping`` sections still parse but add
+    no callback to the trainer."""
 
-    def __init__(self, *args: Any, instantiate: bool = True, **kwargs: Any):
+    def __init__(self, *args: Any, instantiate: bool = True, model_selection: bool = True, **kwargs: Any):
         self.instantiate = instantiate
+        self.model_selection = model_selection
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -57,6 +60,8 @@ class TrainCLI(LightningCLI):
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults({"early_stopping.monitor": "val_acc", "early_stopping.mode": "max",
                              "early_stopping.patience": 3})
+        if not self.model_selection:  # the trainer gets a callback for each key left in this list
+            parser.callback_keys.clear()
         parser.link_arguments("model.network.kernel_sizes", "data.min_length", widest_kernel, apply_on="parse")
         for name in DATA_LINKS:
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
@@ -88,19 +93,32 @@ class TrainCLI(LightningCLI):
             super().instantiate_classes()
 
 
-def build(args: Optional[Sequence[str]] = None, *, instantiate: bool = True, callbacks: Sequence[Callback] = ()) -> TrainCLI:
+def build(
+    args: Optional[Sequence[str]] = None,
+    *,
+    instantiate: bool = True,
+    callbacks: Sequence[Callback] = (),
+    model_selection: bool = True,
+) -> TrainCLI:
     """Parse a training command line (``--config FILE`` and ``--section.key=value`` overrides; None:
     ``sys.argv``) and build what it describes: ``.model``, ``.datamodule`` and ``.trainer`` of the returned CLI, its
-    resolved config in ``.config``. ``callbacks`` are added to the run's own (e.g. a timer)."""
+    resolved config in ``.config``. ``callbacks`` are added to the run's own (e.g. a timer).
+
+    ``model_selection=False`` builds a run that measures rather than picks an epoch on validation:
+    no checkpoint or early-stopping callback, and ``trainer.enable_checkpointing`` off by default, so
+    it can train without validation (``--trainer.limit_val_batches=0``) and keeps no checkpoint."""
+    selection_defaults = {} if model_selection else {"enable_checkpointing": False}
     return TrainCLI(
         TextCNNClassifier,
         TextDataModule,
         run=False,
         args=None if args is None else list(args),
         instantiate=instantiate,
+        model_selection=model_selection,
         auto_configure_optimizers=False,
         seed_everything_default=SEED,
-        trainer_defaults={**TRAINER_DEFAULTS, "callbacks": [SaveTokenizer(), RandomState(), *callbacks]},
+        trainer_defaults={**TRAINER_DEFAULTS, **selection_defaults,
+                          "callbacks": [SaveTokenizer(), RandomState(), *callbacks]},
         parser_kwargs={"description": "Train a TextCNN from a YAML config."},
     )
 
