@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import DATA_DIR, write_slice
-from textcnn.baselines import fasttext_bigrams, tfidf_logreg, words
-from textcnn.benchmark import (DATASETS, Part, Run, results_markdown, results_table, split_texts_and_labels, summarise,
+from benchmarks.baselines import fasttext_bigrams, tfidf_logreg, words
+from benchmarks.report import (DATASETS, Part, Run, results_markdown, results_table, split_texts_and_labels, summarise,
                                targets_summary, write_report)
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
@@ -112,7 +112,7 @@ def test_merging_something_that_is_not_a_benchmark_run_says_so(tmp_path):
 
 
 def test_kfold_directories_partition_all_rows_into_stratified_test_folds(sst2_slice, tmp_path):
-    from textcnn.benchmark import kfold_dirs
+    from benchmarks.report import kfold_dirs
 
     data = TextDataModule(path=str(sst2_slice))
     total = sum(len(split) for split in data.splits.values())  # 2000 + 300 + 600
@@ -132,7 +132,7 @@ def test_kfold_directories_partition_all_rows_into_stratified_test_folds(sst2_sl
 
 
 def test_sst2_with_phrases_trains_on_glue_phrases_and_tests_on_sst2_sentences(tmp_path):
-    from textcnn.benchmark import sst2_with_phrases
+    from benchmarks.report import sst2_with_phrases
 
     data = TextDataModule(path=str(sst2_with_phrases(tmp_path)))
     assert {role: len(split) for role, split in data.splits.items()} == {"train": 67349, "validation": 872, "test": 1821}

@@ -1,7 +1,7 @@
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from textcnn.flops import TRAINING_FLOPS_PER_FORWARD, forward_flops
+from benchmarks.flops import TRAINING_FLOPS_PER_FORWARD, forward_flops
 from textcnn.model import TextCNN, TextCNNConfig
 
 

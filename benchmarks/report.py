@@ -299,7 +299,7 @@ def targets_summary(rows: Sequence[Row], datasets: Sequence[Dataset]) -> str:
 
 def run_baselines(dataset: Dataset, data: TextDataModule, seed: int, run_dir: Path, logreg: bool = True) -> list[Run]:
     """fastText bigrams (and, when ``logreg``, TF-IDF + LR, which no seed changes) on the same splits."""
-    from textcnn.baselines import fasttext_bigrams, tfidf_logreg
+    from benchmarks.baselines import fasttext_bigrams, tfidf_logreg
 
     train, validation = split_texts_and_labels(data, "train"), split_texts_and_labels(data, "validation")
     texts, labels = split_texts_and_labels(data, "test")
@@ -343,7 +343,7 @@ def distinct_runs(runs: Sequence[Run]) -> list[Run]:
     """``runs`` without repeats of a run another part already made: the same dataset, model,
     variant, fold and seed (any seed for TF-IDF + LR, which is deterministic), e.g. the baselines
     that every part running a dataset's folds trains again. The first one is kept."""
-    from textcnn.baselines import TFIDF_NAME
+    from benchmarks.baselines import TFIDF_NAME
 
     kept, seen = [], set()
     for run in runs:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from textcnn.benchmark import (DATASETS, ROOT, VARIANTS, Part, data_module, kfold_dirs, results_markdown, run_baselines,
+from benchmarks.report import (DATASETS, ROOT, VARIANTS, Part, data_module, kfold_dirs, results_markdown, run_baselines,
                                run_textcnn, sst2_with_phrases)
 from textcnn.data.vectors import GLOVE_6B_50D
 from textcnn.errors import UserInputError

@@ -4,7 +4,7 @@
 
 Prints a markdown report (also written to ``--output``). Training figures come from separate
 processes so each has its own peak RSS; model FLOP utilisation (MFU) counts only real tokens
-(:mod:`textcnn.flops`) against a large fp32 ``torch.matmul`` on the same machine.
+(:mod:`benchmarks.flops`) against a large fp32 ``torch.matmul`` on the same machine.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def matmul_flops_per_second(dtype: torch.dtype, size: int = 2048, repeats: int =
 def measure_training(config: str, overrides: dict, batches: int | None, precision: str) -> dict:
     """Runs in a child process: 1 warm-up epoch (or ``batches``), then times one more."""
     from textcnn.data import TextDataModule
-    from textcnn.flops import TRAINING_FLOPS_PER_FORWARD, forward_flops
+    from benchmarks.flops import TRAINING_FLOPS_PER_FORWARD, forward_flops
     from textcnn.training.module import TextCNNClassifier
     from textcnn.model import TextCNNConfig
 
@@ -191,7 +191,7 @@ def training_step_ablations(steps: int = 24) -> dict:
 # -- inference ----------------------------------------------------------------------------------
 def measure_inference(checkpoint: str, texts: list[str], ceiling: float) -> dict:
     import textcnn
-    from textcnn.flops import forward_flops
+    from benchmarks.flops import forward_flops
     from textcnn.tokenizer import encode
 
     predictor = textcnn.load(checkpoint)
