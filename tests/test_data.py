@@ -1,3 +1,4 @@
+import os
 import time
 from collections import Counter
 
@@ -129,3 +130,16 @@ def test_length_batches_cover_every_row_once_and_cut_padding(sst2_dir):
     assert padded_tokens(batches) < 0.7 * padded_tokens(random_batches)
     evaluation = list(LengthBatches(lengths, 512))
     assert [lengths[i] for batch in evaluation for i in batch] == sorted(lengths)
+
+
+def test_loading_leaves_the_environment_and_hub_settings_as_they_were(sst2_dir):
+    import huggingface_hub.constants
+
+    environment = dict(os.environ)
+    hub_settings = (datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE)
+    data = TextDataModule(path=str(sst2_dir))
+    assert data.num_classes == 2 and data.vocab_size > 1000
+    with pytest.raises(UserInputError):  # a Hub id, offline here: refused without touching the environment
+        load_dataset_dict("nonexistent-org/no-such-dataset")
+    assert dict(os.environ) == environment
+    assert (datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE) == hub_settings

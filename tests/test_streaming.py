@@ -9,7 +9,8 @@ import datasets
 import pytest
 import torch
 
-import textcnn.data
+import textcnn.data.sources
+import textcnn.data.vocabulary
 from textcnn.cli import train
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
@@ -49,8 +50,8 @@ def test_the_tokenizer_sees_at_most_tokenizer_sample_size_texts(trec_slice, monk
         seen.extend(texts)
         return real(seen, **settings)
 
-    real = textcnn.data.train_tokenizer
-    monkeypatch.setattr(textcnn.data, "train_tokenizer", counting)
+    real = textcnn.data.vocabulary.train_tokenizer
+    monkeypatch.setattr(textcnn.data.vocabulary, "train_tokenizer", counting)
     data = stream(trec_slice, tokenizer_sample_size=300)
     assert data.vocab_size > 100 and len(seen) == 300
     train_texts = set(texts_of(data.splits["train"]))
@@ -100,16 +101,16 @@ def test_evaluation_batches_cover_the_split_once_in_length_order(trec_slice):
 def test_parquet_streams_are_read_without_pre_buffering_in_small_batches(trec_slice, tmp_path, monkeypatch):
     """pyarrow's pre-buffering held hundreds of MB of a large stream (see _parquet_stream_options);
     parquet directories are streamed without it, other formats with the defaults."""
-    options = textcnn.data._parquet_stream_options(trec_slice)
+    options = textcnn.data.sources._parquet_stream_options(trec_slice)
     assert options["fragment_scan_options"].pre_buffer is False and options["batch_size"] == 1000
     csv = tmp_path / "csv"
     csv.mkdir()
     datasets.load_dataset(str(trec_slice), split="test").to_csv(str(csv / "test.csv"))
-    assert textcnn.data._parquet_stream_options(csv) == {}
+    assert textcnn.data.sources._parquet_stream_options(csv) == {}
     passed = []
     real = datasets.load_dataset
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **kw: passed.append(kw) or real(*a, **kw))
-    rows = textcnn.data.load_dataset_dict(str(trec_slice), streaming=True)["test"]
+    rows = textcnn.data.sources.load_dataset_dict(str(trec_slice), streaming=True)["test"]
     assert passed[0]["batch_size"] == 1000 and sum(1 for _ in rows) == TREC_ROWS["test"]
 
 

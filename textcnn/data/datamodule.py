@@ -1,219 +1,62 @@
-"""Dataset → token ids → padded batches, as a ``LightningDataModule``.
+"""Dataset → token ids → padded batches, as a ``LightningDataModule``: the arguments, and the
+loaders built from the pieces of this package.
 
-Datasets load through ``datasets.load_dataset`` by Hub id or local directory. Label names come
-from the label column's ``ClassLabel`` feature. A label column that is a list of classes
-(``Sequence(ClassLabel)``) makes the dataset multi-label: batches then carry multi-hot float
+Datasets load through ``datasets.load_dataset`` by Hub id or local directory (:mod:`~textcnn.data.sources`).
+Label names come from the label column's ``ClassLabel`` feature. A label column that is a list of
+classes (``Sequence(ClassLabel)``) makes the dataset multi-label: batches then carry multi-hot float
 targets (B, num_classes). A dataset without a validation split gets a seeded one carved from train
-(stratified when single-label); the tokenizer is trained on what is left of train.
+(stratified when single-label); the tokenizer is trained on what is left of train
+(:mod:`~textcnn.data.vocabulary`).
 
 With ``streaming`` nothing needs the whole corpus in memory: the splits are read as
 ``datasets`` iterable datasets, the tokenizer is trained on a bounded shuffled sample of train, a
-missing validation split is carved by a hash of each text, and batches are encoded on the fly.
+missing validation split is carved by a hash of each text, and batches are encoded on the fly
+(:mod:`~textcnn.data.streaming`).
 
 In a distributed run (Lightning DDP) every process loads the data, the tokenizer is trained once
-(see ``TextDataModule.tokenizer``) and each process gets a disjoint share of every batch.
+(:func:`~textcnn.data.vocabulary.shared_tokenizer`) and each process gets a disjoint share of every
+batch (:mod:`~textcnn.data.samplers`).
+
+The data is read when first needed: the properties the training CLI links into the model
+(``vocab_size``, ``num_classes``, ``label_names``, …) load and check the splits on first access,
+because the model's embedding table is sized when the config is instantiated.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
-import os
-import socket
-from pathlib import Path
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Optional, Union
-from urllib.parse import urlparse
 
 import datasets
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.dataset
 import pytorch_lightning as pl
-import tokenizers
 import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
-from textcnn import tokenizer as tokenizer_recipe
-from textcnn.atomic import write_text_atomic
+from textcnn.data import sources
 from textcnn.data.samplers import EpochShuffle, LengthBatches, ShuffledBatches
-from textcnn.data.distributed import is_launch_rank_zero, launch_rank, wait_for_file
-from textcnn.data.vectors import Coverage, pretrained_matrix
+from textcnn.data.sources import SplitSource, load_dataset_dict
+from textcnn.data.streaming import STREAM_POOL_ROWS, StreamBatches, reservoir_sample
+from textcnn.data.vectors import Coverage
+from textcnn.data.vocabulary import TokenizerRecipe, pretrained_embeddings, tokenizer_for
 from textcnn.errors import UserInputError
-from textcnn.data.streaming import STREAM_POOL_ROWS, StreamBatches, in_carved_validation, reservoir_sample
-from textcnn.tokenizer import TokenizerKind, encode, load_tokenizer, pad_batch, tokenizer_from_json, train_tokenizer
+from textcnn.tokenizer import TokenizerKind, encode, pad_batch
 
 log = logging.getLogger(__name__)
 
-HUB_TIMEOUT_S = 3.0
+__all__ = ["TextDataModule", "load_dataset_dict"]
 
 
-def _set_hub_offline() -> None:
-    """Make ``datasets`` use only local files and caches, now and in child processes."""
-    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
-    import huggingface_hub.constants
-
-    huggingface_hub.constants.HF_HUB_OFFLINE = True
-    datasets.config.HF_HUB_OFFLINE = True
-
-
-def _hub_reachable() -> bool:
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_TIMEOUT_S).close()
-        return True
-    except OSError:
-        return False
-
-
-DATA_FILE_SUFFIXES = {".parquet", ".csv", ".tsv", ".json", ".jsonl", ".txt", ".arrow"}
-
-
-def _parquet_stream_options(local: Path) -> dict:
-    """How to stream a directory of parquet files with flat memory.
-
-    pyarrow's defaults pre-buffer column chunks and hand over whole row groups, and reading ahead
-    holds far more than the rows in use: a bare loop over IMDB × 32 (800,000 reviews, 657 MB of
-    parquet in 10,000-row groups) peaked at 1,555 MB resident and grew with the rows read; with
-    no pre-buffering, a 1 MiB buffered stream and 1,000-row batches it stayed between 450 and
-    570 MB (``scripts/benchmark_streaming.py``, README). Other file types keep their defaults.
-    """
-    data_files = [file for file in local.rglob("*") if file.suffix in DATA_FILE_SUFFIXES]
-    if not data_files or any(file.suffix != ".parquet" for file in data_files):
-        return {}
-    scan = pyarrow.dataset.ParquetFragmentScanOptions(pre_buffer=False, use_buffered_stream=True, buffer_size=1 << 20)
-    return {"fragment_scan_options": scan, "batch_size": 1000}
-
-
-def load_dataset_dict(path: str, streaming: bool = False) -> Union[datasets.DatasetDict, datasets.IterableDatasetDict]:
-    """A local dataset directory, or a Hub id; offline, a Hub id fails in seconds, not after retries.
-
-    ``streaming``: iterable splits read as they are iterated (``datasets`` streaming)."""
-    local = Path(path).expanduser()
-    if local.exists():
-        if not local.is_dir():
-            raise UserInputError(f"data.path {path} is a file; pass the dataset's directory or a Hub id")
-        _set_hub_offline()
-        try:
-            if (local / "dataset_dict.json").exists():
-                splits = datasets.load_from_disk(str(local))
-                if streaming:
-                    return datasets.IterableDatasetDict({name: s.to_iterable_dataset() for name, s in splits.items()})
-                return splits
-            return datasets.load_dataset(str(local), streaming=streaming, **(_parquet_stream_options(local) if streaming else {}))
-        except Exception as error:  # datasets raises many types for unreadable, empty or odd files
-            raise UserInputError(
-                f"cannot load a dataset from {path} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); pass a directory of "
-                "parquet/csv/json split files or one written by Dataset.save_to_disk"
-            ) from None
-    if path.startswith((".", "/", "~")) or path.count("/") > 1:
-        raise UserInputError(f"data.path {path}: no such directory; pass an existing dataset directory or a Hub id")
-    if not _hub_reachable():
-        _set_hub_offline()
-    try:
-        return datasets.load_dataset(path, streaming=streaming)
-    except (ConnectionError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as error:
-        if datasets.config.HF_HUB_OFFLINE:
-            raise UserInputError(
-                f"data.path {path!r} is not a local directory, the Hugging Face Hub is unreachable "
-                "and it is not in the local cache; pass a local dataset directory (e.g. "
-                "../shared/data/sst2) or connect to the internet"
-            ) from None
-        raise UserInputError(f"cannot load dataset {path!r} from the Hub: {error}") from None
-
-
-def _list_item_feature(feature: datasets.features.FeatureType) -> Optional[datasets.features.FeatureType]:
-    """The feature of each item of a list column (``Sequence``/``List``/``LargeList``); None for other columns."""
-    return feature.feature if isinstance(feature, (datasets.List, datasets.LargeList)) else None
-
-
-def _label_names(splits: datasets.DatasetDict, column: str) -> list[str]:
-    """Names of the classes; string or integer labels become a ``ClassLabel`` first."""
-    feature = splits["train"].features[column]
-    item = _list_item_feature(feature)
-    if isinstance(feature, datasets.ClassLabel):
-        return list(feature.names)
-    if isinstance(item, datasets.ClassLabel):
-        empty = [index for index, name in enumerate(item.names) if not name.strip()]
-        if empty:
-            raise UserInputError(
-                f"data.label_column {column!r}: class {empty[0]} of {item.names} has an empty name; "
-                "give every class a non-empty name in the Sequence(ClassLabel(names=...)) feature"
-            )
-        return list(item.names)
-    if item is not None:
-        raise UserInputError(
-            f"data.label_column {column!r} holds lists of {item} values, not class ids; for multi-label "
-            "data use a Sequence(ClassLabel(names=...)) column (or lists of strings / non-negative integers)"
-        )
-    raise UserInputError(
-        f"data.label_column {column!r} holds {feature} values, not class ids; "
-        "use a column whose feature is a datasets.ClassLabel (or strings / non-negative integers)"
-    )
-
-
-def _label_values(split: datasets.Dataset, column: str):
-    """The label column as one flat Arrow array: a multi-label column's lists are concatenated."""
-    values = split.data.column(column)
-    return pc.list_flatten(values) if _list_item_feature(split.features[column]) is not None else values
-
-
-def _as_class_labels(splits: datasets.DatasetDict, column: str) -> datasets.DatasetDict:
-    """Cast string or non-negative integer labels (or lists of them) to a ``ClassLabel`` shared by all splits."""
-    feature = splits["train"].features[column]
-    item = _list_item_feature(feature)
-    if isinstance(item or feature, datasets.ClassLabel):
-        return splits
-    dtype = getattr(item or feature, "dtype", None)
-    if dtype == "string":
-        names = sorted({name for split in splits.values() for name in pc.unique(_label_values(split, column)).to_pylist()})
-    elif dtype is not None and dtype.startswith(("int", "uint")):
-        values = [pc.min_max(_label_values(split, column)).as_py() for split in splits.values()]
-        values = [v for v in values if v["min"] is not None]
-        if values and min(v["min"] for v in values) < 0:
-            raise UserInputError(
-                f"data.label_column {column!r} has negative values (unlabelled rows?); "
-                "drop them or pick a labelled split"
-            )
-        names = [str(i) for i in range(max((v["max"] for v in values), default=-1) + 1)]
-    else:
-        return splits  # _label_names reports the unusable type
-    class_label = datasets.ClassLabel(names=names)
-    return splits.cast_column(column, class_label if item is None else datasets.List(class_label))
-
-
-def _check_label_range(split: datasets.Dataset, name: str, column: str, num_classes: int) -> None:
-    if not len(split):
-        return
-    bounds = pc.min_max(_label_values(split, column)).as_py()
-    if bounds["min"] is None:  # multi-label split whose rows all have no labels
-        return
-    if bounds["min"] < 0 or bounds["max"] >= num_classes:
-        raise UserInputError(
-            f"split {name!r} has labels in [{bounds['min']}, {bounds['max']}] in column {column!r}, "
-            f"outside the {num_classes} classes; drop unlabelled rows or pick another split"
-        )
-
-
-def _tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_length: int) -> dict:
-    texts = [text or "" for text in batch[text_column]]
-    return {"input_ids": encode(tokenizer, texts, max_length)}
-
-
-def _tokenize_stream_batch(batch: dict, tokenizer: Tokenizer, text_column: str, max_length: int,
-                           label_column: str, num_classes: int, split_name: str) -> dict:
-    """:func:`_tokenize_batch` plus the label range check a stream can only make as it meets the rows."""
-    for labels in batch[label_column]:
-        for label in labels if isinstance(labels, list) else [labels]:
-            if label is None or not 0 <= label < num_classes:
-                raise UserInputError(
-                    f"split {split_name!r} has label {label} in column {label_column!r}, outside the "
-                    f"{num_classes} classes; drop unlabelled rows or pick another split"
-                )
-    return _tokenize_batch(batch, tokenizer, text_column, max_length)
+def tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, label_column: str, max_length: int,
+                   check_labels: Optional[Callable[[list], None]] = None) -> dict:
+    """``{"input_ids": …}`` for a batch of rows (a ``datasets`` batched map); empty texts for nulls."""
+    if check_labels is not None:
+        check_labels(batch[label_column])
+    return {"input_ids": encode(tokenizer, [text or "" for text in batch[text_column]], max_length)}
 
 
 class TextDataModule(pl.LightningDataModule):
@@ -247,8 +90,7 @@ class TextDataModule(pl.LightningDataModule):
             always on the same side); training rows come through a shuffle buffer of
             ``shuffle_buffer_size`` rows, reshuffled every epoch (files are read in order: a file
             sorted by label needs a buffer as large as the longest run of one label). Epochs have no known length:
-            ``lr_schedule`` cosine / onecycle need ``trainer.max_steps``. One process only
-            (no DDP), ``num_workers`` 0; ``bucket_by_length`` sorts pools of about
+            ``lr_schedule`` cosine / onecycle need ``trainer.max_steps``. ``num_workers`` 0; ``bucket_by_length`` sorts pools of about
             ``STREAM_POOL_ROWS`` rows, evaluation too; ``pretrained_vectors`` coverage is counted
             on the tokenizer's sample.
         tokenizer_sample_size / shuffle_buffer_size: see ``streaming`` (unused without it).
@@ -295,6 +137,8 @@ class TextDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.path, self.text_column, self.label_column = path, text_column, label_column
         self.split_names = {"train": train_split, "validation": validation_split, "test": test_split}
+        self.source = SplitSource(path, text_column, label_column, self.split_names, validation_fraction, seed)
+        self.recipe = TokenizerRecipe(tokenizer_kind, max_vocab_size, min_frequency)
         self._splits: Optional[datasets.DatasetDict] = None
         self._tokenizer: Optional[Tokenizer] = None
         self._encoded: dict[str, datasets.Dataset] = {}
@@ -303,93 +147,16 @@ class TextDataModule(pl.LightningDataModule):
 
     # -- raw splits ---------------------------------------------------------------------------
     @property
-    def splits(self) -> datasets.DatasetDict:
-        """train / validation / (test) with checked columns and ``ClassLabel`` labels."""
+    def splits(self) -> Union[datasets.DatasetDict, datasets.IterableDatasetDict]:
+        """train / validation / (test) with checked columns and ``ClassLabel`` labels; loaded on first use."""
         if self._splits is None:
-            self._splits = self._load_splits()
+            load = sources.load_stream_splits if self.hparams.streaming else sources.load_splits
+            self._splits = load(self.source)
         return self._splits
-
-    def _check_columns(self, raw: Union[datasets.DatasetDict, datasets.IterableDatasetDict]) -> None:
-        train_name = self.split_names["train"]
-        if train_name not in raw:
-            raise UserInputError(
-                f"{self.path} has no split {train_name!r} (splits: {', '.join(raw)}); set data.train_split"
-            )
-        columns = raw[train_name].column_names
-        for field, column in (("text_column", self.text_column), ("label_column", self.label_column)):
-            if column not in columns:
-                raise UserInputError(
-                    f"data.{field} {column!r} is not a column of {self.path} "
-                    f"(columns: {', '.join(columns)}); set --data.{field}=<one of them>"
-                )
-        if raw[train_name].features[self.text_column].dtype not in ("string", "large_string"):
-            raise UserInputError(f"data.text_column {self.text_column!r} does not hold strings; pick the text column")
-
-    def _load_splits(self) -> Union[datasets.DatasetDict, datasets.IterableDatasetDict]:
-        if self.hparams.streaming:
-            return self._load_stream_splits()
-        raw = load_dataset_dict(self.path)
-        train_name = self.split_names["train"]
-        self._check_columns(raw)
-        if not len(raw[train_name]):
-            raise UserInputError(f"the {train_name!r} split of {self.path} is empty; nothing to train on")
-        splits = datasets.DatasetDict({role: raw[name] for role, name in self.split_names.items() if name in raw})
-        splits = _as_class_labels(splits.select_columns([self.text_column, self.label_column]), self.label_column)
-        num_classes = len(_label_names(splits, self.label_column))
-        for role, split in splits.items():
-            _check_label_range(split, self.split_names[role], self.label_column, num_classes)
-        multi_label = _list_item_feature(splits["train"].features[self.label_column]) is not None
-        if "validation" not in splits:
-            log.info("no %r split: carving %.0f%% of train%s", self.split_names["validation"],
-                     100 * self.hparams.validation_fraction, " (multi-label: not stratified)" if multi_label else "")
-            try:
-                carved = splits["train"].train_test_split(
-                    test_size=self.hparams.validation_fraction,
-                    stratify_by_column=None if multi_label else self.label_column,
-                    seed=self.hparams.seed,
-                )
-            except ValueError as error:
-                raise UserInputError(f"cannot carve a stratified validation split: {error}") from None
-            splits["train"], splits["validation"] = carved["train"], carved["test"]
-        return splits
-
-    def _load_stream_splits(self) -> datasets.IterableDatasetDict:
-        """The splits as streams: checked columns, label names from the features, validation carved by hash."""
-        raw = load_dataset_dict(self.path, streaming=True)
-        train_name = self.split_names["train"]
-        if train_name in raw and raw[train_name].features is None:
-            raise UserInputError(
-                f"data.streaming: {self.path} does not declare its columns and features; stream parquet files "
-                "(or a Hub dataset) whose label column is a ClassLabel, or set data.streaming=false"
-            )
-        self._check_columns(raw)
-        feature = raw[train_name].features[self.label_column]
-        if not isinstance(_list_item_feature(feature) or feature, datasets.ClassLabel):
-            raise UserInputError(
-                f"data.streaming needs the classes before reading the corpus, but data.label_column "
-                f"{self.label_column!r} holds {feature}; store it as a datasets.ClassLabel (or "
-                "Sequence(ClassLabel)) feature in the files, or set data.streaming=false"
-            )
-        splits = datasets.IterableDatasetDict({
-            role: raw[name].select_columns([self.text_column, self.label_column])
-            for role, name in self.split_names.items() if name in raw
-        })
-        _label_names(splits, self.label_column)  # empty class names are refused here
-        if next(iter(splits["train"].take(1)), None) is None:
-            raise UserInputError(f"the {train_name!r} split of {self.path} is empty; nothing to train on")
-        if "validation" not in splits:
-            fraction, seed = self.hparams.validation_fraction, self.hparams.seed
-            log.info("no %r split: carving about %.0f%% of train by a hash of each text",
-                     self.split_names["validation"], 100 * fraction)
-            carve = functools.partial(in_carved_validation, text_column=self.text_column, fraction=fraction, seed=seed)
-            train = splits["train"]
-            splits["train"] = train.filter(functools.partial(carve, keep=False), batched=True)
-            splits["validation"] = train.filter(functools.partial(carve, keep=True), batched=True)
-        return splits
 
     @property
     def label_names(self) -> list[str]:
-        return _label_names(self.splits, self.label_column)
+        return sources.label_names(self.splits, self.label_column)
 
     @property
     def num_classes(self) -> int:
@@ -398,18 +165,18 @@ class TextDataModule(pl.LightningDataModule):
     @property
     def multi_label(self) -> bool:
         """True when the label column holds lists of classes: sigmoid outputs, binary cross-entropy."""
-        return _list_item_feature(self.splits["train"].features[self.label_column]) is not None
+        return sources.is_multi_label(self.splits, self.label_column)
 
-    # -- tokenizer ----------------------------------------------------------------------------
+    @property
+    def has_test_split(self) -> bool:
+        return "test" in self.splits
+
+    # -- vocabulary ---------------------------------------------------------------------------
     @property
     def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            if self.hparams.tokenizer_path:
-                self._tokenizer = load_tokenizer(self.hparams.tokenizer_path)
-            elif self.hparams.tokenizer_cache_dir:
-                self._tokenizer = self._shared_tokenizer(Path(self.hparams.tokenizer_cache_dir))
-            else:
-                self._tokenizer = self._train_tokenizer()
+            self._tokenizer = tokenizer_for(self._tokenizer_texts, self.recipe, self.hparams.tokenizer_path,
+                                            self.hparams.tokenizer_cache_dir)
             self._tokenizer_sample = None  # memory: pretrained_vectors draws the sample again if it needs it
         return self._tokenizer
 
@@ -423,61 +190,6 @@ class TextDataModule(pl.LightningDataModule):
             self._tokenizer_sample = reservoir_sample(texts, self.hparams.tokenizer_sample_size, self.hparams.seed)
             log.info("streaming: training the tokenizer on a sample of %d texts", len(self._tokenizer_sample))
         return self._tokenizer_sample
-
-    def _train_tokenizer(self) -> Tokenizer:
-        return train_tokenizer(
-            (text or "" for text in self._tokenizer_texts()),
-            kind=self.hparams.tokenizer_kind,
-            vocab_size=self.hparams.max_vocab_size,
-            min_frequency=self.hparams.min_frequency,
-        )
-
-    def _shared_tokenizer(self, cache_dir: Path) -> Tokenizer:
-        """The tokenizer trained once: rank 0 trains it (or finds it from an earlier run) and writes
-        it atomically to ``cache_dir``; the other processes wait for that file and load it.
-
-        Why a file and not ``prepare_data`` plus a broadcast: the model's embedding table needs
-        ``vocab_size`` when the training CLI instantiates the model from the config, which is before
-        ``trainer.fit`` (where Lightning starts ranks 1.. with ``strategy: ddp``, runs
-        ``prepare_data`` and creates the process group). Under torchrun or SLURM all ranks start at
-        once, so the others must wait; under Lightning's launcher rank 0 has written the file before
-        the others start. Training tokenizers is deterministic, but each process training its own
-        would cost N times the time and could disagree if the data on the nodes differed; one file
-        named by a fingerprint of the training texts and tokenizer settings is what every process
-        provably uses.
-        """
-        path = cache_dir / f"tokenizer-{self._tokenizer_fingerprint()}.json"
-        if not is_launch_rank_zero():
-            text = wait_for_file(
-                path, "tokenizer",
-                "on several nodes set data.tokenizer_cache_dir to a directory all nodes share, or train the "
-                "tokenizer once and pass it as data.tokenizer_path",
-            )
-            log.info("%s: using the tokenizer rank 0 trained, %s", launch_rank(), path)
-            return tokenizer_from_json(text)
-        if path.exists():
-            log.info("using the tokenizer trained before on the same texts and settings, %s", path)
-            return load_tokenizer(path)
-        text = self._train_tokenizer().to_str()
-        try:
-            write_text_atomic(path, text)
-            log.info("trained the tokenizer; saved it for the other processes and later runs, %s", path)
-        except OSError as error:  # a single process trains on; other ranks would time out, naming the fix
-            log.warning("cannot save the tokenizer to %s (%s); set data.tokenizer_cache_dir", path, error.strerror)
-        return tokenizer_from_json(text)
-
-    def _tokenizer_fingerprint(self) -> str:
-        """A digest of the training texts, the settings that make the tokenizer and the recipe itself
-        (the source of ``textcnn.tokenizer``), so a changed normalizer never reuses an old file."""
-        digest = hashlib.sha256(json.dumps([
-            tokenizers.__version__, self.hparams.tokenizer_kind, self.hparams.max_vocab_size,
-            self.hparams.min_frequency,
-        ]).encode())
-        digest.update(Path(tokenizer_recipe.__file__).read_bytes())
-        for text in self._tokenizer_texts():
-            encoded = (text or "").encode("utf-8")
-            digest.update(len(encoded).to_bytes(8, "little") + encoded)
-        return digest.hexdigest()[:20]
 
     def use_tokenizer(self, tokenizer: Tokenizer) -> None:
         """Encode with a tokenizer that was trained before (e.g. the one inside a checkpoint)."""
@@ -493,7 +205,6 @@ class TextDataModule(pl.LightningDataModule):
     def tokenizer_json(self) -> str:
         return self.tokenizer.to_str()
 
-    # -- pretrained vectors -------------------------------------------------------------------
     @property
     def pretrained_embeddings(self) -> Optional[torch.Tensor]:
         """(vocab_size, dim) vectors for the tokenizer's vocabulary, or None without ``pretrained_vectors``."""
@@ -506,10 +217,8 @@ class TextDataModule(pl.LightningDataModule):
                 ids = np.fromiter((i for row in rows for i in row), dtype=np.int64)
             else:
                 ids = pc.list_flatten(self.encoded("train").data.column("input_ids")).to_numpy()
-            counts = np.bincount(ids, minlength=self.vocab_size)
-            self._pretrained = pretrained_matrix(
-                self.hparams.pretrained_vectors, self.tokenizer.get_vocab(), self.hparams.seed, counts
-            )
+            self._pretrained = pretrained_embeddings(self.hparams.pretrained_vectors, self.tokenizer, ids,
+                                                     self.hparams.seed)
         return self._pretrained[0]
 
     @property
@@ -527,33 +236,34 @@ class TextDataModule(pl.LightningDataModule):
                 f"(available: {available}); pick one of those"
             )
         if self.hparams.streaming:
-            return self._encoded_stream(self.splits[role], self.split_names[role])
-        if role not in self._encoded:
-            tokenize = functools.partial(
-                _tokenize_batch, tokenizer=self.tokenizer, text_column=self.text_column,
-                max_length=self.hparams.max_length,
-            )
-            split = self.splits[role].map(tokenize, batched=True, keep_in_memory=True, desc=f"tokenizing {role}")
-            split = split.select_columns(["input_ids", self.label_column])
-            if self.label_column != "labels":
-                split = split.rename_column(self.label_column, "labels")
+            check = functools.partial(sources.check_labels, split_name=self.split_names[role], column=self.label_column,
+                                      num_classes=self.num_classes)
+            split = self.splits[role].map(self._tokenize_function(check), batched=True)
+        elif role not in self._encoded:
+            split = self.splits[role].map(self._tokenize_function(), batched=True, keep_in_memory=True,
+                                          desc=f"tokenizing {role}")
+        else:
+            return self._encoded[role]
+        split = split.select_columns(["input_ids", self.label_column])
+        if self.label_column != "labels":
+            split = split.rename_column(self.label_column, "labels")
+        if not self.hparams.streaming:
             self._encoded[role] = split
-        return self._encoded[role]
+        return split
 
-    def _encoded_stream(self, split: datasets.IterableDataset, split_name: str) -> datasets.IterableDataset:
-        tokenize = functools.partial(self._tokenize_stream, split_name=split_name)
-        split = split.map(tokenize, batched=True).select_columns(["input_ids", self.label_column])
-        return split if self.label_column == "labels" else split.rename_column(self.label_column, "labels")
-
-    def _tokenize_stream(self, batch: dict, split_name: str) -> dict:
-        return _tokenize_stream_batch(batch, self.tokenizer, self.text_column, self.hparams.max_length,
-                                      self.label_column, self.num_classes, split_name)
+    def _tokenize_function(self, check_labels: Optional[Callable[[list], None]] = None) -> Callable[[dict], dict]:
+        """Batch of rows → their token ids; a stream checks its labels here, as it meets them."""
+        return functools.partial(tokenize_batch, tokenizer=self.tokenizer, text_column=self.text_column,
+                                 label_column=self.label_column, max_length=self.hparams.max_length,
+                                 check_labels=check_labels)
 
     def _encode_rows(self, rows: list[dict], split_name: str) -> list[dict]:
         """Raw rows of a stream → rows of ``input_ids`` and ``labels``, as :meth:`encoded` makes them."""
         labels = [row[self.label_column] for row in rows]
         batch = {self.text_column: [row[self.text_column] for row in rows], self.label_column: labels}
-        ids = self._tokenize_stream(batch, split_name)["input_ids"]
+        check = functools.partial(sources.check_labels, split_name=split_name, column=self.label_column,
+                                  num_classes=self.num_classes)
+        ids = self._tokenize_function(check)(batch)["input_ids"]
         return [{"input_ids": row_ids, "labels": label} for row_ids, label in zip(ids, labels)]
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
@@ -576,11 +286,8 @@ class TextDataModule(pl.LightningDataModule):
             return self._stream_dataloader(role, shuffle)
         split = self.encoded(role)
         rank, world_size = self._process_share(role, len(split))
-        batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
-        order = None
-        if shuffle:  # rank 0's seed: every process must draw the same order for the shares to be disjoint
-            seed = torch.initial_seed() if world_size == 1 else self.trainer.strategy.broadcast(torch.initial_seed())
-            order = EpochShuffle(len(split), seed)
+        batch_size = self._batch_size(role)
+        order = EpochShuffle(len(split), self._shuffle_seed(world_size)) if shuffle else None
         if shuffle and not self.hparams.bucket_by_length:
             batches = ShuffledBatches(order, batch_size, rank, world_size)
         else:  # evaluation always goes in length order: same metrics, far less padding
@@ -597,10 +304,8 @@ class TextDataModule(pl.LightningDataModule):
 
     def _stream_dataloader(self, role: str, shuffle: bool) -> DataLoader:
         rank, world_size = self._process_share(role, size=0)
-        seed = None
-        if shuffle:  # rank 0's seed: every process must shuffle the stream alike for the shares to be disjoint
-            seed = torch.initial_seed() if world_size == 1 else self.trainer.strategy.broadcast(torch.initial_seed())
-        batch_size = self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
+        seed = self._shuffle_seed(world_size) if shuffle else None
+        batch_size = self._batch_size(role)
         sort_pools = self.hparams.bucket_by_length or not shuffle  # evaluation in length order, as without streaming
         if role not in self.splits:
             self.encoded(role)  # names the available splits
@@ -612,6 +317,13 @@ class TextDataModule(pl.LightningDataModule):
             rank=rank, world_size=world_size,
         )
         return DataLoader(batches, batch_size=None)
+
+    def _batch_size(self, role: str) -> int:
+        return self.hparams.batch_size if role == "train" else self.hparams.eval_batch_size
+
+    def _shuffle_seed(self, world_size: int) -> int:
+        """Rank 0's seed: every process must draw the same order for their shares to be disjoint."""
+        return torch.initial_seed() if world_size == 1 else self.trainer.strategy.broadcast(torch.initial_seed())
 
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
@@ -647,7 +359,3 @@ class TextDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.dataloader("test")
-
-    @property
-    def has_test_split(self) -> bool:
-        return "test" in self.splits
