@@ -8,8 +8,24 @@ reads the datasets in ``../shared/data`` (``TEXTCNN_DATA_DIR`` names another fol
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository root: configs/, scripts/, textcnn/
 DATA_DIR = Path(os.environ.get("TEXTCNN_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+
+def run_in_child(module: str, args: Sequence[str], cwd: Optional[Path] = None, timeout: Optional[float] = None) -> dict:
+    """``python -m benchmarks.<module> ARGS`` in a fresh process, so that it has its own peak memory;
+    returns the JSON object it prints last. ``benchmarks`` is importable there from any ``cwd``."""
+    search_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], capture_output=True, text=True,
+                            cwd=cwd, timeout=timeout, env={**os.environ, "PYTHONPATH": search_path})
+    if result.returncode:
+        raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -33,6 +33,14 @@ ON_REQUEST = ("sst2_phrases", "imdb_long", "imdb_dpcnn")  # 67k rows; longer IMD
 
 
 def main() -> None:
+    """A mistake the user can fix ends as one ``error: …`` line on stderr (exit status 1)."""
+    try:
+        benchmark()
+    except UserInputError as error:
+        sys.exit(f"error: {error}")
+
+
+def benchmark() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"{', '.join(QUICK_DATASETS)}, 1 seed, {QUICK_EPOCHS} epochs")
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS),
@@ -99,7 +107,4 @@ def write(markdown: str, output: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserInputError as error:
-        sys.exit(f"error: {error}")
+    main()

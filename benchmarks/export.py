@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import datasets
 
 import textcnn
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import DATA_DIR
 
 
 def timed_logits(predictor, texts, batch_size: int, repeats: int = 3):
@@ -32,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--export", required=True, help="directory written by scripts/export.py")
-    parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "sst2"))
+    parser.add_argument("--dataset", default=str(DATA_DIR / "sst2"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--batch-size", type=int, default=256)

@@ -22,13 +22,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlparse
 
 import datasets
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import DATA_DIR, ROOT
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_REQUESTS, MAX_CONCURRENCY = 100_000, 256
 STARTUP_TIMEOUT_S = 120
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     parser.add_argument("--texts-per-request", type=int, default=1)
-    parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "sst2"))
+    parser.add_argument("--dataset", default=str(DATA_DIR / "sst2"))
     parser.add_argument("--split", default="validation")
     parser.add_argument("--text-column", default="text")
     args = parser.parse_args()

@@ -14,7 +14,6 @@ import json
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,8 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import ROOT, run_in_child
+
 SST2 = "../shared/data/sst2"
 
 
@@ -95,11 +95,7 @@ class EpochTimer(pl.Callback):
 
 
 def run_child(**kwargs) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", json.dumps(kwargs)], capture_output=True,
-                            text=True, cwd=ROOT, timeout=3600)
-    if result.returncode:
-        raise RuntimeError(result.stderr[-3000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_in_child("speed", ["--child", json.dumps(kwargs)], cwd=ROOT, timeout=3600)
 
 
 # -- what each speed-up buys, and where a step's time goes ---------------------------------------
@@ -300,6 +296,10 @@ def fasttext_peer() -> dict | None:
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":  # one measurement, in a process of its own
+        child = json.loads(sys.argv[2])
+        print(json.dumps(training_step_ablations() if child.pop("ablations", False) else measure_training(**child)))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint of configs/sst2.yaml for inference")
     parser.add_argument("--imdb-batches", type=int, default=60, help="IMDB training batches to time")
@@ -382,8 +382,4 @@ def run_name(run: dict) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        child = json.loads(sys.argv[2])
-        print(json.dumps(training_step_ablations() if child.pop("ablations", False) else measure_training(**child)))
-    else:
-        main()
+    main()

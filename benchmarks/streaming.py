@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import run_in_child
 
 START = time.monotonic()
 
@@ -81,10 +81,8 @@ def repeated_copy(data_path: str, repeat: int, target: Path) -> str:
 
 
 def run_child(args: argparse.Namespace, data_path: str, mode: str, part: str) -> dict:
-    command = [sys.executable, __file__, "--config", args.config, "--batches", str(args.batches),
-               "--data-path", data_path, "--child", mode, "--part", part]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return run_in_child("streaming", ["--config", args.config, "--batches", str(args.batches), "--data-path", data_path,
+                                      "--child", mode, "--part", part])
 
 
 def main() -> None:
