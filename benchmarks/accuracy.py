@@ -17,13 +17,18 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from benchmarks.report import (DATASETS, ROOT, VARIANTS, Part, data_module, kfold_dirs, results_markdown, run_baselines,
-                               run_textcnn, sst2_with_phrases)
+from benchmarks import ROOT
+from benchmarks.baselines import fasttext_bigrams, tfidf_logreg
+from benchmarks.protocol import (DATASETS, VARIANTS, Dataset, config_args, data_module, kfold_dirs, split_texts_and_labels,
+                                 sst2_with_phrases)
+from benchmarks.report import Part, Run, results_markdown, write_report
+from textcnn.data import TextDataModule
 from textcnn.data.vectors import GLOVE_6B_50D
 from textcnn.errors import UserInputError
 
@@ -32,15 +37,48 @@ QUICK_EPOCHS = 3
 ON_REQUEST = ("sst2_phrases", "imdb_long", "imdb_dpcnn")  # 67k rows; longer IMDB runs; a second architecture
 
 
+def run_textcnn(
+    dataset: Dataset, variant: str, seed: int, run_dir: Path, data: TextDataModule, extra_args: Sequence[str] = ()
+) -> Run:
+    """Train one config with the training CLI (in-process), then write its evaluation report."""
+    from textcnn.cli import train
+    from textcnn.inference import load
+
+    argv = [*config_args(dataset, data.path), *VARIANTS[variant], f"--seed_everything={seed}",
+            f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false", *extra_args]
+    start = time.perf_counter()
+    result = train(argv)
+    seconds = time.perf_counter() - start
+    texts, labels = split_texts_and_labels(data, "test")
+    predictions = load(result["checkpoint"]).predict_proba(texts).argmax(dim=-1)
+    report = write_report(run_dir, texts, predictions, labels, data.label_names)
+    return Run(dataset.name, "textcnn", variant, seed, report["accuracy"], seconds, str(run_dir))
+
+
+def run_baselines(dataset: Dataset, data: TextDataModule, seed: int, run_dir: Path, logreg: bool = True) -> list[Run]:
+    """fastText bigrams (and, when ``logreg``, TF-IDF + LR, which no seed changes) on the same splits."""
+    train, validation = split_texts_and_labels(data, "train"), split_texts_and_labels(data, "validation")
+    texts, labels = split_texts_and_labels(data, "test")
+    runs = []
+    for baseline in (fasttext_bigrams, tfidf_logreg) if logreg else (fasttext_bigrams,):
+        result = baseline(train, validation, texts, seed=seed)
+        directory = Path(run_dir) / baseline.__name__
+        report = write_report(directory, texts, result.test_predictions, labels, data.label_names)
+        runs.append(Run(dataset.name, result.name, "", seed, report["accuracy"], result.train_seconds,
+                        str(directory), result.setting))
+    return runs
+
+
 def main() -> None:
     """A mistake the user can fix ends as one ``error: …`` line on stderr (exit status 1)."""
     try:
-        benchmark()
+        benchmark(parse_args())
     except UserInputError as error:
         sys.exit(f"error: {error}")
 
 
-def benchmark() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"{', '.join(QUICK_DATASETS)}, 1 seed, {QUICK_EPOCHS} epochs")
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS),
@@ -54,7 +92,10 @@ def benchmark() -> None:
     parser.add_argument("--note", action="append", default=[], help="a line added to the doc (e.g. what else ran on the machine)")
     parser.add_argument("--merge", nargs="+", metavar="RUN_DIR",
                         help="train nothing: write one doc from the benchmark.json of earlier runs' run directories")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def benchmark(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.merge:
         parts = [Part.load(Path(directory) / "benchmark.json") for directory in args.merge]
@@ -69,17 +110,17 @@ def benchmark() -> None:
     start, runs, coverage, shown = time.perf_counter(), [], {}, []
     for name in names:
         dataset = DATASETS[name]
-        built = {"path": str(sst2_with_phrases(run_dir / "data" / name))} if dataset.phrases else {}
-        data = data_module(dataset, built)
+        path = sst2_with_phrases(run_dir / "data" / name) if dataset.phrases else None
+        data = data_module(dataset, run_dir / name, path)
         if any(v != "rand" for v in args.variants):
-            vectors = data_module(dataset, {**built, "pretrained_vectors": GLOVE_6B_50D})
+            vectors = data_module(dataset, run_dir / name, path, [f"--data.pretrained_vectors={GLOVE_6B_50D}"])
             coverage[dataset.name] = str(vectors.embedding_coverage)
         parts = [(dataset, data, "")]
         if args.folds and dataset.cross_validated:
             dataset = replace(dataset, name=f"{dataset.name} ({args.folds}-fold CV)",
                               note=f"{args.folds} stratified folds of all labelled rows; validation carved from each training part")
             folds = kfold_dirs(data, args.folds, run_dir / name / "folds")
-            parts = [(dataset, data_module(dataset, {"path": str(path)}), f"fold{i}-") for i, path in enumerate(folds)]
+            parts = [(dataset, data_module(dataset, run_dir / name, fold), f"fold{i}-") for i, fold in enumerate(folds)]
         shown.append(dataset)
         for part, part_data, prefix in parts:
             for seed in seeds:

@@ -1,84 +1,23 @@
-"""Accuracy benchmark: every dataset × Kim variant × seed, and the linear baselines on the same splits.
-
-``scripts/benchmark_accuracy.py`` is the entry point; this module holds the pieces: the dataset
-table with Kim (2014)'s published numbers, one textcnn run (the training CLI in-process), the
-evaluation report each run leaves in its directory (per-class metrics, confusion-matrix PNG,
-misclassified texts), the mean ± std summary and the ``docs/results.md`` table.
-
-Splits: textcnn and both baselines read the same ``TextDataModule`` splits (a dataset without a
-validation split gets the same seeded carve, ``data.seed`` = 42, for every model and seed); the
-seed of a run changes only initialisation, dropout and batch order.
+"""The accuracy benchmark's records and what is made of them: one ``Run`` per trained model, the
+report each run leaves in its directory (per-class metrics, confusion-matrix PNG, misclassified
+texts), the mean ± std summary, and ``docs/results.md`` from one or more benchmark parts.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
-import yaml
 
-from textcnn.data import TextDataModule
+from benchmarks.baselines import TFIDF_NAME
+from benchmarks.protocol import VARIANTS, Dataset
 from textcnn.errors import UserInputError
 from textcnn.training.evaluation import classification_report
-
-log = logging.getLogger(__name__)
-
-ROOT = Path(__file__).resolve().parents[1]
-# GloVe variants: learning rate 0.003 (validation, seed 1: TREC non-static 89.0% vs 87.5% at 0.001, whose
-# runs had not converged in 15 epochs; SST-2 non-static 80.3% vs 80.4%, reached in 3 epochs instead of 10)
-GLOVE_ARGS = ["--model.network.embed_dim=50", "--data.pretrained_vectors=glove-6b-50d", "--model.learning_rate=0.003"]
-VARIANTS: dict[str, list[str]] = {
-    "rand": [],
-    "static": ["--model.network.embedding_mode=static", *GLOVE_ARGS],
-    "non-static": ["--model.network.embedding_mode=non-static", *GLOVE_ARGS],
-    "multichannel": ["--model.network.embedding_mode=multichannel", *GLOVE_ARGS],
-}
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str  # as in the table
-    config: str  # relative to the repository root
-    kim: dict[str, float] = field(default_factory=dict)  # Kim (2014) test accuracy (%) per variant
-    note: str = ""
-    cross_validated: bool = False  # papers report k-fold cross-validation (``--folds``)
-    phrases: bool = False  # train on GLUE SST-2's labelled phrases (see ``sst2_with_phrases``)
-
-
-def _kim(rand: float, static: float, non_static: float, multichannel: float) -> dict[str, float]:
-    return {"rand": rand, "static": static, "non-static": non_static, "multichannel": multichannel}
-
-
-DATASETS: dict[str, Dataset] = {
-    "sst2": Dataset("SST-2", "configs/sst2_kim.yaml", _kim(82.7, 86.8, 87.2, 88.1),
-                    "trained on the 6,920 train sentences only (Kim: phrases too)"),
-    "sst2_phrases": Dataset("SST-2 (phrases)", "configs/sst2_phrases.yaml", _kim(82.7, 86.8, 87.2, 88.1),
-                            "trained on GLUE SST-2 train: 67,349 labelled phrases of the SST train sentences, "
-                            "as Kim; validation and test: the SST-2 sentences", phrases=True),
-    "sst5": Dataset("SST-1 (sst5)", "configs/sst5.yaml", _kim(45.0, 45.5, 48.0, 47.4),
-                    "trained on the 8,544 train sentences only (Kim: phrases too)"),
-    "rotten_tomatoes": Dataset("MR", "configs/rotten_tomatoes.yaml", _kim(76.1, 81.0, 81.5, 81.1),
-                               "fixed seeded split (Kim: 10-fold CV)", cross_validated=True),
-    "subj": Dataset("Subj", "configs/subj.yaml", _kim(89.6, 93.0, 93.4, 93.2),
-                    "fixed seeded split, validation carved from train (Kim: 10-fold CV)", cross_validated=True),
-    "trec": Dataset("TREC (coarse)", "configs/trec.yaml", _kim(91.2, 92.8, 93.6, 92.2),
-                    "validation carved from train"),
-    "trec_fine": Dataset("TREC (fine, 50)", "configs/trec_fine.yaml", note="validation carved from train"),
-    "imdb": Dataset("IMDB", "configs/imdb.yaml", note="400 tokens kept; validation carved from train"),
-    "imdb_long": Dataset("IMDB (1,000 tokens)", "configs/imdb_long.yaml",
-                         note="configs/imdb.yaml tuned on validation: 1,000 tokens kept, up to 12 epochs; same splits "
-                              "as IMDB; run with --variants rand"),
-    "imdb_dpcnn": Dataset("IMDB (DPCNN)", "configs/imdb_dpcnn.yaml",
-                          note="DPCNN stack (Johnson & Zhang 2017) on the same splits as IMDB; run with --variants rand"),
-}
 
 
 @dataclass
@@ -91,83 +30,6 @@ class Run:
     train_seconds: float
     run_dir: str = ""
     setting: str = ""  # a baseline's validation-selected setting, e.g. "C=10"
-
-
-def data_module(dataset: Dataset, data_overrides: Optional[dict] = None) -> TextDataModule:
-    """The data module of a dataset's config: the splits every model of the benchmark uses."""
-    config = yaml.safe_load((ROOT / dataset.config).read_text(encoding="utf-8"))
-    settings = {**config.get("data", {}), **(data_overrides or {})}
-    if not Path(settings["path"]).is_absolute():
-        settings["path"] = str(ROOT / settings["path"])
-    return TextDataModule(**settings)
-
-
-def kfold_dirs(data: TextDataModule, folds: int, directory: Path, seed: int = 42) -> list[Path]:
-    """Kim's cross-validation protocol as ``folds`` dataset directories.
-
-    All labelled rows (train, validation and test pooled) are dealt into ``folds`` stratified folds
-    in a seeded random order; directory ``i`` holds fold ``i`` as its test split and the other
-    folds as train (the data module carves validation from train as for any dataset without one).
-    """
-    import datasets
-    import numpy as np
-
-    if folds < 2:
-        raise UserInputError(f"--folds must be at least 2 (Kim: 10), got {folds}")
-    rows = datasets.concatenate_datasets(list(data.splits.values()))
-    labels = np.asarray(rows[data.label_column])
-    order = np.random.default_rng(seed).permutation(len(rows))
-    fold_of = np.empty(len(rows), dtype=np.int64)
-    for label in np.unique(labels):
-        members = order[labels[order] == label]
-        fold_of[members] = np.arange(len(members)) % folds
-    paths = []
-    for fold in range(folds):
-        path = Path(directory) / f"fold{fold}"
-        path.mkdir(parents=True, exist_ok=True)
-        rows.select(np.flatnonzero(fold_of != fold)).to_parquet(str(path / "train.parquet"))
-        rows.select(np.flatnonzero(fold_of == fold)).to_parquet(str(path / "test.parquet"))
-        paths.append(path)
-    return paths
-
-
-def sst2_with_phrases(directory: Path, data_dir: Path = ROOT.parent / "shared" / "data") -> Path:
-    """A dataset directory with GLUE SST-2's train split (every labelled phrase of the SST training
-    sentences, as Kim trained) and SST-2's validation and test sentences; column ``text``."""
-    import datasets
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    phrases = datasets.load_dataset(str(data_dir / "glue_sst2"))["train"].select_columns(["sentence", "label"])
-    phrases.rename_column("sentence", "text").to_parquet(str(directory / "train.parquet"))
-    sentences = datasets.load_dataset(str(data_dir / "sst2"))
-    for split in ("validation", "test"):
-        sentences[split].select_columns(["text", "label"]).to_parquet(str(directory / f"{split}.parquet"))
-    return directory
-
-
-def split_texts_and_labels(data: TextDataModule, role: str) -> tuple[list[str], list[int]]:
-    split = data.splits[role]
-    return [text or "" for text in split[data.text_column]], list(split[data.label_column])
-
-
-def run_textcnn(
-    dataset: Dataset, variant: str, seed: int, run_dir: Path, data: TextDataModule, extra_args: Sequence[str] = ()
-) -> Run:
-    """Train one config with the training CLI (in-process), then write its evaluation report."""
-    from textcnn.cli import train
-    from textcnn.inference import load
-
-    argv = ["--config", str(ROOT / dataset.config), *VARIANTS[variant], f"--seed_everything={seed}",
-            f"--data.path={data.path}", f"--trainer.default_root_dir={run_dir}",
-            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", *extra_args]
-    start = time.perf_counter()
-    result = train(argv)
-    seconds = time.perf_counter() - start
-    texts, labels = split_texts_and_labels(data, "test")
-    predictions = load(result["checkpoint"]).predict_proba(texts).argmax(dim=-1)
-    report = write_report(run_dir, texts, predictions, labels, data.label_names)
-    return Run(dataset.name, "textcnn", variant, seed, report["accuracy"], seconds, str(run_dir))
 
 
 def write_report(
@@ -297,22 +159,6 @@ def targets_summary(rows: Sequence[Row], datasets: Sequence[Dataset]) -> str:
     return "\n".join(lines)
 
 
-def run_baselines(dataset: Dataset, data: TextDataModule, seed: int, run_dir: Path, logreg: bool = True) -> list[Run]:
-    """fastText bigrams (and, when ``logreg``, TF-IDF + LR, which no seed changes) on the same splits."""
-    from benchmarks.baselines import fasttext_bigrams, tfidf_logreg
-
-    train, validation = split_texts_and_labels(data, "train"), split_texts_and_labels(data, "validation")
-    texts, labels = split_texts_and_labels(data, "test")
-    runs = []
-    for baseline in (fasttext_bigrams, tfidf_logreg) if logreg else (fasttext_bigrams,):
-        result = baseline(train, validation, texts, seed=seed)
-        directory = Path(run_dir) / baseline.__name__
-        report = write_report(directory, texts, result.test_predictions, labels, data.label_names)
-        runs.append(Run(dataset.name, result.name, "", seed, report["accuracy"], result.train_seconds,
-                        str(directory), result.setting))
-    return runs
-
-
 @dataclass
 class Part:
     """One invocation of the benchmark script: what it ran and measured, saved as ``benchmark.json`` in
@@ -343,8 +189,6 @@ def distinct_runs(runs: Sequence[Run]) -> list[Run]:
     """``runs`` without repeats of a run another part already made: the same dataset, model,
     variant, fold and seed (any seed for TF-IDF + LR, which is deterministic), e.g. the baselines
     that every part running a dataset's folds trains again. The first one is kept."""
-    from benchmarks.baselines import TFIDF_NAME
-
     kept, seen = [], set()
     for run in runs:
         fold = re.match(r"fold\d+-", Path(run.run_dir).parent.name if run.model != "textcnn" else Path(run.run_dir).name)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import DATA_DIR, write_slice
 from benchmarks.baselines import fasttext_bigrams, tfidf_logreg, words
-from benchmarks.report import (DATASETS, Part, Run, results_markdown, results_table, split_texts_and_labels, summarise,
-                               targets_summary, write_report)
+from benchmarks.protocol import DATASETS, data_module, kfold_dirs, split_texts_and_labels, sst2_with_phrases
+from benchmarks.report import Part, Run, results_markdown, results_table, summarise, targets_summary, write_report
+from tests.conftest import DATA_DIR, ROOT, write_slice
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.tokenizer import train_tokenizer
@@ -112,8 +113,6 @@ def test_merging_something_that_is_not_a_benchmark_run_says_so(tmp_path):
 
 
 def test_kfold_directories_partition_all_rows_into_stratified_test_folds(sst2_slice, tmp_path):
-    from benchmarks.report import kfold_dirs
-
     data = TextDataModule(path=str(sst2_slice))
     total = sum(len(split) for split in data.splits.values())  # 2000 + 300 + 600
     dirs = kfold_dirs(data, 5, tmp_path)
@@ -132,8 +131,6 @@ def test_kfold_directories_partition_all_rows_into_stratified_test_folds(sst2_sl
 
 
 def test_sst2_with_phrases_trains_on_glue_phrases_and_tests_on_sst2_sentences(tmp_path):
-    from benchmarks.report import sst2_with_phrases
-
     data = TextDataModule(path=str(sst2_with_phrases(tmp_path)))
     assert {role: len(split) for role, split in data.splits.items()} == {"train": 67349, "validation": 872, "test": 1821}
     assert data.label_names == ["negative", "positive"]
@@ -152,7 +149,6 @@ def test_the_script_refuses_fewer_than_two_folds_in_one_line(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
 
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark_accuracy.py"), "--datasets", "subj", "--variants", "rand",
@@ -162,3 +158,12 @@ def test_the_script_refuses_fewer_than_two_folds_in_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: --folds must be at least 2 (Kim: 10), got 1"
     assert not (tmp_path / "results.md").exists()
+
+
+def test_a_datasets_splits_come_from_its_config_through_build_whatever_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # configs name ../shared/data/... as seen from the repository root
+    data = data_module(DATASETS["trec"], tmp_path / "run")
+    assert Path(data.path).resolve() == (ROOT.parent / "shared" / "data" / "trec").resolve()
+    assert data.label_column == "coarse_label"  # as configs/trec.yaml sets it
+    assert data.hparams.min_length == 5  # linked from the widest of Kim's kernels, [3, 4, 5]
+    assert data.label_names[:2] == ["ABBR", "ENTY"] and len(split_texts_and_labels(data, "test")[0]) == 500
