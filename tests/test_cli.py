@@ -105,3 +105,14 @@ def test_unknown_config_keys_are_rejected(tmp_path):
     result = run("train.py", "--config", "configs/sst2.yaml", "--model.network.no_such_field=3",
                  f"--trainer.default_root_dir={tmp_path}")
     assert result.returncode != 0 and "no_such_field" in result.stderr.decode()
+
+
+def test_textcnn_help_lists_the_commands_and_exits_0(capsys):
+    from textcnn.cli import main
+
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert all(command in out for command in ("train", "evaluate", "predict", "export", "serve"))
+    with pytest.raises(SystemExit) as exited:
+        main(["nonsense"])
+    assert exited.value.code == 2

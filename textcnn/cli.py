@@ -8,7 +8,6 @@ Mistakes a user can fix end as one ``error: …`` line on stderr and exit status
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -17,9 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional
 
-from jsonargparse import ArgumentParser
+from jsonargparse import ArgumentParser, Namespace
 
-from textcnn.inference.checkpoint import data_settings_from_checkpoint, read_checkpoint
 from textcnn.data import TextDataModule, load_dataset_dict
 from textcnn.errors import UserInputError
 from textcnn.training.build import build
@@ -49,19 +47,15 @@ def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
 
 
 def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
-    """Score a checkpoint; data settings default to the ones it was trained with."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--checkpoint")
-    known, _ = pre.parse_known_args(argv)
+    """Score a checkpoint; data settings default to the ones it was trained with, and only the
+    ``--data.*`` options given on the command line override them."""
     parser = ArgumentParser(description="Evaluate a textcnn checkpoint on a dataset split.")
     parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
     parser.add_class_arguments(TextDataModule, "data", help="overrides of the checkpoint's data settings")
-    if known.checkpoint:
-        saved = data_settings_from_checkpoint(read_checkpoint(known.checkpoint))
-        parser.set_defaults({f"data.{key}": value for key, value in saved.items()})
-    config = parser.parse_args(argv)
-    return evaluate_checkpoint(config.checkpoint, split=config.split, data_overrides=config.data.as_dict())
+    given = parser.parse_args(argv, defaults=False)  # what the user typed, without the class defaults
+    overrides = given.data.as_dict() if given.get("data") else {}
+    return evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides)
 
 
 def _read_lines(source) -> list[str]:
@@ -76,7 +70,7 @@ def _read_lines(source) -> list[str]:
 
 def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
     """Label texts from arguments, a file, stdin or a dataset split; JSON lines or CSV on stdout."""
-    parser = argparse.ArgumentParser(description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
+    parser = ArgumentParser(description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a directory written by export")
     parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line from stdin)")
     parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
@@ -109,7 +103,7 @@ def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
     return results
 
 
-def _texts_to_predict(args: argparse.Namespace) -> list[str]:
+def _texts_to_predict(args: Namespace) -> list[str]:
     texts = list(args.texts)
     if args.dataset:
         texts += _dataset_texts(args.dataset, args.split, args.text_column, args.limit)
@@ -179,7 +173,7 @@ def _write_text(path: str, text: str) -> None:
 
 def export(argv: Optional[Sequence[str]] = None) -> dict:
     """Export a checkpoint for serving without Lightning (ONNX, checked against PyTorch)."""
-    parser = argparse.ArgumentParser(description="Export a textcnn checkpoint to ONNX.")
+    parser = ArgumentParser(description="Export a textcnn checkpoint to ONNX.")
     parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
     parser.add_argument("--format", choices=["onnx"], default="onnx")
     parser.add_argument("--output", help="directory to write (default: beside the checkpoint, NAME-onnx/)")
@@ -191,7 +185,7 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
 
 def serve(argv: Optional[Sequence[str]] = None) -> None:
     """Serve a checkpoint or ONNX export over HTTP until interrupted."""
-    parser = argparse.ArgumentParser(description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
+    parser = ArgumentParser(description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a directory written by export")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
@@ -244,9 +238,23 @@ COMMANDS = {
 }
 
 
+USAGE = """usage: textcnn {train,evaluate,predict,export,serve} [options]
+
+  train     train a TextCNN from a YAML config, then score it on the test split
+  evaluate  score a checkpoint on a dataset split
+  predict   label texts with a checkpoint or an export directory
+  export    export a checkpoint to ONNX
+  serve     serve a checkpoint or an export over HTTP
+
+textcnn COMMAND --help shows a command's options."""
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: textcnn {{{','.join(COMMANDS)}}} [options]   (textcnn COMMAND --help)", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         sys.exit(2)
     COMMANDS[argv[0]](argv[1:])

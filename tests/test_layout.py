@@ -1,0 +1,60 @@
+"""The package's shape: the read path stays light and the modules form no import cycle."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "textcnn"
+FIXTURE = Path(__file__).parent / "fixtures" / "textcnn-0.1.0" / "sst2_tiny.ckpt"
+
+
+def test_loading_and_predicting_imports_neither_lightning_nor_torchmetrics():
+    script = (
+        "import sys, textcnn\n"
+        f"print(textcnn.load({str(FIXTURE)!r}).predict(['a fine film'])[0]['label'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pytorch_lightning', 'lightning', 'lightning_fabric', 'torchmetrics', 'datasets', 'onnxruntime')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    label, heavy = result.stdout.strip().splitlines()
+    assert label in ("negative", "positive")
+    assert heavy == "[]"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The textcnn modules ``path`` imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module in modules:
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names} & modules
+            found.update(submodules or {node.module})
+    return found
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    files = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {name: _imports(path, set(files)) - {name} for name, path in files.items()}
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            assert state.get(target) != "open", "import cycle: " + " → ".join(trail[trail.index(target):] + [target])
+            if target not in state:
+                visit(target, trail + [target])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert graph["textcnn.inference.onnx"] and graph["textcnn.data.datamodule"]  # the walk saw real edges
