@@ -5,8 +5,9 @@
 
 Each has one setting chosen on the validation split (fastText's learning rate, the inverse
 regularisation ``C``), never on test; the chosen model is the one trained on train. Both see the
-text exactly as textcnn's word tokenizer does: ``<br />`` removed, NFKC, lowercased, split into
-words and runs of punctuation. Needs ``pip install 'textcnn[bench]'``.
+text exactly as textcnn's word tokenizer does (its normaliser and pre-tokenizer from
+:mod:`textcnn.tokenizer`): ``<br />`` removed, NFKC, lowercased, split into words and runs of
+punctuation. Needs ``pip install 'textcnn[bench]'``.
 """
 
 from __future__ import annotations
@@ -18,19 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Regex, normalizers, pre_tokenizers
+
+from textcnn.tokenizer import normalizer, pre_tokenizer
 
 TFIDF_NAME = "TF-IDF 1-2-gram + LR"  # deterministic: no seed changes it
 
 FASTTEXT_LEARNING_RATES = (0.05, 0.1, 0.5)
 LOGREG_C = (1.0, 10.0, 100.0, 1000.0)
 
-# the normalisation and pre-tokenisation of textcnn.tokenizer.train_tokenizer
-_NORMALIZER = normalizers.Sequence([normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.NFKC(), normalizers.Lowercase()])
-_PRE_TOKENIZER = pre_tokenizers.Whitespace()
+_NORMALIZER, _PRE_TOKENIZER = normalizer(), pre_tokenizer()
 
 
 def words(text: str) -> list[str]:
+    """The words textcnn's word tokenizer would look up for ``text``."""
     return [word for word, _ in _PRE_TOKENIZER.pre_tokenize_str(_NORMALIZER.normalize_str(text or ""))]
 
 
