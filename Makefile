@@ -1,4 +1,5 @@
-# `make train` trains + evaluates the default model; `make test` runs the test suite.
+# `make train` trains + evaluates the default model; `make test` runs the full test suite (what CI runs);
+# `make test-fast` the fast tier (no training, no extra processes) for the inner loop.
 # Both create the virtual environment on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -7,7 +8,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test bench-quick clean
+.PHONY: install train test test-fast bench-quick clean
 
 install: $(STAMP)
 
@@ -23,6 +24,9 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not slow"
 
 # The accuracy benchmark's quick mode (SST-2 and TREC, 1 seed, 3 epochs, ~2 min): CI runs it so the
 # benchmark keeps working; its doc goes to runs/, docs/results.md holds the full run.

@@ -66,3 +66,14 @@ def trained(tmp_path_factory, sst2_slice) -> dict:
 @pytest.fixture(scope="session")
 def checkpoint(trained) -> Path:
     return Path(trained["checkpoint"])
+
+
+# The full suite (``make test``, CI) runs everything; the fast tier (``make test-fast``) leaves out
+# every test that trains a model or starts processes. A test that uses one of these fixtures trains.
+TRAINING_FIXTURES = {"trained", "trained_by_script", "trained_multilabel", "ddp_run"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if TRAINING_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)

@@ -101,6 +101,7 @@ def test_errors_are_one_line_with_a_fix(tmp_path, sst2_dir, trained_by_script):
     assert_one_line_error(run("predict.py", "--checkpoint", checkpoint, "--file", str(bad)), "line 2")
 
 
+@pytest.mark.slow
 def test_unknown_config_keys_are_rejected(tmp_path):
     result = run("train.py", "--config", "configs/sst2.yaml", "--model.network.no_such_field=3",
                  f"--trainer.default_root_dir={tmp_path}")

@@ -24,6 +24,8 @@ from textcnn.training.evaluation import evaluate_checkpoint
 TRAIN, VALIDATION, TEST = 301, 101, 150  # odd sizes: the two shares cannot be equal
 BATCH_SIZE, EPOCHS, SEED = 32, 2, 42
 
+pytestmark = pytest.mark.slow  # every test starts 2-process runs
+
 
 def shares(make, world_size: int) -> list[list[list[int]]]:
     return [list(make(rank, world_size)) for rank in range(world_size)]

@@ -120,6 +120,7 @@ def test_vectors_with_rand_or_a_pretrained_mode_without_vectors_are_refused(sst2
         train([*base, f"--data.pretrained_vectors={GLOVE_6B_50D}"])
 
 
+@pytest.mark.slow
 def test_a_multichannel_checkpoint_predicts_identically_without_the_vectors_file(sst2_slice, tmp_path, glove):
     from textcnn.cli import train
 

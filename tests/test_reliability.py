@@ -41,12 +41,14 @@ def assert_same_weights(a: Path, b: Path) -> None:
         assert torch.equal(first[name], second[name]), name
 
 
+@pytest.mark.slow
 def test_same_seed_same_data_gives_identical_weights(small_slice, tmp_path):
     runs = [train(train_args(small_slice, tmp_path / name, "--trainer.max_epochs=2")) for name in ("a", "b")]
     assert runs[0]["accuracy"] == runs[1]["accuracy"]
     assert_same_weights(*(Path(run["checkpoint"]).with_name("last.ckpt") for run in runs))
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(small_slice, tmp_path):
     uninterrupted = train(train_args(small_slice, tmp_path / "clean"))
     last_of_uninterrupted = Path(uninterrupted["checkpoint"]).with_name("last.ckpt")

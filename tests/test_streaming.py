@@ -32,6 +32,7 @@ def texts_of(split) -> list[str]:
     return [row["text"] for row in split]
 
 
+@pytest.mark.slow
 def test_a_tiny_model_trains_on_a_stream_and_beats_chance(trec_slice, tmp_path):
     report = train(
         ["--config", str(ROOT / "configs" / "trec.yaml"), *TINY_MODEL_ARGS, f"--data.path={trec_slice}",
