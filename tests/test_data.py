@@ -143,3 +143,18 @@ def test_loading_leaves_the_environment_and_hub_settings_as_they_were(sst2_dir):
         load_dataset_dict("nonexistent-org/no-such-dataset")
     assert dict(os.environ) == environment
     assert (datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE) == hub_settings
+
+
+def test_string_labels_of_any_arrow_string_type_become_classes(tmp_path, sst2_dir):
+    """pandas 3 and the CSV builder of datasets write large_string columns."""
+    full = datasets.load_dataset(str(sst2_dir))
+    for split in ("train", "test"):
+        rows = full[split].select(range(200))
+        names = rows.features["label"].names
+        table = {"text": rows["text"], "label": [names[label] for label in rows["label"]]}
+        features = datasets.Features({"text": datasets.Value("large_string"), "label": datasets.Value("large_string")})
+        datasets.Dataset.from_dict(table, features=features).to_parquet(str(tmp_path / f"{split}.parquet"))
+    data = TextDataModule(path=str(tmp_path))
+    assert data.label_names == ["negative", "positive"]
+    labels = data.encoded("test")["labels"]
+    assert set(labels) == {0, 1} and labels == [full["test"][i]["label"] for i in range(200)]

@@ -166,7 +166,7 @@ def as_class_labels(splits: datasets.DatasetDict, column: str) -> datasets.Datas
     if isinstance(item or feature, datasets.ClassLabel):
         return splits
     dtype = getattr(item or feature, "dtype", None)
-    if dtype == "string":
+    if dtype in ("string", "large_string"):  # pandas 3 and the CSV builder write large_string
         names = sorted({name for split in splits.values() for name in pc.unique(_label_values(split, column)).to_pylist()})
     elif dtype is not None and dtype.startswith(("int", "uint")):
         values = [pc.min_max(_label_values(split, column)).as_py() for split in splits.values()]
