@@ -31,23 +31,13 @@ def peak_rss_mb() -> float:
 
 
 def child(config_path: str, data_path: str, streaming: bool, batches: int, train: bool) -> dict:
+    """One figure, in a fresh process: draw ``batches`` batches from the config's data module alone,
+    or (``train``) train its model for ``batches`` steps without validation."""
     import pytorch_lightning as pl
-    import yaml
 
-    from textcnn.data import TextDataModule
-    from textcnn.training.module import TextCNNClassifier
+    from textcnn.training.build import build, build_data
 
     floor = peak_rss_mb()
-    config = yaml.safe_load(open(config_path, encoding="utf-8"))
-    pl.seed_everything(config.get("seed_everything", 42), verbose=False)
-    widest = max(max(k) if isinstance(k, list) else k for k in config["model"]["network"]["kernel_sizes"])
-    data = TextDataModule(**{**config["data"], "path": data_path, "streaming": streaming, "min_length": widest})
-    if not train:
-        drawn = sum(1 for _, _ in zip(range(batches), data.train_dataloader()))
-        return {"streaming": streaming, "batches": drawn, "rss_after_imports_mb": round(floor),
-                "peak_rss_mb": round(peak_rss_mb())}
-    model = TextCNNClassifier(vocab_size=data.vocab_size, num_classes=data.num_classes, label_names=data.label_names,
-                              multi_label=data.multi_label, **config["model"])
     times = {}
 
     class Clock(pl.Callback):
@@ -57,11 +47,19 @@ def child(config_path: str, data_path: str, streaming: bool, batches: int, train
         def on_train_end(self, trainer, module):
             times["end"] = time.monotonic()
 
-    trainer = pl.Trainer(max_steps=batches, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         accelerator="cpu", callbacks=[Clock()])
-    trainer.fit(model, datamodule=data)
-    examples = batches * data.hparams.batch_size
+    with tempfile.TemporaryDirectory() as root:  # every child trains its own tokenizer, and keeps nothing
+        args = ["--config", config_path, f"--data.path={data_path}", f"--data.streaming={str(streaming).lower()}",
+                f"--trainer.default_root_dir={root}"]
+        if not train:
+            drawn = sum(1 for _, _ in zip(range(batches), build_data(args).train_dataloader()))
+            return {"streaming": streaming, "batches": drawn, "rss_after_imports_mb": round(floor),
+                    "peak_rss_mb": round(peak_rss_mb())}
+        cli = build([*args, f"--trainer.max_steps={batches}", "--trainer.limit_val_batches=0",
+                     "--trainer.num_sanity_val_steps=0", "--trainer.logger=false", "--trainer.accelerator=cpu",
+                     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"],
+                    callbacks=[Clock()], model_selection=False)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    examples = batches * cli.datamodule.hparams.batch_size
     return {
         "streaming": streaming, "batches": batches, "examples": examples,
         "rss_after_imports_mb": round(floor), "peak_rss_mb": round(peak_rss_mb()),
@@ -99,9 +97,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.config, args.data_path, args.child == "streaming", args.batches, args.part == "train")))
         return
-    import yaml
+    from textcnn.training.build import data_settings
 
-    data_path = yaml.safe_load(open(args.config, encoding="utf-8"))["data"]["path"]
+    data_path = data_settings(["--config", args.config])["path"]
     with tempfile.TemporaryDirectory(prefix="textcnn-streaming-") as scratch:
         if args.repeat > 1:
             data_path = repeated_copy(data_path, args.repeat, Path(scratch))
