@@ -1,20 +1,28 @@
-"""The accuracy benchmark's pieces: the baselines on a real slice, the per-run report and the table."""
+"""The benchmarks' pieces: the baselines on a real slice, the per-run report and the table, the runs
+that only measure; and the wheel, which leaves all of them out."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from benchmarks.baselines import fasttext_bigrams, tfidf_logreg, words
 from benchmarks.protocol import DATASETS, data_module, kfold_dirs, split_texts_and_labels, sst2_with_phrases
 from benchmarks.report import Part, Run, results_markdown, results_table, summarise, targets_summary, write_report
-from tests.conftest import DATA_DIR, ROOT, write_slice
+from tests.conftest import DATA_DIR, ROOT, TINY_MODEL_ARGS, write_slice
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.tokenizer import train_tokenizer
+from textcnn.training.build import build
+from textcnn.training.callbacks import BestAndLastCheckpoint
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +154,6 @@ def test_the_baselines_handle_many_classes(tmp_path):
 
 
 def test_the_script_refuses_fewer_than_two_folds_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
 
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark_accuracy.py"), "--datasets", "subj", "--variants", "rand",
@@ -167,3 +172,38 @@ def test_a_datasets_splits_come_from_its_config_through_build_whatever_the_worki
     assert data.label_column == "coarse_label"  # as configs/trec.yaml sets it
     assert data.hparams.min_length == 5  # linked from the widest of Kim's kernels, [3, 4, 5]
     assert data.label_names[:2] == ["ABBR", "ENTY"] and len(split_texts_and_labels(data, "test")[0]) == 500
+
+
+def test_a_measurement_run_trains_without_validation_and_keeps_no_checkpoint(sst2_slice, tmp_path):
+    """What the speed and streaming benchmarks build from a config: ``build(..., model_selection=False)``."""
+    args = ["--config", str(ROOT / "configs" / "sst2.yaml"), f"--data.path={sst2_slice}", *TINY_MODEL_ARGS,
+            f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=3", "--trainer.limit_val_batches=0",
+            "--trainer.logger=false"]
+    assert {EarlyStopping, BestAndLastCheckpoint} <= {type(callback) for callback in build(args).trainer.callbacks}
+    cli = build(args, model_selection=False)
+    assert not [callback for callback in cli.trainer.callbacks if isinstance(callback, (ModelCheckpoint, EarlyStopping))]
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.global_step == 3
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_the_wheel_ships_the_package_and_none_of_the_measurement_code(tmp_path):
+    """Built by the project's build backend (pyproject.toml: setuptools.build_meta, offline, as ``pip
+    wheel --no-build-isolation`` would) from a fresh copy of the sources, so that no stale build/
+    folder adds or hides a file."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("textcnn", "benchmarks", "scripts"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    build_wheel = "import sys; from setuptools import build_meta; build_meta.build_wheel(sys.argv[1])"
+    result = subprocess.run([sys.executable, "-c", build_wheel, str(tmp_path / "dist")], cwd=source,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [wheel] = (tmp_path / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"textcnn"}  # no benchmarks/, scripts/
+    assert not {"textcnn/benchmark.py", "textcnn/baselines.py", "textcnn/flops.py"} & set(names)
+    for package in ("data", "training", "inference"):
+        assert f"textcnn/{package}/__init__.py" in names
