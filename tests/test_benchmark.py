@@ -31,6 +31,7 @@ def sst2_splits(sst2_slice):
     return {role: split_texts_and_labels(data, role) for role in ("train", "validation", "test")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("baseline", [fasttext_bigrams, tfidf_logreg])
 def test_baselines_beat_chance_on_held_out_sst2_sentences(sst2_splits, baseline):
     texts, labels = sst2_splits["test"]
@@ -145,6 +146,7 @@ def test_sst2_with_phrases_trains_on_glue_phrases_and_tests_on_sst2_sentences(tm
     assert split_texts_and_labels(data, "test") == split_texts_and_labels(TextDataModule(path=str(DATA_DIR / "sst2")), "test")
 
 
+@pytest.mark.slow
 def test_the_baselines_handle_many_classes(tmp_path):
     data = TextDataModule(path=str(write_slice("trec", tmp_path, {"train": 1500, "test": 300})), label_column="coarse_label")
     splits = {role: split_texts_and_labels(data, role) for role in ("train", "validation", "test")}
@@ -153,6 +155,7 @@ def test_the_baselines_handle_many_classes(tmp_path):
         assert np.mean(result.test_predictions == np.array(splits["test"][1])) > 0.6  # 6 classes, majority ~0.2
 
 
+@pytest.mark.slow
 def test_the_script_refuses_fewer_than_two_folds_in_one_line(tmp_path):
 
     result = subprocess.run(
@@ -174,6 +177,7 @@ def test_a_datasets_splits_come_from_its_config_through_build_whatever_the_worki
     assert data.label_names[:2] == ["ABBR", "ENTY"] and len(split_texts_and_labels(data, "test")[0]) == 500
 
 
+@pytest.mark.slow
 def test_a_measurement_run_trains_without_validation_and_keeps_no_checkpoint(sst2_slice, tmp_path):
     """What the speed and streaming benchmarks build from a config: ``build(..., model_selection=False)``."""
     args = ["--config", str(ROOT / "configs" / "sst2.yaml"), f"--data.path={sst2_slice}", *TINY_MODEL_ARGS,
@@ -187,6 +191,7 @@ def test_a_measurement_run_trains_without_validation_and_keeps_no_checkpoint(sst
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_package_and_none_of_the_measurement_code(tmp_path):
     """Built by the project's build backend (pyproject.toml: setuptools.build_meta, offline, as ``pip
     wheel --no-build-isolation`` would) from a fresh copy of the sources, so that no stale build/
