@@ -157,7 +157,6 @@ def test_the_baselines_handle_many_classes(tmp_path):
 
 @pytest.mark.slow
 def test_the_script_refuses_fewer_than_two_folds_in_one_line(tmp_path):
-
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark_accuracy.py"), "--datasets", "subj", "--variants", "rand",
          "--folds", "1", "--run-dir", str(tmp_path), "--output", str(tmp_path / "results.md")],
