@@ -87,7 +87,7 @@ def test_missing_column_names_the_field_and_the_columns(sst2_dir):
 
 @pytest.mark.parametrize(
     "labels, message",
-    [([0.5, 1.5], "not class ids"), ([-1, 1], "negative values")],
+    [([0.5, 1.5], "fractional numbers; labels must be classes"), ([-1, 1], "negative values")],
 )
 def test_labels_that_are_not_class_ids_are_refused(tmp_path, labels, message):
     datasets.Dataset.from_dict({"text": ["a", "b"], "label": labels}).to_parquet(str(tmp_path / "train.parquet"))

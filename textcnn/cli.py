@@ -19,8 +19,9 @@ from typing import Optional
 from jsonargparse import ArgumentParser, Namespace
 
 from textcnn.data import TextDataModule, load_dataset_dict
+from textcnn.data.files import file_format, read_file
 from textcnn.errors import UserInputError
-from textcnn.training.build import build
+from textcnn.training.run import fit_and_evaluate
 from textcnn.training.evaluation import evaluate_checkpoint
 from textcnn.inference.explain import to_html
 from textcnn.inference.export import export_onnx
@@ -30,20 +31,8 @@ log = logging.getLogger("textcnn")
 
 
 def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
-    """Fit, then score the best checkpoint on the test split (validation when there is none).
-
-    In a distributed run the other processes return None once fitting is done: rank 0 alone
-    scores the checkpoint it wrote, on the whole split, in this process."""
-    cli = build(argv)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
-    if not cli.trainer.is_global_zero:
-        return None
-    best = cli.trainer.checkpoint_callback.best_model_path
-    if not best:
-        raise UserInputError("training produced no checkpoint; train for at least one epoch")
-    log.info("best checkpoint: %s", best)
-    split = "test" if cli.datamodule.has_test_split else "validation"
-    return evaluate_checkpoint(best, split=split)
+    """Fit, then score the best checkpoint on the test split (validation when there is none)."""
+    return fit_and_evaluate(argv)
 
 
 def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
@@ -76,7 +65,9 @@ def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
     parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
     parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
     parser.add_argument("--split", default="test", help="the --dataset split (default: test)")
-    parser.add_argument("--text-column", default="text", help="the --dataset column holding the texts")
+    parser.add_argument("--input", help="classify the texts of a CSV, TSV, JSON Lines or parquet file (--text-column)")
+    parser.add_argument("--text-column", default="text", help="the --input / --dataset column holding the texts")
+    parser.add_argument("--keep-columns", default="", help="--input columns to copy beside each prediction, e.g. id,date")
     parser.add_argument("--limit", type=int, help="only the first N texts of the --dataset split")
     parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default: jsonl)")
     parser.add_argument("--top-k", type=int, help="show only the K most probable classes, most probable first")
@@ -86,7 +77,7 @@ def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
     parser.add_argument("--top-ngrams", type=int, default=5, help="n-grams shown per text with --explain")
     parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
     args = parser.parse_args(argv)
-    texts = _texts_to_predict(args)
+    texts, kept = _texts_to_predict(args)
     predictor = load(args.checkpoint, temperature=args.temperature)
     results = predictor.predict(texts, top_k=args.top_k, batch_size=args.batch_size)
     if args.explain or args.html:
@@ -99,12 +90,19 @@ def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
             result["explanation"] = explanation.to_dict(args.top_ngrams)
         if args.html:
             _write_text(args.html, to_html(explanations, args.top_ngrams))
-    _print_predictions(texts, results, args.format, predictor.label_names, args.top_k)
+    _print_predictions(texts, results, args.format, predictor.label_names, args.top_k, kept)
     return results
 
 
-def _texts_to_predict(args: Namespace) -> list[str]:
-    texts = list(args.texts)
+def _texts_to_predict(args: Namespace) -> tuple[list[str], dict[str, list]]:
+    """The texts, and the ``--keep-columns`` of ``--input`` (column → values in text order)."""
+    texts, kept = list(args.texts), {}
+    if args.input:
+        if texts or args.dataset or args.file:
+            raise UserInputError("--input takes the texts from its file; drop the other texts, --dataset or --file")
+        return _file_texts(Path(args.input), args.text_column, [c for c in args.keep_columns.split(",") if c])
+    if args.keep_columns:
+        raise UserInputError("--keep-columns copies columns of --input; give --input FILE")
     if args.dataset:
         texts += _dataset_texts(args.dataset, args.split, args.text_column, args.limit)
     if args.file == "-" or (args.file is None and not texts and not sys.stdin.isatty()):
@@ -116,8 +114,18 @@ def _texts_to_predict(args: Namespace) -> list[str]:
         except OSError as error:
             raise UserInputError(f"cannot read --file {args.file}: {error.strerror}") from None
     if not texts:
-        raise UserInputError("no texts given; pass texts as arguments, --file PATH, --dataset PATH, or lines on stdin")
-    return texts
+        raise UserInputError("no texts given; pass texts as arguments, --input FILE, --file PATH, --dataset PATH, "
+                             "or lines on stdin")
+    return texts, kept
+
+
+def _file_texts(path: Path, column: str, keep: list[str]) -> tuple[list[str], dict[str, list]]:
+    rows = read_file(path, file_format(path, None), column, "label", None)
+    for name in [column, *keep]:
+        if name not in rows.column_names:
+            option = "--text-column" if name == column else "--keep-columns"
+            raise UserInputError(f"{option} {name!r} is not a column of {path} (columns: {', '.join(rows.column_names)})")
+    return [text or "" for text in rows[column]], {name: rows[name] for name in keep}
 
 
 def _dataset_texts(path: str, split: str, column: str, limit: Optional[int]) -> list[str]:
@@ -137,16 +145,19 @@ def _dataset_texts(path: str, split: str, column: str, limit: Optional[int]) -> 
 
 
 def _print_predictions(
-    texts: list[str], results: list[dict], output_format: str, label_names: list[str], top_k: Optional[int]
+    texts: list[str], results: list[dict], output_format: str, label_names: list[str], top_k: Optional[int],
+    kept: Optional[dict[str, list]] = None,
 ) -> None:
+    kept = kept or {}
     if output_format == "jsonl":
-        for text, result in zip(texts, results):
-            print(json.dumps({"text": text, **result}, ensure_ascii=False))
+        for index, (text, result) in enumerate(zip(texts, results)):
+            extra = {name: values[index] for name, values in kept.items()}
+            print(json.dumps({**extra, "text": text, **result}, ensure_ascii=False, default=str))
         return
     # CSV: one probability column per class in label order; with --top-k, label_i / probability_i pairs.
     # A multi-label model's "labels" column joins the predicted set with "|" (empty: no class).
     multi_label = "labels" in results[0]
-    header = ["text", "labels" if multi_label else "label"]
+    header = [*kept, "text", "labels" if multi_label else "label"]
     if top_k is None:
         header += label_names
     else:
@@ -154,14 +165,15 @@ def _print_predictions(
     explained = "explanation" in results[0]
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(header + (["top_ngrams"] if explained else []))
-    for text, result in zip(texts, results):
+    for index, (text, result) in enumerate(zip(texts, results)):
         if top_k is None:
             values = [result["probabilities"][name] for name in label_names]
         else:
             values = [value for pair in result["probabilities"].items() for value in pair]
         if explained:
             values.append("; ".join(f"{g['ngram']} ({g['contribution']:+.4f})" for g in result["explanation"]["ngrams"]))
-        writer.writerow([text, "|".join(result["labels"]) if multi_label else result["label"], *values])
+        extra = [values_[index] for values_ in kept.values()]
+        writer.writerow([*extra, text, "|".join(result["labels"]) if multi_label else result["label"], *values])
 
 
 def _write_text(path: str, text: str) -> None:

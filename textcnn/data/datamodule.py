@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader
 
 from textcnn.data import sources
 from textcnn.data.samplers import EpochShuffle, LengthBatches, ShuffledBatches
+from textcnn.data.files import FileFormat
 from textcnn.data.sources import SplitSource, load_dataset_dict
 from textcnn.data.streaming import STREAM_POOL_ROWS, StreamBatches, reservoir_sample
 from textcnn.data.vectors import Coverage
@@ -66,7 +67,18 @@ class TextDataModule(pl.LightningDataModule):
     """Loads, validates, tokenizes and batches a text-classification dataset.
 
     Args:
-        path: Hugging Face Hub id (e.g. ``SetFit/sst2``) or a local dataset directory.
+        path: Hugging Face Hub id (e.g. ``SetFit/sst2``), a local dataset directory (split files
+            ``train.*`` / ``validation.*`` / ``test.*``, one folder per class, or ``save_to_disk``), or
+            a single file (train only: validation carved, no test figures). See :mod:`textcnn.data.files`.
+        train_file / validation_file / test_file: the user's own file for each split (instead of
+            ``path``); validation and test may be omitted.
+        format: ``csv``, ``tsv``, ``json``, ``parquet``, ``arrow``, ``fasttext`` or ``folder``
+            (one folder per class); by default from each file's suffix.
+        csv_delimiter: the field separator of CSV files (default ``,``; TSV: tab).
+        label_names: the classes in id order: names of integer (or boolean) labels, e.g.
+            ``[negative, positive]``, or the order of string labels (default: sorted). Once the data is
+            read, the classes found are kept here, so a checkpoint's data settings name them.
+        label_separator: multi-label classes joined in one string column, e.g. ``"|"``.
         text_column / label_column: the columns holding the text and its class (a ``ClassLabel``),
             or its classes (a ``Sequence(ClassLabel)``: multi-label).
         train_split / validation_split / test_split: split names; a missing validation split is
@@ -104,6 +116,13 @@ class TextDataModule(pl.LightningDataModule):
         path: str = "../shared/data/sst2",
         text_column: str = "text",
         label_column: str = "label",
+        train_file: Optional[str] = None,
+        validation_file: Optional[str] = None,
+        test_file: Optional[str] = None,
+        format: Optional[FileFormat] = None,
+        csv_delimiter: Optional[str] = None,
+        label_names: Optional[list[str]] = None,
+        label_separator: Optional[str] = None,
         train_split: str = "train",
         validation_split: str = "validation",
         test_split: str = "test",
@@ -140,7 +159,10 @@ class TextDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.path, self.text_column, self.label_column = path, text_column, label_column
         self.split_names = {"train": train_split, "validation": validation_split, "test": test_split}
-        self.source = SplitSource(path, text_column, label_column, self.split_names, validation_fraction, seed)
+        files = {"train": train_file, "validation": validation_file, "test": test_file}
+        self.source = SplitSource(path, text_column, label_column, self.split_names, validation_fraction, seed,
+                                  files, format, csv_delimiter, tuple(label_names) if label_names else None,
+                                  label_separator)
         self.recipe = TokenizerRecipe(tokenizer_kind, max_vocab_size, min_frequency)
         self._splits: Optional[datasets.DatasetDict] = None
         self._tokenizer: Optional[Tokenizer] = None
@@ -155,6 +177,8 @@ class TextDataModule(pl.LightningDataModule):
         if self._splits is None:
             load = sources.load_stream_splits if self.hparams.streaming else sources.load_splits
             self._splits = load(self.source)
+            # saved with the data settings (and logged alike with the model's): evaluation reads the labels into the same ids
+            self.save_hyperparameters({**self.hparams, "label_names": sources.label_names(self._splits, self.label_column)})
         return self._splits
 
     @property
@@ -235,7 +259,7 @@ class TextDataModule(pl.LightningDataModule):
         if role not in self.splits:
             available = ", ".join(self.split_names[r] for r in self.splits)
             raise UserInputError(
-                f"{self.path} has no {role} split {self.split_names.get(role, role)!r} "
+                f"{self.source.where} has no {role} split {self.split_names.get(role, role)!r} "
                 f"(available: {available}); pick one of those"
             )
         if self.hparams.streaming:

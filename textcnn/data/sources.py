@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 from urllib.parse import urlparse
@@ -28,6 +28,7 @@ import huggingface_hub.constants
 import pyarrow.compute as pc
 import pyarrow.dataset
 
+from textcnn.data.files import read_layout
 from textcnn.data.streaming import in_carved_validation
 from textcnn.errors import UserInputError
 
@@ -159,15 +160,30 @@ def _label_values(split: datasets.Dataset, column: str):
     return pc.list_flatten(values) if list_item_feature(split.features[column]) is not None else values
 
 
-def as_class_labels(splits: datasets.DatasetDict, column: str) -> datasets.DatasetDict:
-    """Cast string or non-negative integer labels (or lists of them) to a ``ClassLabel`` shared by all splits."""
+def as_class_labels(splits: datasets.DatasetDict, column: str, names: Optional[list[str]] = None) -> datasets.DatasetDict:
+    """Cast string or non-negative integer labels (or lists of them) to a ``ClassLabel`` shared by all splits.
+
+    ``names``: the classes in id order (integer labels: their names; string labels: their order);
+    by default the training split's strings, sorted, or ``"0"``, ``"1"``, … for integers. A label
+    that is not a class (a string the training split never has, an integer past the names) is refused."""
     feature = splits["train"].features[column]
     item = list_item_feature(feature)
     if isinstance(item or feature, datasets.ClassLabel):
         return splits
     dtype = getattr(item or feature, "dtype", None)
+    if names is not None and (len(set(names)) != len(names) or not all(isinstance(n, str) and n.strip() for n in names)):
+        raise UserInputError(f"data.label_names must be distinct, non-empty names, got {names}")
     if dtype in ("string", "large_string"):  # pandas 3 and the CSV builder write large_string
-        names = sorted({name for split in splits.values() for name in pc.unique(_label_values(split, column)).to_pylist()})
+        known = sorted(pc.unique(_label_values(splits["train"], column)).to_pylist()) if names is None else names
+        for role, split in splits.items():
+            unseen = sorted(set(pc.unique(_label_values(split, column)).to_pylist()) - set(known))
+            if unseen:
+                where = "the training split never has" if names is None else "are not in data.label_names"
+                raise UserInputError(
+                    f"the {role} split has label(s) {', '.join(map(repr, unseen[:5]))} in column {column!r} that "
+                    f"{where} (classes: {', '.join(known[:20])}); fix or drop those rows"
+                )
+        names = known
     elif dtype is not None and dtype.startswith(("int", "uint")):
         values = [pc.min_max(_label_values(split, column)).as_py() for split in splits.values()]
         values = [v for v in values if v["min"] is not None]
@@ -176,11 +192,62 @@ def as_class_labels(splits: datasets.DatasetDict, column: str) -> datasets.Datas
                 f"data.label_column {column!r} has negative values (unlabelled rows?); "
                 "drop them or pick a labelled split"
             )
-        names = [str(i) for i in range(max((v["max"] for v in values), default=-1) + 1)]
+        largest = max((v["max"] for v in values), default=-1)
+        if names is not None and largest >= len(names):
+            raise UserInputError(
+                f"data.label_column {column!r} has label {largest}, but data.label_names names {len(names)} "
+                f"classes (ids 0 to {len(names) - 1}); name every class"
+            )
+        names = names or [str(i) for i in range(largest + 1)]
     else:
         return splits  # label_names reports the unusable type
     class_label = datasets.ClassLabel(names=names)
     return splits.cast_column(column, class_label if item is None else datasets.List(class_label))
+
+
+def prepare_labels(splits: datasets.DatasetDict, source: SplitSource) -> datasets.DatasetDict:
+    """Labels as a shared ``ClassLabel`` (or a list of them): rows without a label dropped (counted in
+    a warning), whole-number floats (integers with gaps, as pandas reads them) back to integers,
+    ``label_separator`` strings split into lists, ``label_names`` as the classes (see
+    :func:`as_class_labels`). Empty or missing texts are kept as empty texts, counted in a warning."""
+    column = source.label_column
+    for role, split in list(splits.items()):
+        missing = split.data.column(column).null_count
+        if missing:
+            log.warning("%s: dropped %d of %d rows with no label in column %r", role, missing, len(split), column)
+            split = split.filter(lambda labels: [label is not None for label in labels], input_columns=column,
+                                 batched=True)
+        texts = split.data.column(source.text_column)
+        empty = texts.null_count + (pc.sum(pc.equal(pc.utf8_length(texts), 0)).as_py() or 0)
+        if empty:
+            log.warning("%s: %d of %d rows have an empty or missing text; they are kept as empty texts",
+                        role, empty, len(split))
+        splits[role] = split
+    feature = splits["train"].features[column]
+    dtype = getattr(feature, "dtype", None)
+    if dtype in ("float16", "float32", "float64"):  # integer labels with gaps read by pandas as floats
+        values = [pc.all(pc.equal(pc.floor(split.data.column(column)), split.data.column(column))).as_py()
+                  for split in splits.values() if len(split)]
+        if not all(value is not False for value in values):
+            raise UserInputError(
+                f"data.label_column {column!r} holds fractional numbers; labels must be classes "
+                "(strings, integers or booleans)"
+            )
+        splits, dtype = splits.cast_column(column, datasets.Value("int64")), "int64"
+    if source.label_separator:
+        if dtype not in ("string", "large_string"):
+            raise UserInputError(f"data.label_separator is set but data.label_column {column!r} holds {feature}, not strings")
+        separator = source.label_separator
+        splits = splits.map(
+            lambda labels: {column: [sorted({part.strip() for part in text.split(separator) if part.strip()})
+                                     for text in labels]},
+            input_columns=column, batched=True, features=datasets.Features(
+                {**splits["train"].features, column: datasets.List(datasets.Value("string"))}))
+    elif dtype == "bool":
+        splits = splits.cast_column(column, datasets.Value("int64"))
+        if not source.label_names:
+            return splits.cast_column(column, datasets.ClassLabel(names=["false", "true"]))
+    return as_class_labels(splits, column, list(source.label_names) if source.label_names else None)
 
 
 def _label_out_of_range(split_name: str, label, column: str, num_classes: int) -> UserInputError:
@@ -221,19 +288,36 @@ class SplitSource:
     split_names: dict[str, str]  # role (train / validation / test) → the dataset's split name
     validation_fraction: float
     seed: int
+    files: dict[str, Optional[str]] = field(default_factory=dict)  # role → the user's own file for it
+    format: Optional[str] = None
+    csv_delimiter: Optional[str] = None
+    label_names: Optional[tuple[str, ...]] = None  # names of integer / boolean labels, in id order
+    label_separator: Optional[str] = None  # multi-label: classes joined in one string column
+
+    def read(self) -> datasets.DatasetDict:
+        """The raw splits, keyed by the dataset's split names: the user's own files or a dataset directory / Hub id."""
+        own = read_layout(self.path, self.files, self.format, self.text_column, self.label_column, self.csv_delimiter)
+        if own is None:
+            return load_dataset_dict(self.path)
+        return datasets.DatasetDict({self.split_names[role]: split for role, split in own.items()})
+
+    @property
+    def where(self) -> str:
+        """The data as the user named it, for messages."""
+        return self.files.get("train") or self.path
 
     def check_columns(self, raw: AnySplits) -> None:
         train_name = self.split_names["train"]
         if train_name not in raw:
             raise UserInputError(
-                f"{self.path} has no split {train_name!r} (splits: {', '.join(raw)}); set data.train_split"
+                f"{self.where} has no split {train_name!r} (splits: {', '.join(raw)}); set data.train_split"
             )
         columns = raw[train_name].column_names
-        for field, column in (("text_column", self.text_column), ("label_column", self.label_column)):
+        for key, column in (("text_column", self.text_column), ("label_column", self.label_column)):
             if column not in columns:
                 raise UserInputError(
-                    f"data.{field} {column!r} is not a column of {self.path} "
-                    f"(columns: {', '.join(columns)}); set --data.{field}=<one of them>"
+                    f"data.{key} {column!r} is not a column of {self.where} "
+                    f"(columns: {', '.join(columns)}); set --data.{key}=<one of them>"
                 )
         if raw[train_name].features[self.text_column].dtype not in ("string", "large_string"):
             raise UserInputError(f"data.text_column {self.text_column!r} does not hold strings; pick the text column")
@@ -246,12 +330,12 @@ class SplitSource:
 
 def load_splits(source: SplitSource) -> datasets.DatasetDict:
     """The splits in memory: checked columns, ``ClassLabel`` labels in range, validation carved if missing."""
-    raw = load_dataset_dict(source.path)
+    raw = source.read()
     source.check_columns(raw)
     train_name = source.split_names["train"]
     if not len(raw[train_name]):
-        raise UserInputError(f"the {train_name!r} split of {source.path} is empty; nothing to train on")
-    splits = as_class_labels(datasets.DatasetDict(source.by_role(raw)), source.label_column)
+        raise UserInputError(f"the {train_name!r} split of {source.where} is empty; nothing to train on")
+    splits = prepare_labels(datasets.DatasetDict(source.by_role(raw)), source)
     num_classes = len(label_names(splits, source.label_column))
     for role, split in splits.items():
         check_label_range(split, source.split_names[role], source.label_column, num_classes)
@@ -276,6 +360,11 @@ def load_stream_splits(source: SplitSource) -> datasets.IterableDatasetDict:
 
     The classes must be declared in the files (a ``ClassLabel`` feature): finding them otherwise
     would mean reading the whole corpus first."""
+    if any(source.files.values()) or (Path(source.path).expanduser().is_file()):
+        raise UserInputError(
+            "data.streaming reads a directory of parquet files or a Hub id; convert the files to parquet "
+            "(with a ClassLabel label column) or set data.streaming=false"
+        )
     raw = load_dataset_dict(source.path, streaming=True)
     train_name = source.split_names["train"]
     if train_name in raw and raw[train_name].features is None:

@@ -64,13 +64,27 @@ def evaluate_checkpoint(
     calibration error on ``split`` before and after it (see :mod:`textcnn.inference.calibration`). A
     multi-label checkpoint is scored with its own thresholds (see :mod:`textcnn.training.thresholds`) and
     has no calibration: temperature scaling is for softmax outputs.
+
+    A labelled file of your own (``data_overrides={"test_file": "labelled.csv"}``) is scored on its
+    own, its labels read as the checkpoint's classes (by name, or integer ids in their order);
+    without the training data's validation split it gets no calibration.
     """
     checkpoint = read_checkpoint(checkpoint_path)
+    label_names = label_names_from_checkpoint(checkpoint)
     settings = {**data_settings_from_checkpoint(checkpoint), **(data_overrides or {})}
+    own_file = (data_overrides or {}).get(f"{split}_file") if split != "train" else None
+    if own_file:  # the file alone: every split role is that file, the classes are the model's
+        settings.update(path=str(own_file), train_file=own_file, validation_file=own_file, test_file=own_file,
+                        label_names=label_names, streaming=False)
     data = TextDataModule(**settings)
     data.use_tokenizer(tokenizer_from_checkpoint(checkpoint))
-    label_names = label_names_from_checkpoint(checkpoint)
-    if data.label_names != label_names:
+    try:
+        data_label_names = data.label_names
+    except UserInputError as error:
+        if not own_file:
+            raise
+        raise UserInputError(f"{own_file}: {error}; the model knows only these classes") from None
+    if data_label_names != label_names:
         raise UserInputError(
             f"the dataset's labels {data.label_names} differ from the model's {label_names}; "
             "evaluate on data with the classes the model was trained on"
@@ -88,6 +102,8 @@ def evaluate_checkpoint(
         report = multilabel_report(logits.sigmoid(), targets, torch.tensor(thresholds), label_names)
         return {"checkpoint": str(checkpoint_path), "data_path": data.path, "split": split, **report}
     report = classification_report(logits.argmax(dim=-1), targets, label_names)
+    if own_file:
+        return {"checkpoint": str(checkpoint_path), "data_path": str(own_file), "split": split, **report}
     validation = (logits, targets) if split == "validation" else _logits_and_labels(model, data, "validation")
     calibration = calibration_report(*validation, logits, targets, split)
     return {"checkpoint": str(checkpoint_path), "data_path": data.path, "split": split, **report,

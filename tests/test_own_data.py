@@ -1,0 +1,237 @@
+"""A practitioner's own data: every common file layout, a DataFrame or Python lists, built from the
+real datasets, trains a tiny model that beats the majority class; bad files end in one clear line."""
+
+from __future__ import annotations
+
+import json
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import pytest
+
+import textcnn
+from tests.conftest import TINY_MODEL_ARGS, dataset_dir
+from textcnn.cli import train as train_cli
+from textcnn.data import TextDataModule
+from textcnn.errors import UserInputError
+
+ROWS = {"train": 2000, "validation": 300, "test": 600}
+TRAIN_ARGS = [*TINY_MODEL_ARGS, "--trainer.max_epochs=4", "--data.max_length=64"]
+
+
+def sst2_frames() -> dict:
+    """SST-2 slices as pandas DataFrames with string labels and an id column, as a user has them."""
+    full = datasets.load_dataset(str(dataset_dir("sst2")))
+    names = full["train"].features["label"].names
+    frames = {}
+    for split, count in ROWS.items():
+        frame = full[split].shuffle(seed=0).select(range(count)).to_pandas()
+        frame["label"] = [names[label] for label in frame["label"]]
+        frame.insert(0, "id", [f"{split}-{i}" for i in range(count)])
+        frames[split] = frame
+    return frames
+
+
+def majority_share(labels) -> float:
+    return Counter(labels).most_common(1)[0][1] / len(labels)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return sst2_frames()
+
+
+def write_layout(kind: str, frames: dict, directory: Path) -> list[str]:
+    """Write the SST-2 slices in one layout; return the data arguments that point at it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if kind == "csv_files":
+        for split in ("train", "test"):
+            frames[split].to_csv(directory / f"{split}.csv", index=False)  # pandas writes a header, quotes commas
+        return [f"--data.train_file={directory / 'train.csv'}", f"--data.test_file={directory / 'test.csv'}"]
+    if kind == "csv_directory_with_bom":
+        for split in ROWS:
+            frames[split].to_csv(directory / f"{split}.csv", index=False, encoding="utf-8-sig")
+        return [f"--data.path={directory}"]
+    if kind == "tsv_directory":
+        for split in ROWS:
+            frames[split][["label", "text"]].to_csv(directory / f"{split}.tsv", index=False, sep="\t")
+        return [f"--data.path={directory}"]
+    if kind == "jsonl_files":
+        for split in ROWS:
+            frames[split].to_json(directory / f"{split}.jsonl", orient="records", lines=True)
+        return [f"--data.train_file={directory / 'train.jsonl'}", f"--data.validation_file={directory / 'validation.jsonl'}",
+                f"--data.test_file={directory / 'test.jsonl'}"]
+    if kind == "parquet_string_labels":
+        for split in ROWS:
+            frames[split].to_parquet(directory / f"{split}.parquet", index=False)
+        return [f"--data.path={directory}"]
+    if kind == "single_csv_file":
+        frames["train"].to_csv(directory / "reviews.csv", index=False)
+        return [f"--data.path={directory / 'reviews.csv'}"]
+    if kind == "fasttext":
+        for split in ("train", "test"):
+            lines = [f"__label__{label} {text}" for text, label in zip(frames[split]["text"], frames[split]["label"])]
+            (directory / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return [f"--data.train_file={directory / 'train.txt'}", f"--data.test_file={directory / 'test.txt'}"]
+    if kind == "integer_labels_with_names":
+        for split in ("train", "test"):
+            frame = frames[split].assign(label=(frames[split]["label"] == "positive").astype(int))
+            frame.to_csv(directory / f"{split}.csv", index=False)
+        return [f"--data.path={directory}", "--data.label_names=[negative, positive]"]
+    if kind == "save_to_disk":
+        dataset = datasets.DatasetDict({s: datasets.Dataset.from_pandas(f, preserve_index=False) for s, f in frames.items()})
+        dataset.save_to_disk(str(directory / "saved"))
+        return [f"--data.path={directory / 'saved'}"]
+    raise ValueError(kind)
+
+
+LAYOUTS = ["csv_files", "csv_directory_with_bom", "tsv_directory", "jsonl_files", "parquet_string_labels",
+           "single_csv_file", "fasttext", "integer_labels_with_names", "save_to_disk"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_each_layout_trains_a_model_that_beats_the_majority_class(kind, frames, tmp_path):
+    data_args = write_layout(kind, frames, tmp_path / "data")
+    report = train_cli([*TRAIN_ARGS, *data_args, f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    assert list(report["per_class"]) == ["negative", "positive"]
+    split = "validation" if kind == "single_csv_file" else "test"
+    assert report["split"] == split
+    labels = frames["train" if split == "validation" else "test"]["label"]
+    assert report["accuracy"] > majority_share(labels) + 0.05, report["accuracy"]
+
+
+@pytest.mark.slow
+def test_one_folder_per_class_from_an_imdb_slice(tmp_path):
+    imdb = datasets.load_dataset(str(dataset_dir("imdb")))
+    names = imdb["train"].features["label"].names
+    majority = 0.0
+    for split, count in (("train", 2000), ("test", 400)):
+        rows = imdb[split].shuffle(seed=0).select(range(count))
+        majority = majority_share(rows["label"])
+        for index, (text, label) in enumerate(zip(rows["text"], rows["label"])):
+            folder = tmp_path / "aclImdb" / split / names[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{index}_0.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "aclImdb" / "train" / "unsup").mkdir()
+    (tmp_path / "aclImdb" / "train" / "unsup" / "0_0.txt").write_text("no label", encoding="utf-8")
+    report = train_cli([*TINY_MODEL_ARGS, "--trainer.max_epochs=6", "--data.max_length=256",
+                        f"--data.path={tmp_path / 'aclImdb'}", f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    assert report["split"] == "test" and list(report["per_class"]) == ["neg", "pos"]
+    assert report["accuracy"] > majority + 0.05, report["accuracy"]
+
+
+@pytest.mark.slow
+def test_python_api_trains_on_dataframes_and_on_texts_and_labels(frames, tmp_path):
+    overrides = dict(arg[2:].split("=", 1) for arg in TRAIN_ARGS)  # the same run as the CLI tests, as keywords
+    overrides["trainer.default_root_dir"] = str(tmp_path / "run")
+    result = textcnn.train(frames["train"], test=frames["test"], **overrides)
+    assert result.predictor.label_names == ["negative", "positive"]
+    assert result.metrics["test"]["accuracy"] > majority_share(frames["test"]["label"]) + 0.05
+    assert set(result.metrics) == {"test", "validation"} and Path(result.checkpoint).is_file()
+    texts, labels = list(frames["train"]["text"]), list(frames["train"]["label"])
+    pairs = textcnn.train((texts, labels), test=(list(frames["test"]["text"]), list(frames["test"]["label"])),
+                          **overrides)
+    assert pairs.metrics["test"]["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])
+
+
+# -- bad files: one line naming the file, the row where it helps, and the fix --------------------------
+def data_module(tmp_path, content: bytes, name: str = "train.csv", **settings) -> TextDataModule:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return TextDataModule(train_file=str(path), **settings)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty; it needs a header row"),
+    (b"text,label\n", "no rows"),
+    (b"text,label\nfine,pos\nsplit, here,neg\n", "Expected 2 fields in line 3, saw 3"),
+    (b"text,label\n\xff\xfe,pos\n", "not UTF-8"),
+])
+def test_unreadable_csv_files_get_one_clear_error(tmp_path, content, message):
+    with pytest.raises(UserInputError, match=message) as error:
+        data_module(tmp_path, content).num_classes
+    assert "train.csv" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_misspelt_column_lists_the_columns_found(tmp_path):
+    with pytest.raises(UserInputError, match=r"'review' is not a column of .*train.csv \(columns: text, label\)"):
+        data_module(tmp_path, b"text,label\nfine,pos\nbad,neg\n", text_column="review").num_classes
+
+
+def test_a_test_label_absent_from_train_is_refused(tmp_path):
+    (tmp_path / "test.csv").write_text("text,label\nfine,pos\nodd,neutral\n", encoding="utf-8")
+    data = data_module(tmp_path, b"text,label\nfine,pos\nbad,neg\nok,pos\n", test_file=str(tmp_path / "test.csv"))
+    with pytest.raises(UserInputError, match="test split has label\\(s\\) 'neutral'"):
+        data.num_classes
+
+
+def test_rows_without_a_label_are_dropped_and_counted(tmp_path, caplog):
+    rows = b"text,label\nfine,1\nbad,\nok,0\n,1\ngood,1\nmeh,0\nnice,1\nawful,0\ngreat,1\nsad,0\n"
+    data = data_module(tmp_path, rows, validation_fraction=0.34)
+    with caplog.at_level("WARNING"):
+        assert data.label_names == ["0", "1"]  # pandas read the column with a gap as floats: back to classes
+    assert sum(len(split) for split in data.splits.values()) == 9
+    assert "dropped 1 of 10 rows with no label" in caplog.text and "1 of 9 rows have an empty or missing text" in caplog.text
+
+
+def test_a_directory_with_no_recognised_files_says_what_it_looks_for(tmp_path):
+    (tmp_path / "notes.md").write_text("hello", encoding="utf-8")
+    with pytest.raises(UserInputError, match="cannot load a dataset from"):
+        TextDataModule(path=str(tmp_path)).num_classes
+
+
+def test_fasttext_lines_with_several_labels_are_multi_label(tmp_path):
+    lines = "__label__pos __label__funny a fun film\n__label__neg dull\n__label__pos warm\n__label__neg __label__funny silly\n"
+    data = data_module(tmp_path, lines.encode(), name="train.txt", validation_fraction=0.25)
+    assert data.multi_label and data.label_names == ["funny", "neg", "pos"]
+
+
+def test_a_label_separator_makes_a_string_column_multi_label(tmp_path):
+    data = data_module(tmp_path, b"text,label\na,x|y\nb,y\nc,x\nd,y | x\n", label_separator="|",
+                       validation_fraction=0.25)
+    assert data.multi_label and data.label_names == ["x", "y"]
+
+
+def test_unknown_file_suffixes_name_the_formats(tmp_path):
+    with pytest.raises(UserInputError, match="data.format"):
+        data_module(tmp_path, b"x", name="train.xlsx").num_classes
+
+
+
+# -- predicting and scoring files with columns, with a checkpoint of an earlier release -------------------
+FIXTURE_CHECKPOINT = Path(__file__).parent / "fixtures" / "textcnn-0.1.0" / "sst2_tiny.ckpt"
+
+
+def test_predict_reads_a_csv_and_keeps_the_id_column(frames, tmp_path, capsys):
+    from textcnn.cli import predict
+
+    frames["test"].head(30).rename(columns={"text": "review"}).to_csv(tmp_path / "new.csv", index=False)
+    results = predict(["--checkpoint", str(FIXTURE_CHECKPOINT), "--input", str(tmp_path / "new.csv"),
+                       "--text-column", "review", "--keep-columns", "id", "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["id"] for row in rows] == list(frames["test"]["id"][:30])
+    assert [row["label"] for row in rows] == [result["label"] for result in results]
+    assert list(rows[0]) == ["id", "text", "label", "negative", "positive"]
+    expected = textcnn.load(FIXTURE_CHECKPOINT).predict(list(frames["test"]["text"][:30]))
+    assert results == expected
+    with pytest.raises(UserInputError, match=r"--keep-columns 'date' is not a column of .*new.csv \(columns: id, review, label\)"):
+        predict(["--checkpoint", str(FIXTURE_CHECKPOINT), "--input", str(tmp_path / "new.csv"),
+                 "--text-column", "review", "--keep-columns", "date"])
+
+
+def test_evaluate_scores_a_labelled_file_with_the_checkpoints_classes(frames, tmp_path):
+    from textcnn.cli import evaluate
+
+    test = frames["test"].head(200)
+    test.to_csv(tmp_path / "labelled.csv", index=False)
+    report = evaluate(["--checkpoint", str(FIXTURE_CHECKPOINT), f"--data.test_file={tmp_path / 'labelled.csv'}"])
+    predicted = [r["label"] for r in textcnn.load(FIXTURE_CHECKPOINT).predict(list(test["text"]))]
+    assert report["num_examples"] == 200
+    assert report["accuracy"] == pytest.approx(sum(p == t for p, t in zip(predicted, test["label"])) / 200)
+    test.assign(label=["neutral"] + list(test["label"][1:])).to_csv(tmp_path / "odd.csv", index=False)
+    with pytest.raises(UserInputError, match="odd.csv: .*'neutral'.*the model knows only these classes"):
+        evaluate(["--checkpoint", str(FIXTURE_CHECKPOINT), f"--data.test_file={tmp_path / 'odd.csv'}"])

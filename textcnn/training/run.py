@@ -1,0 +1,132 @@
+"""Train and score: what ``textcnn train`` does, and :func:`train` for Python, on one code path.
+
+``textcnn.train(df_train, test=df_test)`` accepts what a practitioner holds — file paths, pandas
+DataFrames, ``datasets`` objects or ``(texts, labels)`` pairs — writes anything that is not a file
+to parquet under the run directory, and runs the very command line ``textcnn train`` would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import datasets
+
+from textcnn.errors import UserInputError
+from textcnn.inference import Predictor, load
+from textcnn.training.build import TRAINER_DEFAULTS, build
+from textcnn.training.evaluation import evaluate_checkpoint
+
+log = logging.getLogger(__name__)
+
+SplitData = Any  # a path, a pandas.DataFrame, a datasets.Dataset / DatasetDict, or a (texts, labels) pair
+
+
+def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
+    """Fit the run a command line describes, then score its best checkpoint on the test split
+    (validation when there is none, said in the log and in ``split``).
+
+    In a distributed run the other processes return None once fitting is done: rank 0 alone
+    scores the checkpoint it wrote, on the whole split, in this process."""
+    cli = build(args)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    if not cli.trainer.is_global_zero:
+        return None
+    best = cli.trainer.checkpoint_callback.best_model_path
+    if not best:
+        raise UserInputError("training produced no checkpoint; train for at least one epoch")
+    log.info("best checkpoint: %s", best)
+    if cli.datamodule.has_test_split:
+        return evaluate_checkpoint(best, split="test")
+    log.warning("no test split: the figures below are on the validation split, which chose the checkpoint; "
+                "give data.test_file (or a test split) for an unbiased estimate")
+    return evaluate_checkpoint(best, split="validation")
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train` returns: the model ready to predict, where it was saved, and its scores."""
+
+    predictor: Predictor
+    checkpoint: str
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # "validation" and, given one, "test"
+
+
+def train(
+    train: SplitData,
+    validation: SplitData = None,
+    test: SplitData = None,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    config: Union[str, Path, None] = None,
+    **overrides: Any,
+) -> TrainingResult:
+    """Train the default recipe (or ``config``) on your data and score it.
+
+    Each split may be a file path, a ``pandas.DataFrame``, a ``datasets.Dataset`` (a ``DatasetDict``
+    as ``train`` brings its own validation / test splits) or a ``(texts, labels)`` pair. A missing
+    validation split is carved from train; without a test split there are no test figures.
+    ``overrides`` are dotted config keys, e.g. ``**{"trainer.max_epochs": 5}`` or
+    ``data__max_length=64`` (``__`` for ``.``).
+    """
+    settings = {key.replace("__", "."): value for key, value in overrides.items()}
+    root = Path(settings.get("trainer.default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])
+    splits = {"train": train, "validation": validation, "test": test}
+    if isinstance(train, datasets.DatasetDict):
+        splits = {"train": train.get("train"), "validation": train.get("validation", validation),
+                  "test": train.get("test", test)}
+        if splits["train"] is None:
+            raise UserInputError(f"the DatasetDict given as train has no 'train' split (splits: {', '.join(train)})")
+    staging: Optional[Path] = None
+    args = [] if config is None else ["--config", str(config)]
+    args += [f"--data.text_column={text_column}", f"--data.label_column={label_column}"]
+    for role, data in splits.items():
+        if data is None:
+            continue
+        if isinstance(data, (str, Path)):
+            path = Path(data)
+        else:
+            if staging is None:
+                root.mkdir(parents=True, exist_ok=True)
+                staging = Path(tempfile.mkdtemp(prefix="data-", dir=root))
+            path = staging / f"{role}.parquet"
+            _as_dataset(data, role, text_column, label_column).to_parquet(str(path))
+        args.append(f"--data.{role}_file={path}")
+    args += [f"--{key}={_as_argument(value)}" for key, value in settings.items()]
+    report = fit_and_evaluate(args)
+    checkpoint = report["checkpoint"]
+    metrics = {report["split"]: report}
+    if report["split"] == "test":
+        metrics["validation"] = evaluate_checkpoint(checkpoint, split="validation")
+    return TrainingResult(load(checkpoint), checkpoint, metrics)
+
+
+def _as_dataset(data: Any, role: str, text_column: str, label_column: str) -> datasets.Dataset:
+    if isinstance(data, datasets.Dataset):
+        return data
+    if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):  # pandas, without importing it
+        return datasets.Dataset.from_pandas(data, preserve_index=False)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        texts, labels = list(data[0]), list(data[1])
+        if len(texts) != len(labels):
+            raise UserInputError(f"{role}: {len(texts)} texts but {len(labels)} labels; give one label per text")
+        return datasets.Dataset.from_dict({text_column: texts, label_column: labels})
+    raise UserInputError(
+        f"{role} is a {type(data).__name__}; pass a file path, a pandas DataFrame, a datasets.Dataset "
+        "or a (texts, labels) pair"
+    )
+
+
+def _as_argument(value: Any) -> str:
+    """A config value as the command line takes it (lists and mappings as JSON)."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(list(value) if isinstance(value, tuple) else value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
