@@ -3,7 +3,6 @@ real datasets, trains a tiny model that beats the majority class; bad files end 
 
 from __future__ import annotations
 
-import json
 import csv
 import io
 from collections import Counter
@@ -235,3 +234,35 @@ def test_evaluate_scores_a_labelled_file_with_the_checkpoints_classes(frames, tm
     test.assign(label=["neutral"] + list(test["label"][1:])).to_csv(tmp_path / "odd.csv", index=False)
     with pytest.raises(UserInputError, match="odd.csv: .*'neutral'.*the model knows only these classes"):
         evaluate(["--checkpoint", str(FIXTURE_CHECKPOINT), f"--data.test_file={tmp_path / 'odd.csv'}"])
+
+
+@pytest.mark.slow
+def test_chinese_reviews_train_past_the_majority_class(tmp_path):
+    report = train_cli([*TRAIN_ARGS, f"--data.path={dataset_dir('chnsenticorp')}", "--data.max_length=128",
+                        f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    test_labels = datasets.load_dataset(str(dataset_dir("chnsenticorp")), split="test")["label"]
+    assert report["accuracy"] > majority_share(test_labels) + 0.05, report["accuracy"]
+
+
+# -- imbalanced data -------------------------------------------------------------------------------------
+def test_balanced_class_weights_follow_the_training_label_counts():
+    import torch
+
+    from textcnn.training.module import TextCNNClassifier
+
+    model = TextCNNClassifier(50, 2, ["rare", "common"], class_weights="balanced", label_counts=[100, 900])
+    torch.testing.assert_close(model.loss_weight, torch.tensor([1000 / (2 * 100), 1000 / (2 * 900)]))
+    logits, labels = torch.randn(8, 2), torch.tensor([0, 1, 1, 1, 0, 1, 1, 1])
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=model.loss_weight)
+    torch.testing.assert_close(model.loss(logits, labels), expected)
+    assert TextCNNClassifier(50, 2).loss_weight is None
+    with pytest.raises(UserInputError, match="2 positive numbers"):
+        TextCNNClassifier(50, 2, class_weights=[1.0])
+    with pytest.raises(UserInputError, match="label counts"):
+        TextCNNClassifier(50, 2, class_weights="balanced")
+
+
+def test_the_data_module_counts_training_labels(frames, tmp_path):
+    frames["train"].to_csv(tmp_path / "train.csv", index=False)
+    data = TextDataModule(train_file=str(tmp_path / "train.csv"))
+    assert sum(data.label_counts) == len(data.splits["train"]) and len(data.label_counts) == 2

@@ -83,3 +83,35 @@ def test_huge_texts_are_cut_before_tokenizing_without_changing_the_ids(word_toke
     review = "a gripping , funny and finally transporting film " * 30
     huge = review + "x" * 1_000_000
     assert encode(word_tokenizer, [huge], max_length=64) == encode(word_tokenizer, [review], max_length=64)
+
+
+# -- text that is not English --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chinese_reviews():
+    from tests.conftest import dataset_dir
+
+    return datasets.load_dataset(str(dataset_dir("chnsenticorp")))
+
+
+@pytest.mark.parametrize("kind", ["word", "char", "unigram", "bpe", "wordpiece"])
+def test_unseen_chinese_sentences_encode_to_known_tokens(chinese_reviews, kind):
+    """Chinese has no spaces: a word-level vocabulary of whole sentences would map every unseen one to [UNK]."""
+    tokenizer = train_tokenizer(chinese_reviews["train"]["text"], kind=kind, vocab_size=8000)
+    seen = set(chinese_reviews["train"]["text"])
+    unseen = [text for text in chinese_reviews["test"]["text"][:200] if text not in seen]
+    ids = [i for row in encode(tokenizer, unseen, max_length=256) for i in row]
+    assert sum(i == UNK_ID for i in ids) / len(ids) < 0.02
+    assert sum(len(text) for text in unseen) / len(ids) < 2.5  # about a token per character or two, not per sentence
+
+
+def test_char_tokens_are_single_characters_without_spaces():
+    tokenizer = train_tokenizer(["服务很好 ok!"] * 3, kind="char")
+    ids = encode(tokenizer, ["服务 ok"], max_length=16)[0]
+    assert [tokenizer.id_to_token(i) for i in ids] == ["服", "务", "o", "k"]
+
+
+def test_lowercase_can_be_switched_off():
+    cased = train_tokenizer(["Apple apple"] * 3, lowercase=False)
+    assert encode(cased, ["Apple apple"], 4)[0] != encode(cased, ["apple apple"], 4)[0]
+    folded = train_tokenizer(["Apple apple"] * 3)
+    assert encode(folded, ["Apple apple"], 4)[0] == encode(folded, ["apple apple"], 4)[0]

@@ -3,7 +3,8 @@
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
 ``early_stopping`` and ``seed_everything``, each field overridable as ``--section.field=value``.
 With ``trainer.strategy: ddp`` every process runs ``train``; only rank 0 evaluates and prints.
-Mistakes a user can fix end as one ``error: …`` line on stderr and exit status 2.
+Mistakes a user can fix end as one ``error: …`` line on stderr and exit status 2. ``--verbose`` (any
+command) shows what dependencies log and warn besides.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional
@@ -211,7 +213,12 @@ def serve(argv: Optional[Sequence[str]] = None) -> None:
 
 
 def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequence[str]], print_json: bool) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv
+    argv = [arg for arg in argv if arg != "--verbose"]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not verbose:
+        _quiet_dependencies()
     try:
         result = command(argv)
     except UserInputError as error:
@@ -219,6 +226,25 @@ def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Se
         sys.exit(2)
     if print_json and result is not None:
         print(json.dumps(result, indent=2))
+
+
+def _quiet_dependencies() -> None:
+    """What a run prints is textcnn's: the data summary, progress and metrics. Lightning's banners
+    and tips, the datasets' progress bars and dependencies' deprecation warnings stay hidden unless
+    ``--verbose`` is given. (The entry point owns the process; the library never does this.)"""
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "datasets"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for message in (".*tensorboardX.*", ".*LeafSpec.*", ".*number of training batches.*logging interval.*",
+                    ".*does not have many workers.*", ".*args parameter is intended to run from within Python.*"):
+        warnings.filterwarnings("ignore", message=message)
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:  # predicting from an export needs no datasets
+        pass
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> None:

@@ -16,11 +16,15 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from textcnn.errors import UserInputError
 from textcnn.model import PAD_ID
 
-TokenizerKind = Literal["word", "wordpiece", "bpe"]
+TokenizerKind = Literal["word", "wordpiece", "bpe", "unigram", "char"]
+TOKENIZER_KINDS = ("word", "wordpiece", "bpe", "unigram", "char")
 PAD_TOKEN, UNK_TOKEN = "[PAD]", "[UNK]"
 SPECIAL_TOKENS = [PAD_TOKEN, UNK_TOKEN]  # order fixes their ids: [PAD]=0, [UNK]=1
 UNK_ID = 1
 CHARS_PER_TOKEN = 64
+# Han ideographs (CJK unified, extension A, compatibility) and Japanese kana: scripts written without
+# spaces between words, so each character is a token of its own in every word-level kind.
+CJK_CHARACTER = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 
 
 def train_tokenizer(
@@ -28,44 +32,51 @@ def train_tokenizer(
     kind: TokenizerKind = "word",
     vocab_size: int = 30000,
     min_frequency: int = 1,
+    lowercase: bool = True,
 ) -> Tokenizer:
-    """A tokenizer for English text trained on ``texts`` (the training split only)."""
-    if kind == "word":
+    """A tokenizer trained on ``texts`` (the training split only).
+
+    ``word``: whole words and runs of punctuation; ``wordpiece`` / ``bpe`` / ``unigram``: sub-words,
+    so unseen words still get pieces; ``char``: every non-space character. Chinese and Japanese
+    characters are tokens of their own in every kind (those scripts put no spaces between words)."""
+    trainer_args = dict(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
+    if kind in ("word", "char"):
         model = models.WordLevel(unk_token=UNK_TOKEN)
-        trainer = trainers.WordLevelTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
-        )
+        trainer = trainers.WordLevelTrainer(min_frequency=min_frequency, **trainer_args)
     elif kind == "wordpiece":
         model = models.WordPiece(unk_token=UNK_TOKEN)
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
-        )
+        trainer = trainers.WordPieceTrainer(min_frequency=min_frequency, **trainer_args)
     elif kind == "bpe":
         model = models.BPE(unk_token=UNK_TOKEN)
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
-        )
+        trainer = trainers.BpeTrainer(min_frequency=min_frequency, **trainer_args)
+    elif kind == "unigram":
+        model = models.Unigram()
+        trainer = trainers.UnigramTrainer(unk_token=UNK_TOKEN, **trainer_args)
     else:
-        raise UserInputError(f"data.tokenizer_kind must be 'word', 'wordpiece' or 'bpe', got {kind!r}")
+        raise UserInputError(f"data.tokenizer_kind must be one of {', '.join(TOKENIZER_KINDS)}, got {kind!r}")
     tokenizer = Tokenizer(model)
-    tokenizer.normalizer = normalizer()
-    tokenizer.pre_tokenizer = pre_tokenizer()
+    tokenizer.normalizer = normalizer(lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizer(kind)
     if kind == "wordpiece":
         tokenizer.decoder = decoders.WordPiece()
     tokenizer.train_from_iterator(texts, trainer)
     return _configure(tokenizer)
 
 
-def normalizer() -> normalizers.Normalizer:
-    """What every trained tokenizer does to a text first: ``<br />`` removed, NFKC, lowercased."""
-    return normalizers.Sequence(
-        [normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.NFKC(), normalizers.Lowercase()]
-    )
+def normalizer(lowercase: bool = True) -> normalizers.Normalizer:
+    """What every trained tokenizer does to a text first: ``<br />`` removed, NFKC, lowercased (by default)."""
+    steps = [normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.NFKC()]
+    return normalizers.Sequence(steps + [normalizers.Lowercase()] if lowercase else steps)
 
 
-def pre_tokenizer() -> pre_tokenizers.PreTokenizer:
-    """Splits a normalised text into words and runs of punctuation, as every trained tokenizer does."""
-    return pre_tokenizers.Whitespace()
+def pre_tokenizer(kind: TokenizerKind = "word") -> pre_tokenizers.PreTokenizer:
+    """Splits a normalised text into the pieces a tokenizer's vocabulary is made of: for ``char``
+    every non-space character; otherwise words and runs of punctuation, each CJK character alone."""
+    if kind == "char":
+        return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(r"\s+"), behavior="removed"),
+                                        pre_tokenizers.Split(Regex(r"."), behavior="isolated")])
+    return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(CJK_CHARACTER), behavior="isolated"),
+                                    pre_tokenizers.Whitespace()])
 
 
 def tokenizer_from_json(text: str) -> Tokenizer:

@@ -86,7 +86,10 @@ class TextDataModule(pl.LightningDataModule):
         max_length: texts are truncated to this many tokens.
         min_length: batches are padded to at least this many tokens (the widest kernel).
         tokenizer_path: use this ``tokenizer.json`` instead of training one.
-        tokenizer_kind / max_vocab_size / min_frequency: how the tokenizer is trained on train.
+        tokenizer_kind / max_vocab_size / min_frequency: how the tokenizer is trained on train:
+            ``word`` (default), ``wordpiece`` / ``bpe`` / ``unigram`` (sub-words: unseen words get
+            pieces) or ``char``; Chinese and Japanese characters are tokens of their own in every kind.
+        lowercase: lowercase texts before tokenizing (default); false keeps case.
         tokenizer_cache_dir: where the trained tokenizer is kept as ``tokenizer-<fingerprint>.json``
             (keyed by the training texts and the settings above), so that the processes of a
             distributed run share the one rank 0 trains, and later runs reuse it. On several nodes
@@ -136,6 +139,7 @@ class TextDataModule(pl.LightningDataModule):
         tokenizer_kind: TokenizerKind = "word",
         max_vocab_size: int = 30000,
         min_frequency: int = 1,
+        lowercase: bool = True,
         tokenizer_cache_dir: Optional[str] = None,
         seed: int = 42,
         bucket_by_length: bool = False,
@@ -163,7 +167,7 @@ class TextDataModule(pl.LightningDataModule):
         self.source = SplitSource(path, text_column, label_column, self.split_names, validation_fraction, seed,
                                   files, format, csv_delimiter, tuple(label_names) if label_names else None,
                                   label_separator)
-        self.recipe = TokenizerRecipe(tokenizer_kind, max_vocab_size, min_frequency)
+        self.recipe = TokenizerRecipe(tokenizer_kind, max_vocab_size, min_frequency, lowercase)
         self._splits: Optional[datasets.DatasetDict] = None
         self._tokenizer: Optional[Tokenizer] = None
         self._encoded: dict[str, datasets.Dataset] = {}
@@ -178,7 +182,12 @@ class TextDataModule(pl.LightningDataModule):
             load = sources.load_stream_splits if self.hparams.streaming else sources.load_splits
             self._splits = load(self.source)
             # saved with the data settings (and logged alike with the model's): evaluation reads the labels into the same ids
-            self.save_hyperparameters({**self.hparams, "label_names": sources.label_names(self._splits, self.label_column)})
+            names = sources.label_names(self._splits, self.label_column)
+            self.save_hyperparameters({**self.hparams, "label_names": names})
+            if not self.hparams.streaming:
+                rows = ", ".join(f"{role} {len(split):,}" for role, split in self._splits.items())
+                log.info("data: %s rows; %d classes: %s", rows, len(names), ", ".join(names[:10]) +
+                         (", …" if len(names) > 10 else ""))
         return self._splits
 
     @property
@@ -193,6 +202,17 @@ class TextDataModule(pl.LightningDataModule):
     def multi_label(self) -> bool:
         """True when the label column holds lists of classes: sigmoid outputs, binary cross-entropy."""
         return sources.is_multi_label(self.splits, self.label_column)
+
+    @property
+    def label_counts(self) -> Optional[list[int]]:
+        """Training examples per class (positives per class when multi-label); None for a stream."""
+        if self.hparams.streaming:
+            return None
+        values = self.splits["train"].with_format("arrow")[self.label_column]  # respects the carved rows
+        if self.multi_label:
+            values = pc.list_flatten(values)
+        counts = np.bincount(values.to_numpy(zero_copy_only=False).astype(np.int64), minlength=self.num_classes)
+        return counts.tolist()
 
     @property
     def has_test_split(self) -> bool:

@@ -44,16 +44,17 @@ class TokenizerRecipe:
     kind: TokenizerKind = "word"
     max_vocab_size: int = 30000
     min_frequency: int = 1
+    lowercase: bool = True
 
     def train(self, texts: Iterable[Optional[str]]) -> Tokenizer:
         return train_tokenizer((text or "" for text in texts), kind=self.kind, vocab_size=self.max_vocab_size,
-                               min_frequency=self.min_frequency)
+                               min_frequency=self.min_frequency, lowercase=self.lowercase)
 
     def fingerprint(self, texts: Iterable[Optional[str]]) -> str:
         """A digest of the training texts, these settings and the recipe itself (the source of
         ``textcnn.tokenizer``), so a changed normalizer never reuses an old file."""
         digest = hashlib.sha256(json.dumps([
-            tokenizers.__version__, self.kind, self.max_vocab_size, self.min_frequency,
+            tokenizers.__version__, self.kind, self.max_vocab_size, self.min_frequency, self.lowercase,
         ]).encode())
         digest.update(Path(tokenizer_module.__file__).read_bytes())
         for text in texts:

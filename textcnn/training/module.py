@@ -10,7 +10,7 @@ every validation epoch: every checkpoint carries the thresholds that fit its own
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import pytorch_lightning as pl
 import torch
@@ -39,6 +39,10 @@ class TextCNNClassifier(pl.LightningModule):
     optimizer / learning_rate / weight_decay: the optimizer and its settings.
     lr_schedule: ``constant``; ``cosine`` decay to zero over the run; ``onecycle`` warm-up then
         anneal, both stepped per batch.
+    class_weights: for imbalanced data, ``balanced`` (each class weighted by
+        ``examples / (classes × its examples)`` in the training split, as scikit-learn does) or one
+        weight per class (a multi-label model's ``pos_weight`` per class); None: every class counts alike. Pair it with ``checkpoint.monitor: val_macro_f1``.
+    label_counts: taken from the data module (examples per class in the training split).
     multi_label: taken from the data module. Sigmoid per class and binary cross-entropy against
         multi-hot targets instead of softmax and cross-entropy; ``val_acc`` is then the exact-match
         ratio, and ``val_micro_f1`` / ``val_macro_f1`` are logged at threshold 0.5.
@@ -57,6 +61,8 @@ class TextCNNClassifier(pl.LightningModule):
         tokenizer_json: str = "",
         pretrained_embeddings: Optional[torch.Tensor] = None,
         multi_label: bool = False,
+        class_weights: Union[Literal["balanced"], list[float], None] = None,
+        label_counts: Optional[list[int]] = None,
     ):
         super().__init__()
         config = TextCNNConfig(**network) if isinstance(network, dict) else network
@@ -78,6 +84,8 @@ class TextCNNClassifier(pl.LightningModule):
         self.tokenizer_json = tokenizer_json
         self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings)
         self.initialised_from_vectors = pretrained_embeddings is not None
+        weights = loss_weights(class_weights, label_counts, num_classes, multi_label)
+        self.register_buffer("loss_weight", weights, persistent=False)  # recomputed from hparams; not in checkpoints
         if multi_label:
             self.register_buffer("decision_thresholds", torch.full((num_classes,), DEFAULT_THRESHOLD))
             self.train_acc = MultilabelExactMatch(num_classes)
@@ -97,8 +105,8 @@ class TextCNNClassifier(pl.LightningModule):
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against class ids (B,), or binary cross-entropy against multi-hot targets (B, C)."""
         if self.hparams.multi_label:
-            return F.binary_cross_entropy_with_logits(logits, labels)
-        return F.cross_entropy(logits, labels)
+            return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=self.loss_weight)
+        return F.cross_entropy(logits, labels, weight=self.loss_weight)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self(batch["input_ids"])
@@ -177,3 +185,28 @@ class TextCNNClassifier(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.tokenizer_json = checkpoint.get("tokenizer_json", "")
+
+
+def loss_weights(class_weights: Union[str, list[float], None], label_counts: Optional[list[int]],
+                 num_classes: int, multi_label: bool) -> Optional[torch.Tensor]:
+    """(C,) per-class weights of the loss (``pos_weight`` for multi-label), or None."""
+    if class_weights is None:
+        return None
+    if class_weights == "balanced":
+        if not label_counts or len(label_counts) != num_classes:
+            raise UserInputError(
+                "model.class_weights balanced needs the training split's label counts, which a stream cannot "
+                "give; give one weight per class instead (model.class_weights=[...])"
+            )
+        counts = torch.tensor(label_counts, dtype=torch.float32).clamp(min=1)
+        if multi_label:
+            raise UserInputError(
+                "model.class_weights balanced is for single-label models; for multi-label give each class's "
+                "pos_weight (its negatives / its positives) as a list, model.class_weights=[...]"
+            )
+        return counts.sum() / (num_classes * counts)
+    if isinstance(class_weights, str) or len(class_weights) != num_classes or any(w <= 0 for w in class_weights):
+        raise UserInputError(
+            f"model.class_weights must be 'balanced' or {num_classes} positive numbers (one per class), got {class_weights!r}"
+        )
+    return torch.tensor([float(w) for w in class_weights])
