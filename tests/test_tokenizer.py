@@ -115,3 +115,20 @@ def test_lowercase_can_be_switched_off():
     assert encode(cased, ["Apple apple"], 4)[0] != encode(cased, ["apple apple"], 4)[0]
     folded = train_tokenizer(["Apple apple"] * 3)
     assert encode(folded, ["Apple apple"], 4)[0] == encode(folded, ["apple apple"], 4)[0]
+
+
+def test_a_pretrained_vocabulary_with_other_special_ids_is_remapped(tmp_path):
+    """A BERT-style vocabulary ([PAD] 0, [UNK] 100) loads with [UNK] at 1; every word keeps its token."""
+    from tokenizers import Tokenizer, models
+
+    from textcnn.tokenizer import normalizer, pre_tokenizer
+
+    words = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "the", "film", "was", "fun"]
+    bert_like = Tokenizer(models.WordPiece({word: index for index, word in enumerate(words)}, unk_token="[UNK]"))
+    bert_like.normalizer, bert_like.pre_tokenizer = normalizer(), pre_tokenizer()
+    bert_like.save(str(tmp_path / "tokenizer.json"))
+    tokenizer = load_tokenizer(tmp_path / "tokenizer.json")
+    assert tokenizer.token_to_id("[PAD]") == 0 and tokenizer.token_to_id("[UNK]") == UNK_ID
+    ids = encode(tokenizer, ["The film was fun, zebra"], max_length=16)[0]
+    assert [tokenizer.id_to_token(i) for i in ids] == ["the", "film", "was", "fun", "[UNK]", "[UNK]"]
+    assert tokenizer.token_to_id("[unused0]") == 100  # took [UNK]'s old id

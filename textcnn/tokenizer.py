@@ -6,6 +6,7 @@ so prediction needs nothing else. ``[PAD]`` is id 0 (the model masks it) and ``[
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -83,11 +84,53 @@ def tokenizer_from_json(text: str) -> Tokenizer:
     return _configure(Tokenizer.from_str(text))
 
 
+def with_special_token_ids(text: str) -> str:
+    """A pretrained ``tokenizer.json`` whose ``[PAD]`` / ``[UNK]`` have other ids (a BERT vocabulary:
+    ``[PAD]`` 0, ``[UNK]`` 100), with those ids swapped to the 0 and 1 textcnn's model expects: the
+    tokens that held ids 0 and 1 take the special tokens' old ids, so every text still encodes to the
+    same tokens. Other tokenizers are returned unchanged."""
+    config = json.loads(text)
+    model = config.get("model", {})
+    vocab = model.get("vocab")
+    if isinstance(vocab, dict):  # WordLevel, WordPiece, BPE: token → id
+        ids = dict(vocab)
+        by_id = {index: token for token, index in ids.items()}
+    elif isinstance(vocab, list):  # Unigram: the id is the position
+        by_id = {index: entry[0] for index, entry in enumerate(vocab)}
+        ids = {token: index for index, token in by_id.items()}
+    else:
+        return text
+    swaps = {}
+    for token, wanted in ((PAD_TOKEN, PAD_ID), (UNK_TOKEN, UNK_ID)):
+        current = ids.get(token)
+        if current is None or current == wanted:
+            continue
+        other = by_id.get(wanted)
+        ids[token], by_id[wanted] = wanted, token
+        if other is not None:
+            ids[other], by_id[current] = current, other
+            swaps[other] = current
+        swaps[token] = wanted
+    if not swaps:
+        return text
+    if isinstance(vocab, dict):
+        model["vocab"] = ids
+    else:
+        scores = {entry[0]: entry[1] for entry in vocab}
+        model["vocab"] = [[by_id[index], scores[by_id[index]]] for index in range(len(vocab))]
+        if model.get("unk_id") is not None:  # follows its piece to the piece's new id
+            model["unk_id"] = ids[vocab[model["unk_id"]][0]]
+    for added in config.get("added_tokens") or []:
+        if added.get("content") in swaps:
+            added["id"] = swaps[added["content"]]
+    return json.dumps(config, ensure_ascii=False)
+
+
 def load_tokenizer(path: str | Path) -> Tokenizer:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-        return tokenizer_from_json(text)
+        return tokenizer_from_json(with_special_token_ids(text))
     except OSError as error:
         raise UserInputError(f"cannot read tokenizer file {path}: {error.strerror}; check the path") from None
     except Exception as error:  # tokenizers raises plain Exception for bad JSON
