@@ -22,7 +22,7 @@ The data is read when first needed: the properties the training CLI links into t
 because the model's embedding table is sized when the config is instantiated.
 
 Longer than the ~300 lines we aim for because the class documents every key of the config's
-``data`` section (about 50 lines); the logic behind the loaders lives in the modules it imports.
+``data`` section (about 70 lines); the logic behind the loaders lives in the modules it imports.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
+from textcnn.data import labels as label_checks
 from textcnn.data import sources
 from textcnn.data.samplers import EpochShuffle, LengthBatches, ShuffledBatches
 from textcnn.data.files import FileFormat
@@ -181,8 +182,8 @@ class TextDataModule(pl.LightningDataModule):
         if self._splits is None:
             load = sources.load_stream_splits if self.hparams.streaming else sources.load_splits
             self._splits = load(self.source)
-            # saved with the data settings (and logged alike with the model's): evaluation reads the labels into the same ids
-            names = sources.label_names(self._splits, self.label_column)
+            # kept in the data settings (logged alike with the model's): evaluation reads labels into the same ids
+            names = label_checks.label_names(self._splits, self.label_column)
             self.save_hyperparameters({**self.hparams, "label_names": names})
             if not self.hparams.streaming:
                 rows = ", ".join(f"{role} {len(split):,}" for role, split in self._splits.items())
@@ -192,7 +193,7 @@ class TextDataModule(pl.LightningDataModule):
 
     @property
     def label_names(self) -> list[str]:
-        return sources.label_names(self.splits, self.label_column)
+        return label_checks.label_names(self.splits, self.label_column)
 
     @property
     def num_classes(self) -> int:
@@ -201,7 +202,7 @@ class TextDataModule(pl.LightningDataModule):
     @property
     def multi_label(self) -> bool:
         """True when the label column holds lists of classes: sigmoid outputs, binary cross-entropy."""
-        return sources.is_multi_label(self.splits, self.label_column)
+        return label_checks.is_multi_label(self.splits, self.label_column)
 
     @property
     def label_counts(self) -> Optional[list[int]]:
@@ -283,7 +284,7 @@ class TextDataModule(pl.LightningDataModule):
                 f"(available: {available}); pick one of those"
             )
         if self.hparams.streaming:
-            check = functools.partial(sources.check_labels, split_name=self.split_names[role], column=self.label_column,
+            check = functools.partial(label_checks.check_labels, split_name=self.split_names[role], column=self.label_column,
                                       num_classes=self.num_classes)
             split = self.splits[role].map(self._tokenize_function(check), batched=True)
         elif role not in self._encoded:
@@ -308,7 +309,7 @@ class TextDataModule(pl.LightningDataModule):
         """Raw rows of a stream → rows of ``input_ids`` and ``labels``, as :meth:`encoded` makes them."""
         labels = [row[self.label_column] for row in rows]
         batch = {self.text_column: [row[self.text_column] for row in rows], self.label_column: labels}
-        check = functools.partial(sources.check_labels, split_name=split_name, column=self.label_column,
+        check = functools.partial(label_checks.check_labels, split_name=split_name, column=self.label_column,
                                   num_classes=self.num_classes)
         ids = self._tokenize_function(check)(batch)["input_ids"]
         return [{"input_ids": row_ids, "labels": label} for row_ids, label in zip(ids, labels)]
