@@ -284,9 +284,7 @@ class TextDataModule(pl.LightningDataModule):
                 f"(available: {available}); pick one of those"
             )
         if self.hparams.streaming:
-            check = functools.partial(label_checks.check_labels, split_name=self.split_names[role], column=self.label_column,
-                                      num_classes=self.num_classes)
-            split = self.splits[role].map(self._tokenize_function(check), batched=True)
+            split = self.splits[role].map(self._tokenize_function(self.split_names[role]), batched=True)
         elif role not in self._encoded:
             split = self.splits[role].map(self._tokenize_function(), batched=True, keep_in_memory=True,
                                           desc=f"tokenizing {role}")
@@ -299,19 +297,21 @@ class TextDataModule(pl.LightningDataModule):
             self._encoded[role] = split
         return split
 
-    def _tokenize_function(self, check_labels: Optional[Callable[[list], None]] = None) -> Callable[[dict], dict]:
-        """Batch of rows → their token ids; a stream checks its labels here, as it meets them."""
+    def _tokenize_function(self, stream_split_name: Optional[str] = None) -> Callable[[dict], dict]:
+        """Batch of rows → their token ids; a stream (``stream_split_name`` given) checks its labels
+        here, as it meets them, since its splits were never read whole."""
+        check = None if stream_split_name is None else functools.partial(
+            label_checks.check_labels, split_name=stream_split_name, column=self.label_column,
+            num_classes=self.num_classes)
         return functools.partial(tokenize_batch, tokenizer=self.tokenizer, text_column=self.text_column,
                                  label_column=self.label_column, max_length=self.hparams.max_length,
-                                 check_labels=check_labels)
+                                 check_labels=check)
 
     def _encode_rows(self, rows: list[dict], split_name: str) -> list[dict]:
         """Raw rows of a stream → rows of ``input_ids`` and ``labels``, as :meth:`encoded` makes them."""
         labels = [row[self.label_column] for row in rows]
         batch = {self.text_column: [row[self.text_column] for row in rows], self.label_column: labels}
-        check = functools.partial(label_checks.check_labels, split_name=split_name, column=self.label_column,
-                                  num_classes=self.num_classes)
-        ids = self._tokenize_function(check)(batch)["input_ids"]
+        ids = self._tokenize_function(split_name)(batch)["input_ids"]
         return [{"input_ids": row_ids, "labels": label} for row_ids, label in zip(ids, labels)]
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:

@@ -163,17 +163,17 @@ def read_layout(
             given = {"train": local}
         elif (local / "dataset_dict.json").exists() or (local / "state.json").exists():
             return _saved_to_disk(local)
-        elif declared_format == "folder" or (_has_class_folders(local) and not split_files(local)):
-            given = {"train": local}
         else:
             given = split_files(local)
-            if not given or all(p.suffix.lower() == ".parquet" for p in given.values()):
+            if declared_format == "folder" or (not given and _has_class_folders(local)):
+                given = {"train": local}
+            elif not given or all(p.suffix.lower() == ".parquet" for p in given.values()):
                 return None  # what datasets reads as it is: parquet split files (features kept), Hub layouts
     else:
         return None
     splits = {}
     for role, file in given.items():
-        fmt = file_format(file, declared_format if file.is_file() or declared_format == "folder" else None)
+        fmt = file_format(file, "folder" if file.is_dir() else declared_format)
         splits[role] = read_file(file, fmt, text_column, label_column, csv_delimiter)
     return datasets.DatasetDict(splits)
 
