@@ -98,7 +98,8 @@ def test_one_layer_attribution_is_exact_and_finds_the_trigger_word():
     """A hand-built model whose only feature fires on "awful": the explanation must name that window."""
     text = "the film is awful today"
     tokenizer = train_tokenizer([text])
-    model = TextCNN(tokenizer.get_vocab_size(), 2, TextCNNConfig(embed_dim=4, conv_channels=[1], kernel_sizes=[[2]]))
+    model = TextCNN(tokenizer.get_vocab_size(), 2, TextCNNConfig(embed_dim=4, conv_channels=[1], kernel_sizes=[[2]],
+                                                                 ngram_order=0))
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.zero_()
@@ -124,6 +125,39 @@ def test_parallel_widths_give_exact_ngrams_no_wider_than_their_kernel(predictor,
         assert explanation.exact and explanation.to_dict()["attribution"] == "exact"
         assert_adds_up(explanation, float(logits[i].max()))
         assert all(1 <= g.end - g.start <= 5 for g in explanation.ngrams)
+
+
+def test_ngram_bag_shares_add_up_exactly_and_name_their_ngrams(predictor, texts):
+    torch.manual_seed(0)
+    config = TextCNNConfig(embed_dim=16, conv_channels=[8], kernel_sizes=[[2, 3]], ngram_order=2, ngram_dim=4)
+    model = TextCNN(predictor.tokenizer.get_vocab_size(), 2, config).eval()
+    with torch.no_grad():
+        model.ngrams.embedding.weight.normal_()  # shares large enough to matter
+    explainer = Predictor(model, predictor.tokenizer, predictor.label_names, predictor.max_length)
+    logits = explainer.logits(texts)
+    for i, explanation in enumerate(explainer.explain(texts)):
+        assert explanation.exact
+        assert_adds_up(explanation, float(logits[i].max()))
+        assert all(1 <= g.end - g.start <= 3 for g in explanation.ngrams)
+
+
+def test_a_bag_only_feature_names_the_bigram_that_carries_it():
+    text = "the film is not good"
+    tokenizer = train_tokenizer([text])
+    config = TextCNNConfig(embed_dim=4, conv_channels=[1], kernel_sizes=[[2]], ngram_order=2, ngram_dim=1)
+    model = TextCNN(tokenizer.get_vocab_size(), 2, config).eval()
+    ids = torch.tensor([[tokenizer.token_to_id(w) for w in text.split()]])
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+        not_good = model.ngrams.ngram_ids(ids)[0, 5 + 3]  # the bigram at position 3
+        model.ngrams.embedding.weight[not_good, 0] = 9.0  # 9 rows are averaged: 5 unigrams, 4 bigrams
+        model.classifier.weight[0, 1] = 1.0  # the bag's one feature, beside the one conv channel
+    explanation = Predictor(model, tokenizer, ["negative", "positive"]).explain([text])[0]
+    assert explanation.label == "negative"
+    assert [(g.text, g.start, g.end) for g in explanation.ngrams][0] == ("not good", 3, 5)
+    assert explanation.ngrams[0].contribution == pytest.approx(1.0)
+    assert explanation.logit == pytest.approx(1.0)
 
 
 def test_to_dict_keeps_the_sum_with_the_rest(predictor, texts):

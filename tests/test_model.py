@@ -6,8 +6,9 @@ from textcnn.model import PAD_ID, TextCNN, TextCNNConfig
 
 
 def make_model(**overrides) -> TextCNN:
+    """A network of the given shape; without the n-gram bag unless ``ngram_order`` is given."""
     torch.manual_seed(0)
-    return TextCNN(vocab_size=50, num_classes=3, config=TextCNNConfig(**overrides)).eval()
+    return TextCNN(vocab_size=50, num_classes=3, config=TextCNNConfig(**{"ngram_order": 0, **overrides})).eval()
 
 
 def conv_inputs(model: TextCNN, input_ids: torch.Tensor) -> list[tuple[torch.Size, torch.Size]]:
@@ -56,12 +57,15 @@ def _right_pad(rows: list[list[int]]) -> torch.Tensor:
         dict(conv_channels=[8, 8], kernel_sizes=[[2, 5], [3]], pool_size=3),
         dict(conv_channels=[10], kernel_sizes=[[3, 4, 5]]),
         dict(conv_channels=[8], kernel_sizes=[3], architecture="dpcnn", dpcnn_blocks=3),
+        dict(conv_channels=[8, 8], kernel_sizes=[[3, 4], 3], ngram_order=3, ngram_buckets=64, ngram_dim=6),
     ],
 )
 def test_a_text_scores_the_same_alone_and_inside_a_padded_batch(overrides):
     model = make_model(embed_dim=12, **overrides)
     with torch.no_grad():  # padding must not win even when its embedding is large
         model.embedding.weight[PAD_ID] = 50.0
+        if model.ngrams is not None:  # nor count in the n-gram mean
+            model.ngrams.embedding.weight[PAD_ID] = 50.0
     generator = torch.Generator().manual_seed(1)
     texts = [torch.randint(2, 50, (n,), generator=generator).tolist() for n in (1, 2, 5, 7, 13, 30)]
     batched = model(_right_pad(texts))
@@ -87,6 +91,8 @@ def test_texts_shorter_than_the_widest_kernel_get_finite_logits():
         (dict(embed_dim=0), "embed_dim"),
         (dict(architecture="resnet"), "architecture"),
         (dict(architecture="dpcnn", conv_channels=[8, 8], kernel_sizes=[3, 3]), "dpcnn_blocks"),
+        (dict(ngram_order=-1), "ngram_order"),
+        (dict(ngram_order=2, ngram_buckets=0), "ngram_buckets"),
     ],
 )
 def test_bad_architecture_names_the_field(overrides, field):
@@ -125,3 +131,27 @@ def test_dropout_keeps_the_expected_value_and_drops_the_configured_share():
     assert torch.equal(dropout.eval()(x), x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert dropout.train()(x.bfloat16()).dtype == torch.bfloat16
+
+
+def test_ngram_bag_rows_are_unigram_ids_then_hashed_ngrams_and_padding_is_left_out():
+    model = make_model(embed_dim=8, conv_channels=[4], kernel_sizes=[3], ngram_order=3, ngram_buckets=1000, ngram_dim=4)
+    bag = model.ngrams
+    rows = bag.ngram_ids(torch.tensor([[5, 6, 7, PAD_ID], [5, 6, 7, 8]]))  # (B, 3·L): unigrams, bigrams, trigrams
+    bigram = 50 + (5 * bag.HASH_BASE + 6) % 1000
+    trigram = 50 + (((5 * bag.HASH_BASE + 6) % 1000) * bag.HASH_BASE + 7) % 1000
+    assert rows[0].tolist() == [5, 6, 7, 0, bigram, rows[0, 5].item(), 0, 0, trigram, 0, 0, 0]
+    assert rows[1, :4].tolist() == [5, 6, 7, 8] and (rows[1, 4:7] >= 50).all() and (rows[1, 8:10] >= 50).all()
+    assert rows[1, [7, 10, 11]].tolist() == [0, 0, 0]  # n-grams that run past the text's end
+    assert torch.equal(rows[0, 4:6], rows[1, 4:6])  # the same bigram gets the same row in any text
+    # the bag is the mean of the real n-grams' rows
+    expected = bag.embedding.weight[[5, 6, 7, bigram, rows[0, 5].item(), trigram]].mean(dim=0)
+    torch.testing.assert_close(bag(torch.tensor([[5, 6, 7, PAD_ID]]))[0], expected)
+
+
+def test_ngram_bag_feeds_the_classifier_beside_the_convolutions():
+    model = make_model(embed_dim=8, conv_channels=[10], kernel_sizes=[3], ngram_order=2, ngram_dim=6)
+    assert model.classifier.in_features == 10 + 6
+    assert model.ngrams.embedding.num_embeddings == 50 + model.config.ngram_buckets
+    model.train()(torch.randint(2, 50, (3, 9))).sum().backward()
+    assert model.ngrams.embedding.weight.grad.abs().sum() > 0
+    assert make_model(embed_dim=8, conv_channels=[10], kernel_sizes=[3], ngram_order=0).ngrams is None  # Kim's network

@@ -14,6 +14,15 @@ region embedding and replaces the rest of the stack with residual blocks at a fi
       → [max-pool width 3, stride 2 → (B, C, ⌈L/2⌉) → 2 × (ReLU → Conv1d width 3) + shortcut] × dpcnn_blocks
       → ReLU → global max-pool over time → dropout → Linear
 
+``ngram_order`` adds a bag of n-grams beside the convolutions (the "bown" of Johnson & Zhang 2015,
+fastText's bigram embeddings): every 1…n-gram of the text is embedded, unigrams by token id and longer
+n-grams hashed into ``ngram_buckets`` rows, and the embeddings are averaged over the text::
+
+      input_ids (B, L) → n-gram ids (B, n·L) → Embedding → mean over real n-grams → (B, D)
+      logits = Linear([conv features (B, C) ; bag (B, D)])
+
+so the classifier can always fall back on a linear n-gram model, which is what wins on long reviews.
+
 Padding never wins a max-pool: padded positions are zeroed after every ReLU (so the max over real,
 non-negative activations is unchanged) and before every convolution (so a convolution sees the same
 zeros at the end of a padded text as at the edge of the same text scored alone). A text therefore
@@ -56,6 +65,9 @@ class TextCNNConfig:
     ``architecture`` names the stack: ``textcnn`` (the layers above) or ``dpcnn``: one layer
     (``conv_channels=[C]``, ``kernel_sizes=[3]``) as region embedding, then one residual block and
     ``dpcnn_blocks`` downsampling residual blocks, each halving the length with C channels kept.
+
+    ``ngram_order`` n > 0 adds the bag-of-n-grams branch (unigrams … n-grams, ``ngram_dim`` features,
+    n-grams of 2 or more tokens hashed into ``ngram_buckets`` rows); 0 leaves it out, as in Kim (2014).
     """
 
     embed_dim: int = 300
@@ -67,6 +79,15 @@ class TextCNNConfig:
     embedding_mode: EmbeddingMode = "rand"
     architecture: Architecture = "textcnn"
     dpcnn_blocks: int = 6
+    ngram_order: int = 0
+    ngram_buckets: int = 2**18
+    ngram_dim: int = 16
+
+    @classmethod
+    def from_saved(cls, network: dict) -> "TextCNNConfig":
+        """The config of a saved network (a checkpoint's hyperparameters). Networks saved before the
+        n-gram bag existed have no ``ngram_order`` and were built without one."""
+        return cls(**{"ngram_order": 0, **network})
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -92,7 +113,9 @@ class TextCNNConfig:
             )
         if self.dpcnn_blocks < 0:
             raise UserInputError(f"model.network.dpcnn_blocks must be 0 or more, got {self.dpcnn_blocks}")
-        for name in ("embed_dim", "pool_size"):
+        if self.ngram_order < 0:
+            raise UserInputError(f"model.network.ngram_order must be 0 (no n-gram branch) or more, got {self.ngram_order}")
+        for name in ("embed_dim", "pool_size", "ngram_buckets", "ngram_dim"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"model.network.{name} must be a positive integer, got {getattr(self, name)}")
         if any(c < 1 for c in self.conv_channels) or any(k < 1 for ks in self.kernel_sizes for k in ks):
@@ -171,6 +194,44 @@ class ResidualBlock(nn.Module):
         return x + h, mask
 
 
+class NGramBag(nn.Module):
+    """The mean embedding of a text's 1…``order``-grams: unigrams by token id, longer n-grams hashed.
+
+    Row 0 is padding (excluded from the mean); unigram ``t`` is row ``t``; an n-gram of 2 or more
+    tokens is row ``vocab_size + hash % buckets``, the hash a polynomial in its token ids, so the
+    rows need no n-gram vocabulary and a checkpoint needs nothing beside its weights. An n-gram
+    that reaches into the padding is padding.
+    """
+
+    HASH_BASE = 1_000_003  # a prime above any vocabulary size, so distinct n-grams rarely share a bucket
+
+    def __init__(self, vocab_size: int, order: int, buckets: int, dim: int):
+        super().__init__()
+        self.vocab_size, self.order, self.buckets = vocab_size, order, buckets
+        self.embedding = nn.Embedding(vocab_size + buckets, dim, padding_idx=PAD_ID)
+        nn.init.uniform_(self.embedding.weight, -1.0 / dim, 1.0 / dim)  # fastText's initialisation
+        with torch.no_grad():
+            self.embedding.weight[PAD_ID].zero_()
+
+    def ngram_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) token ids → (B, order·L) rows of the table, padding where an n-gram is incomplete."""
+        real = input_ids != PAD_ID
+        ids, rows = input_ids, [input_ids]
+        for n in range(2, self.order + 1):
+            shifted = F.pad(input_ids[:, n - 1:], (0, n - 1), value=PAD_ID)  # token t+n-1 at position t
+            real = real & (shifted != PAD_ID)
+            ids = (ids * self.HASH_BASE + shifted) % self.buckets  # hash of tokens t … t+n-1
+            rows.append(torch.where(real, ids + self.vocab_size, PAD_ID))
+        return torch.cat(rows, dim=1)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # (B, L) → (B, D)
+        # a masked mean rather than nn.EmbeddingBag, which ONNX cannot export with a padding row
+        rows = self.ngram_ids(input_ids)  # (B, n·L)
+        real = (rows != PAD_ID).unsqueeze(2)  # (B, n·L, 1)
+        total = self.embedding(rows).masked_fill(~real, 0.0).sum(dim=1)  # (B, D), whatever the padding row holds
+        return total / real.sum(dim=1).clamp(min=1)
+
+
 class TextCNN(nn.Module):
     """``vocab_size`` and ``num_classes`` come from the data (tokenizer, label names); the rest from
     ``config``. ``pretrained`` (vocab_size, embed_dim) initialises the embeddings of the static,
@@ -216,14 +277,29 @@ class TextCNN(nn.Module):
         self.blocks = nn.ModuleList(
             ResidualBlock(in_channels, downsample=i > 0) for i in range(config.dpcnn_blocks + 1)
         ) if config.architecture == "dpcnn" else nn.ModuleList()
+        self.ngrams = (
+            NGramBag(vocab_size, config.ngram_order, config.ngram_buckets, config.ngram_dim)
+            if config.ngram_order else None
+        )
         self.dropout = Dropout(config.dropout)
-        self.classifier = nn.Linear(in_channels, num_classes)
+        self.classifier = nn.Linear(in_channels + (config.ngram_dim if self.ngrams else 0), num_classes)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """input_ids (B, L), padded with ``PAD_ID`` on the right → logits (B, num_classes)."""
+        return self.classifier(self.dropout(self.features(input_ids)))
+
+    def features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """What the classifier reads (B, C_last [+ D])."""
         feature_maps, _ = self.feature_maps(input_ids)
-        pooled = feature_maps.amax(dim=2)  # (B, C_last): global max over time
-        return self.classifier(self.dropout(pooled))
+        return self.pool(feature_maps, input_ids)
+
+    def pool(self, feature_maps: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """The global max over time of the last maps (B, C_last), then the n-gram bag's mean
+        embedding (B, D) when the model has one."""
+        pooled = feature_maps.amax(dim=2)
+        if self.ngrams is None:
+            return pooled
+        return torch.cat([pooled, self.ngrams(input_ids)], dim=1)
 
     def feature_maps(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The last layer's maps (B, C_last, L') with padded positions zeroed, and the mask of real

@@ -54,7 +54,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> TextCNN:
     """The trained network in eval mode."""
     hparams = checkpoint["hyper_parameters"]
-    model = TextCNN(hparams["vocab_size"], hparams["num_classes"], TextCNNConfig(**hparams["network"]))
+    model = TextCNN(hparams["vocab_size"], hparams["num_classes"], TextCNNConfig.from_saved(hparams["network"]))
     prefix = "model."
     model.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
     return model.eval()

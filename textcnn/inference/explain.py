@@ -24,7 +24,7 @@ import torch
 from tokenizers import Tokenizer
 
 from textcnn.errors import UserInputError
-from textcnn.model import TextCNN
+from textcnn.model import PAD_ID, TextCNN
 from textcnn.tokenizer import encode, pad_batch
 
 
@@ -117,16 +117,18 @@ class Explainer:
         explanations = []
         for start in range(0, len(texts), batch_size):
             rows = range(start, min(start + batch_size, len(texts)))
-            feature_maps, mask = self.model.feature_maps(pad_batch([ids[i] for i in rows], self.model.config.widest_kernel))
-            pooled = feature_maps.amax(dim=2)  # (B, C), as in TextCNN.forward
-            logits = self.model.classifier(pooled)
+            input_ids = pad_batch([ids[i] for i in rows], self.model.config.widest_kernel)
+            feature_maps, mask = self.model.feature_maps(input_ids)
+            features = self.model.pool(feature_maps, input_ids)  # as in TextCNN.forward
+            logits = self.model.classifier(features)
+            bag_rows = self.model.ngrams.ngram_ids(input_ids) if self.model.ngrams is not None else None
             for row, i in enumerate(rows):
                 target = self.label_names.index(label) if label is not None else int(logits[row].argmax())
                 offsets = [tuple(o) for o in encodings[i].offsets[: len(ids[i])]] or [(0, 0)]  # [UNK] if empty
                 real = int(mask[row].sum())
                 explanations.append(
-                    self._explain_one(texts[i], offsets, feature_maps[row, :, :real], pooled[row],
-                                      float(logits[row, target]), target)
+                    self._explain_one(texts[i], offsets, feature_maps[row, :, :real], features[row],
+                                      None if bag_rows is None else bag_rows[row], float(logits[row, target]), target)
                 )
         return explanations
 
@@ -135,18 +137,29 @@ class Explainer:
         text: str,
         offsets: list[tuple[int, int]],
         feature_maps: torch.Tensor,  # (C, L'): real positions only
-        pooled: torch.Tensor,  # (C,)
+        features: torch.Tensor,  # (C [+ D],): what the classifier read
+        bag_rows: Optional[torch.Tensor],  # (n·L,): the n-gram bag's rows, padding 0
         logit: float,
         target: int,
     ) -> Explanation:
+        channels = feature_maps.shape[0]
+        pooled, weight = features[:channels], self.model.classifier.weight[target].double()
         positions = feature_maps.argmax(dim=1)  # (C,) first max wins
         first, last = self._token_spans(positions)
         first, last = first.clamp(min=0), last.clamp(max=len(offsets) - 1)
-        contributions = self.model.classifier.weight[target].double() * pooled.double()  # (C,)
+        contributions = weight[:channels] * pooled.double()  # (C,)
         won = pooled > 0  # a feature that is zero everywhere contributes nothing
         totals: dict[tuple[int, int], float] = {}
         for a, b, value in zip(first[won].tolist(), last[won].tolist(), contributions[won].tolist()):
             totals[a, b + 1] = totals.get((a, b + 1), 0.0) + value
+        if bag_rows is not None:  # the bag is a mean: each n-gram adds its row's share, exactly
+            length = bag_rows.shape[0] // self.model.config.ngram_order
+            real = (bag_rows != PAD_ID).nonzero().squeeze(1)
+            shares = self.model.ngrams.embedding.weight[bag_rows[real]].double() @ weight[channels:] / max(len(real), 1)
+            for index, value in zip(real.tolist(), shares.tolist()):
+                a = index % length
+                span = (a, min(a + index // length + 1, len(offsets)))
+                totals[span] = totals.get(span, 0.0) + value
         ngrams = sorted(
             (NGram(a, b, text[offsets[a][0] : offsets[b - 1][1]], value) for (a, b), value in totals.items()),
             key=lambda g: (-g.contribution, g.start, g.end),
