@@ -25,8 +25,8 @@ import torch
 
 from benchmarks import ROOT
 from benchmarks.baselines import fasttext_bigrams, tfidf_logreg
-from benchmarks.protocol import (DATASETS, VARIANTS, Dataset, config_args, data_module, kfold_dirs, split_texts_and_labels,
-                                 sst2_with_phrases)
+from benchmarks.protocol import (DATASETS, DEFAULT_RECIPE, VARIANTS, Dataset, config_args, data_module, kfold_dirs,
+                                 recipe_args, split_texts_and_labels, sst2_with_phrases)
 from benchmarks.report import Part, Run, results_markdown, write_report
 from textcnn.data import TextDataModule
 from textcnn.data.vectors import GLOVE_6B_50D
@@ -44,7 +44,8 @@ def run_textcnn(
     from textcnn.cli import train
     from textcnn.inference import load
 
-    argv = [*config_args(dataset, data.path), *VARIANTS[variant], f"--seed_everything={seed}",
+    base = recipe_args(dataset, data.path) if variant == DEFAULT_RECIPE else config_args(dataset, data.path)
+    argv = [*base, *VARIANTS[variant], f"--seed_everything={seed}",
             f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false",
             "--trainer.enable_model_summary=false", *extra_args]
     start = time.perf_counter()

@@ -21,7 +21,11 @@ from textcnn.training.build import build_data, data_settings
 # GloVe variants: learning rate 0.003 (validation, seed 1: TREC non-static 89.0% vs 87.5% at 0.001, whose
 # runs had not converged in 15 epochs; SST-2 non-static 80.3% vs 80.4%, reached in 3 epochs instead of 10)
 GLOVE_ARGS = ["--model.network.embed_dim=50", "--data.pretrained_vectors=glove-6b-50d", "--model.learning_rate=0.003"]
+# "default": the default recipe, as a user with this data runs it: only where the data is and which
+# columns and splits (``recipe_args``), none of the dataset config's model, data or trainer settings.
+DEFAULT_RECIPE = "default"
 VARIANTS: dict[str, list[str]] = {
+    DEFAULT_RECIPE: [],
     "rand": [],
     "static": ["--model.network.embedding_mode=static", *GLOVE_ARGS],
     "non-static": ["--model.network.embedding_mode=non-static", *GLOVE_ARGS],
@@ -75,6 +79,18 @@ def config_args(dataset: Dataset, path: Optional[Path] = None) -> list[str]:
         configured = data_settings(args)["path"]
         path = ROOT / configured if (ROOT / configured).exists() else configured  # else a Hub id
     return [*args, f"--data.path={path}"]
+
+
+# The data settings that say which rows a dataset has, not how the recipe reads them.
+DATA_IDENTITY = ("text_column", "label_column", "train_split", "validation_split", "test_split",
+                 "validation_fraction", "seed")
+
+
+def recipe_args(dataset: Dataset, path: Path) -> list[str]:
+    """The default recipe's command line for a dataset: its data at ``path`` with the config's columns
+    and splits (so the rows are the baselines'), and nothing else of the config."""
+    settings = data_settings(["--config", str(ROOT / dataset.config)])
+    return [f"--data.path={path}", *(f"--data.{key}={settings[key]}" for key in DATA_IDENTITY)]
 
 
 def data_module(dataset: Dataset, run_dir: Path, path: Optional[Path] = None, args: Sequence[str] = ()) -> TextDataModule:

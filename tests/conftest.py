@@ -11,9 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("TEXTCNN_DATA_DIR", ROOT.parent / "shared" / "data"))
 
-# A model small enough to train in seconds on 2 CPU cores.
+# A model small enough to train in seconds on 2 CPU cores (embeddings from scratch: no GloVe to load).
 TINY_MODEL_ARGS = [
     "--model.network.embed_dim=32",
+    "--model.network.embedding_mode=rand",
+    "--data.pretrained_vectors=null",
     "--model.network.conv_channels=[32, 48]",
     "--model.network.kernel_sizes=[3, 3]",
     "--model.network.dropout=0.3",

@@ -15,13 +15,14 @@ import pytest
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from benchmarks.baselines import fasttext_bigrams, tfidf_logreg, words
-from benchmarks.protocol import DATASETS, data_module, kfold_dirs, split_texts_and_labels, sst2_with_phrases
+from benchmarks.protocol import (DATASETS, data_module, kfold_dirs, recipe_args, split_texts_and_labels,
+                                 sst2_with_phrases)
 from benchmarks.report import Part, Run, results_markdown, results_table, summarise, targets_summary, write_report
 from tests.conftest import DATA_DIR, ROOT, TINY_MODEL_ARGS, write_slice
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.tokenizer import train_tokenizer
-from textcnn.training.build import build
+from textcnn.training.build import build, build_data
 from textcnn.training.callbacks import BestAndLastCheckpoint
 
 
@@ -80,6 +81,26 @@ def test_the_summary_states_each_target_and_the_gap_to_kim():
     assert summary[0] == ("* **SST-2**: best textcnn (non-static) 84.0; beats both baselines (best baseline 81.6); "
                           "rand 80.0 vs Kim CNN-rand 82.7 (-2.7); best pretrained (non-static) 84.0 vs Kim's best 88.1 (-4.1)")
     assert summary[1].startswith("* **TREC (coarse)**: best textcnn (rand) 90.0; does not beat fastText bigrams (92.0)")
+
+
+def test_the_summary_holds_the_default_recipe_to_its_margin_over_the_best_baseline():
+    runs = [Run("SST-2", "textcnn", "default", 1, 0.83, 1.0), Run("SST-2", "fastText bigrams", "", 1, 0.82, 1.0),
+            Run("MR", "textcnn", "default", 1, 0.79, 1.0), Run("MR", "TF-IDF 1-2-gram + LR", "", 1, 0.788, 1.0)]
+    sst2, mr = targets_summary(summarise(runs), [DATASETS["sst2"], DATASETS["rotten_tomatoes"]]).splitlines()
+    assert "default recipe 83.0, +1.0 over the best baseline (target +0.5: met)" in sst2
+    assert "default recipe 79.0, +0.2 over the best baseline (target +0.5: missed)" in mr
+
+
+def test_the_default_recipe_reads_the_configs_rows_and_none_of_its_settings(tmp_path):
+    """What a user with the data would type: the same rows as the baselines (columns, carve), the
+    model, data and trainer settings all the defaults."""
+    args = recipe_args(DATASETS["trec"], DATA_DIR / "trec")
+    assert f"--data.path={DATA_DIR / 'trec'}" in args and "--data.label_column=coarse_label" in args
+    assert not any(arg.startswith(("--config", "--model", "--trainer", "--data.max_length")) for arg in args)
+    recipe = build_data([*args, f"--trainer.default_root_dir={tmp_path}"])
+    config = data_module(DATASETS["trec"], tmp_path / "run")
+    assert split_texts_and_labels(recipe, "validation") == split_texts_and_labels(config, "validation")
+    assert recipe.hparams.pretrained_vectors == "glove-6b-50d" and recipe.hparams.max_length == 512
 
 
 def test_parts_run_separately_merge_into_one_table(tmp_path):

@@ -155,3 +155,4 @@ def test_ngram_bag_feeds_the_classifier_beside_the_convolutions():
     model.train()(torch.randint(2, 50, (3, 9))).sum().backward()
     assert model.ngrams.embedding.weight.grad.abs().sum() > 0
     assert make_model(embed_dim=8, conv_channels=[10], kernel_sizes=[3], ngram_order=0).ngrams is None  # Kim's network
+    assert TextCNNConfig().ngram_order == 2  # the default recipe has the bag

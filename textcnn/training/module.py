@@ -55,7 +55,7 @@ class TextCNNClassifier(pl.LightningModule):
         label_names: Optional[list[str]] = None,
         network: TextCNNConfig = TextCNNConfig(),
         optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
-        learning_rate: float = 1e-3,
+        learning_rate: float = 3e-3,
         weight_decay: float = 0.01,
         lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant",
         tokenizer_json: str = "",
@@ -65,7 +65,7 @@ class TextCNNClassifier(pl.LightningModule):
         label_counts: Optional[list[int]] = None,
     ):
         super().__init__()
-        config = TextCNNConfig(**network) if isinstance(network, dict) else network
+        config = TextCNNConfig.from_saved(network) if isinstance(network, dict) else network  # dict: from a checkpoint
         label_names = list(label_names or [str(i) for i in range(num_classes)])
         if len(label_names) != num_classes:
             raise UserInputError(f"{len(label_names)} label names given for {num_classes} classes")
@@ -73,8 +73,9 @@ class TextCNNClassifier(pl.LightningModule):
             raise UserInputError(f"model.learning_rate must be positive, got {learning_rate}")
         if pretrained_embeddings is not None and config.embedding_mode == "rand":
             raise UserInputError(
-                "data.pretrained_vectors is set but model.network.embedding_mode is 'rand'; set embedding_mode "
-                "to static, non-static or multichannel, or drop data.pretrained_vectors"
+                "model.network.embedding_mode is 'rand' (embeddings learned from scratch) but data.pretrained_vectors "
+                "is set (its default is glove-6b-50d); set data.pretrained_vectors=null to train from scratch, or "
+                "embedding_mode to static, non-static or multichannel to start from the vectors"
             )
         # save_hyperparameters reads these local names: plain values only, so checkpoints load
         # with weights_only=True; the tokenizer goes into the checkpoint in on_save_checkpoint.
