@@ -25,7 +25,7 @@ import torch
 
 from benchmarks import ROOT
 from benchmarks.baselines import fasttext_bigrams, tfidf_logreg
-from benchmarks.protocol import (DATASETS, DEFAULT_RECIPE, VARIANTS, Dataset, config_args, data_module, kfold_dirs,
+from benchmarks.protocol import (DATASETS, VARIANTS, Dataset, config_args, data_module, is_recipe, kfold_dirs,
                                  recipe_args, split_texts_and_labels, sst2_with_phrases)
 from benchmarks.report import Part, Run, results_markdown, write_report
 from textcnn.data import TextDataModule
@@ -44,7 +44,7 @@ def run_textcnn(
     from textcnn.cli import train
     from textcnn.inference import load
 
-    base = recipe_args(dataset, data.path) if variant == DEFAULT_RECIPE else config_args(dataset, data.path)
+    base = recipe_args(dataset, data.path) if is_recipe(variant) else config_args(dataset, data.path)
     argv = [*base, *VARIANTS[variant], f"--seed_everything={seed}",
             f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false",
             "--trainer.enable_model_summary=false", *extra_args]

@@ -23,9 +23,16 @@ from textcnn.training.build import build_data, data_settings
 GLOVE_ARGS = ["--model.network.embed_dim=50", "--data.pretrained_vectors=glove-6b-50d", "--model.learning_rate=0.003"]
 # "default": the default recipe, as a user with this data runs it: only where the data is and which
 # columns and splits (``recipe_args``), none of the dataset config's model, data or trainer settings.
+# The variants named "default, …" are its ablations: the recipe with one lever taken out.
 DEFAULT_RECIPE = "default"
+RECIPE_ABLATIONS: dict[str, list[str]] = {
+    "default, no n-gram bag": ["--model.network.ngram_order=0"],
+    "default, no GloVe": ["--model.network.embedding_mode=rand", "--data.pretrained_vectors=null"],
+}
+FROM_SCRATCH = ("rand", "default, no GloVe")  # the variants whose embeddings start random
 VARIANTS: dict[str, list[str]] = {
     DEFAULT_RECIPE: [],
+    **RECIPE_ABLATIONS,
     "rand": [],
     "static": ["--model.network.embedding_mode=static", *GLOVE_ARGS],
     "non-static": ["--model.network.embedding_mode=non-static", *GLOVE_ARGS],
@@ -84,6 +91,11 @@ def config_args(dataset: Dataset, path: Optional[Path] = None) -> list[str]:
 # The data settings that say which rows a dataset has, not how the recipe reads them.
 DATA_IDENTITY = ("text_column", "label_column", "train_split", "validation_split", "test_split",
                  "validation_fraction", "seed")
+
+
+def is_recipe(variant: str) -> bool:
+    """Whether a variant trains the default recipe (or an ablation of it) rather than the dataset's config."""
+    return variant == DEFAULT_RECIPE or variant in RECIPE_ABLATIONS
 
 
 def recipe_args(dataset: Dataset, path: Path) -> list[str]:
