@@ -124,6 +124,19 @@ def test_one_folder_per_class_from_an_imdb_slice(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_csv_alone_trains_the_default_recipe_glove_and_the_ngram_bag(frames, tmp_path):
+    """No config and no model settings: what a new user runs first."""
+    data_args = write_layout("csv_files", frames, tmp_path / "data")
+    report = train_cli([*data_args, "--trainer.max_epochs=6", "--trainer.enable_progress_bar=false",
+                        f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    predictor = textcnn.load(report["checkpoint"])
+    network = predictor.model.config
+    assert (network.embedding_mode, network.embed_dim, network.ngram_order) == ("non-static", 50, 2)
+    assert predictor.model.ngrams is not None and predictor.max_length == 512
+    assert report["accuracy"] > majority_share(frames["test"]["label"]) + 0.1, report["accuracy"]
+
+
+@pytest.mark.slow
 def test_python_api_trains_on_dataframes_and_on_texts_and_labels(frames, tmp_path):
     overrides = dict(arg[2:].split("=", 1) for arg in TRAIN_ARGS)  # the same run as the CLI tests, as keywords
     overrides["trainer.default_root_dir"] = str(tmp_path / "run")
