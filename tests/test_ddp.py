@@ -111,7 +111,8 @@ def launch_ddp(data: Path, base: Path, *extra: str) -> subprocess.CompletedProce
     """Train a tiny model with 2 CPU processes (Lightning's DDP launcher, gloo) from the script."""
     command = [
         sys.executable, str(ROOT / "scripts" / "train.py"), "--config", str(ROOT / "configs" / "sst2.yaml"),
-        "--model.network.embed_dim=16", "--model.network.conv_channels=[16]", "--model.network.kernel_sizes=[3]",
+        "--model.network.embed_dim=16", "--model.network.embedding_mode=rand", "--data.pretrained_vectors=null",
+        "--model.network.conv_channels=[16]", "--model.network.kernel_sizes=[3]",
         "--model.learning_rate=0.003", f"--data.path={data}", f"--data.batch_size={BATCH_SIZE}",
         f"--data.tokenizer_cache_dir={base / 'tokenizers'}", f"--trainer.max_epochs={EPOCHS}",
         f"--trainer.default_root_dir={base / 'runs'}", "--trainer.strategy=ddp", "--trainer.devices=2",
