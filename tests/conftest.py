@@ -16,6 +16,7 @@ TINY_MODEL_ARGS = [
     "--model.network.embed_dim=32",
     "--model.network.embedding_mode=rand",
     "--data.pretrained_vectors=null",
+    "--data.max_length=64",  # SST-2 sentences reach it, so truncation is exercised
     "--model.network.conv_channels=[32, 48]",
     "--model.network.kernel_sizes=[3, 3]",
     "--model.network.dropout=0.3",
