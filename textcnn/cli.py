@@ -28,6 +28,7 @@ from textcnn.training.evaluation import evaluate_checkpoint
 from textcnn.inference.explain import to_html
 from textcnn.inference.export import export_onnx
 from textcnn.inference import load
+from textcnn.inference.predictor import first_surrogate
 
 log = logging.getLogger("textcnn")
 
@@ -99,6 +100,10 @@ def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
 def _texts_to_predict(args: Namespace) -> tuple[list[str], dict[str, list]]:
     """The texts, and the ``--keep-columns`` of ``--input`` (column → values in text order)."""
     texts, kept = list(args.texts), {}
+    for number, text in enumerate(texts, start=1):
+        if first_surrogate(text) is not None:  # an undecodable byte of the argument (surrogateescape)
+            raise UserInputError(f"text argument {number} is not valid UTF-8; pass UTF-8 text, or the texts "
+                                 "in a UTF-8 file with --file")
     if args.input:
         if texts or args.dataset or args.file:
             raise UserInputError("--input takes the texts from its file; drop the other texts, --dataset or --file")

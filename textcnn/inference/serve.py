@@ -8,7 +8,8 @@
 
 Limits keep one request from monopolising the server: more than ``max_texts`` texts or a text
 longer than ``max_chars`` characters is refused with 413, a body larger than those limits allow
-with 413 before it is read; malformed JSON and wrong types give 422. Every error body is
+with 413 before it is read; malformed JSON (invalid UTF-8 included), wrong types and texts holding
+lone surrogates (``"\ud800"``: not Unicode text) give 422. Every error body is
 ``{"detail": "one line saying what is wrong"}``. Handlers are plain functions, which FastAPI runs
 in a thread pool: the predictor is shared by those threads.
 """
@@ -19,13 +20,14 @@ import logging
 from typing import Any, Optional
 
 from textcnn.errors import UserInputError
-from textcnn.inference.predictor import BasePredictor, Predictor
+from textcnn.inference.predictor import BasePredictor, Predictor, first_surrogate
 
 try:
     import uvicorn
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from pydantic import BaseModel, Field
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise UserInputError("serving needs fastapi and uvicorn; pip install 'textcnn[serve]'") from None
@@ -72,6 +74,17 @@ def create_app(
             problems.append(f"{where}: {item['msg']}" if where else item["msg"])
         return JSONResponse(status_code=422, content={"detail": "; ".join(problems)})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def one_line_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers 400 when json.loads fails with something other than a JSON syntax
+        # error: a body that is not UTF-8. It is malformed JSON too, so 422 as documented.
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            cause = error.__cause__
+            return JSONResponse(status_code=422, content={
+                "detail": f"the body is not valid UTF-8 ({cause.reason} at byte {cause.start}); send UTF-8 JSON"})
+        return JSONResponse(status_code=error.status_code, content={"detail": error.detail},
+                            headers=getattr(error, "headers", None))
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -87,6 +100,10 @@ def create_app(
         for index, text in enumerate(request.texts):
             if len(text) > max_chars:
                 raise HTTPException(413, f"text {index} has {len(text)} characters; the limit is {max_chars}")
+        for index, text in enumerate(request.texts):
+            if (position := first_surrogate(text)) is not None:
+                raise HTTPException(422, f"text {index} holds a lone surrogate (U+{ord(text[position]):04X}) at "
+                                    f"character {position}, which is not Unicode text; send valid UTF-8 text")
         if request.explain and not isinstance(predictor, Predictor):
             raise HTTPException(422, "explanations need the PyTorch checkpoint; this server runs an ONNX export")
         try:
