@@ -105,3 +105,75 @@ def test_a_checkpoint_of_another_format_version_is_refused(checkpoint, tmp_path)
     torch.save(raw, tmp_path / "future.ckpt")
     with pytest.raises(UserInputError, match="checkpoint format 999"):
         load(tmp_path / "future.ckpt")
+
+
+# -- a run that diverges -------------------------------------------------------------------------------
+FIXTURE_CHECKPOINT = Path(__file__).parent / "fixtures" / "textcnn-0.1.0" / "sst2_tiny.ckpt"
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_with_one_error_and_saves_no_best_checkpoint(small_slice, tmp_path):
+    from textcnn.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=r"training diverged: the training loss is nan at epoch 0.*learning rate 1e\+30"):
+        train(train_args(small_slice, tmp_path, "--model.learning_rate=1e30", "--model.optimizer=sgd"))
+    assert not list(tmp_path.rglob("best-*.ckpt"))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"),
+                             *train_args(small_slice, tmp_path / "cli", "--model.learning_rate=1e30", "--model.optimizer=sgd")],
+                            capture_output=True, timeout=300)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("error: training diverged")
+
+
+def test_an_epoch_whose_val_loss_is_nan_never_becomes_the_best_checkpoint(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from textcnn.training.callbacks import BestAndLastCheckpoint
+
+    saved = []
+    monkeypatch.setattr(ModelCheckpoint, "_save_topk_checkpoint", lambda self, trainer, candidates: saved.append(candidates))
+    callback = BestAndLastCheckpoint(dirpath=tmp_path, monitor="val_acc", mode="max")
+    trainer = SimpleNamespace(current_epoch=0)
+    callback._save_topk_checkpoint(trainer, {"val_acc": torch.tensor(0.65), "val_loss": torch.tensor(float("nan"))})
+    callback._save_topk_checkpoint(trainer, {"val_acc": torch.tensor(0.6), "val_loss": torch.tensor(float("inf"))})
+    assert saved == []
+    callback._save_topk_checkpoint(trainer, {"val_acc": torch.tensor(0.6), "val_loss": torch.tensor(0.7)})
+    assert len(saved) == 1
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_and_nan_scores_never_reach_users(tmp_path, monkeypatch):
+    import textcnn
+    from textcnn.errors import UserInputError
+    from textcnn.inference.predictor import NonFiniteScoresError
+
+    checkpoint = torch.load(FIXTURE_CHECKPOINT, weights_only=True)
+    name = next(key for key in checkpoint["state_dict"] if key.startswith("model.") and key.endswith("weight"))
+    checkpoint["state_dict"][name][0] = float("nan")
+    torch.save(checkpoint, tmp_path / "diverged.ckpt")
+    with pytest.raises(UserInputError, match="weights are not finite .*run that diverged"):
+        textcnn.load(tmp_path / "diverged.ckpt")
+    predictor = textcnn.load(FIXTURE_CHECKPOINT)  # a model whose scores overflow, e.g. an old export
+    monkeypatch.setattr(predictor, "forward_ids", lambda ids: torch.full((len(ids), 2), float("nan")))
+    with pytest.raises(NonFiniteScoresError, match="NaN or infinite scores for text 0"):
+        predictor.predict(["fine"])
+
+    import httpx
+
+    from tests.test_serve import running
+    from textcnn.inference.serve import create_app
+
+    with running(create_app(predictor)) as url:
+        response = httpx.post(f"{url}/predict", json={"texts": ["fine"]})
+    assert response.status_code == 500 and "NaN or infinite scores" in response.json()["detail"]
+
+
+def test_the_commands_print_strict_json(capsys):
+    from textcnn.cli import _run, strict_json
+
+    assert strict_json({"loss": float("nan"), "rows": [float("inf"), 1.5], "n": 3}) == '{"loss": null, "rows": [null, 1.5], "n": 3}'
+    _run(lambda argv: {"accuracy": 0.65, "loss": float("nan")}, [], print_json=True)
+    printed = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert printed == {"accuracy": 0.65, "loss": None}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -159,7 +160,7 @@ def _print_predictions(
     if output_format == "jsonl":
         for index, (text, result) in enumerate(zip(texts, results)):
             extra = {name: values[index] for name, values in kept.items()}
-            print(json.dumps({**extra, "text": text, **result}, ensure_ascii=False, default=str))
+            print(strict_json({**extra, "text": text, **result}, ensure_ascii=False, default=str))
         return
     # CSV: one probability column per class in label order; with --top-k, label_i / probability_i pairs.
     # A multi-label model's "labels" column joins the predicted set with "|" (empty: no class).
@@ -230,7 +231,23 @@ def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Se
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     if print_json and result is not None:
-        print(json.dumps(result, indent=2))
+        print(strict_json(result, indent=2))
+
+
+def strict_json(value: object, **options) -> str:
+    """JSON that every parser reads: NaN and infinite floats (a metric with no examples, a diverged
+    model's loss) are written as null, never as the ``NaN`` Python's json module writes by default."""
+    return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _quiet_dependencies() -> None:

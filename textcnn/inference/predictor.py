@@ -40,6 +40,10 @@ Texts = Union[str, Sequence[str]]
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class NonFiniteScoresError(UserInputError):
+    """The model computed NaN or infinite logits: a fault of the model, not of the texts."""
+
+
 def decide(probabilities: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     """(N, C) bool: class c is predicted when its probability reaches ``thresholds[c]`` (multi-label)."""
     return probabilities >= thresholds.to(probabilities)
@@ -117,6 +121,12 @@ class BasePredictor:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             logits[rows] = self.forward_ids(pad_batch([ids[i] for i in rows], self.min_length)).float()
+        if not torch.isfinite(logits).all():
+            index = int((~torch.isfinite(logits)).any(dim=-1).nonzero()[0])
+            raise NonFiniteScoresError(
+                f"the model gives NaN or infinite scores for text {index}: its weights are broken (saved by a run "
+                "that diverged?); train or export it again"
+            )
         return logits
 
     def predict_proba(self, texts: Texts, batch_size: int = 256) -> torch.Tensor:

@@ -20,7 +20,7 @@ import logging
 from typing import Any, Optional
 
 from textcnn.errors import UserInputError
-from textcnn.inference.predictor import BasePredictor, Predictor, first_surrogate
+from textcnn.inference.predictor import BasePredictor, NonFiniteScoresError, Predictor, first_surrogate
 
 try:
     import uvicorn
@@ -111,6 +111,8 @@ def create_app(
             if request.explain:
                 for prediction, explanation in zip(predictions, predictor.explain(request.texts)):
                     prediction["explanation"] = explanation.to_dict(request.top_ngrams)
+        except NonFiniteScoresError as error:  # the model is broken, not the request
+            raise HTTPException(500, str(error)) from None
         except UserInputError as error:
             raise HTTPException(422, str(error)) from None
         return {"predictions": predictions}

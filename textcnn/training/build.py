@@ -22,7 +22,7 @@ from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.inference.checkpoint import read_checkpoint
 from textcnn.model import widest_kernel
-from textcnn.training.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer
+from textcnn.training.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer, StopOnNonFiniteLoss
 from textcnn.training.module import TextCNNClassifier
 
 SEED = 42
@@ -119,7 +119,7 @@ def build(
         auto_configure_optimizers=False,
         seed_everything_default=SEED,
         trainer_defaults={**TRAINER_DEFAULTS, **selection_defaults,
-                          "callbacks": [SaveTokenizer(), RandomState(), *callbacks]},
+                          "callbacks": [SaveTokenizer(), RandomState(), StopOnNonFiniteLoss(), *callbacks]},
         parser_kwargs={"description": "Train a TextCNN from a YAML config."},
     )
 
