@@ -232,3 +232,14 @@ def test_any_bytes_in_a_request_body_get_an_answer_never_400_or_500(released_ser
         assert response.json()["detail"] and "\n" not in response.json()["detail"]
     if not is_utf8(raw):
         assert response.status_code == 422
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "65536"])
+def test_a_port_out_of_range_is_one_error_line(port, capsys):
+    from textcnn.cli import serve_main
+
+    with pytest.raises(SystemExit) as exited:
+        serve_main(["--checkpoint", str(BACKENDS["onnx"]), "--port", port])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: --port must be between 0 and 65535 (0: any free port), got {port}")

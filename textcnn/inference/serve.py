@@ -28,7 +28,7 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
-    from pydantic import BaseModel, Field
+    from pydantic import BaseModel, ConfigDict, Field
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise UserInputError("serving needs fastapi and uvicorn; pip install 'textcnn[serve]'") from None
 
@@ -40,6 +40,9 @@ JSON_OVERHEAD = 1024  # bytes of JSON around the texts, plus escaping (below)
 
 
 class PredictRequest(BaseModel):
+    # strict: "2" or true is not a top_k, "yes" is not a boolean
+    model_config = ConfigDict(strict=True)
+
     texts: list[str] = Field(min_length=1, description="texts to classify")
     top_k: Optional[int] = Field(default=None, ge=1, description="only the k most probable classes")
     explain: bool = Field(default=False, description="add the n-grams behind each prediction")
@@ -77,11 +80,15 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def one_line_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         # FastAPI answers 400 when json.loads fails with something other than a JSON syntax
-        # error: a body that is not UTF-8. It is malformed JSON too, so 422 as documented.
-        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
-            cause = error.__cause__
+        # error: a body that is not UTF-8, or nested too deeply for the parser's recursion. Both
+        # are malformed JSON, so 422 as documented.
+        cause = error.__cause__
+        if error.status_code == 400 and isinstance(cause, UnicodeDecodeError):
             return JSONResponse(status_code=422, content={
                 "detail": f"the body is not valid UTF-8 ({cause.reason} at byte {cause.start}); send UTF-8 JSON"})
+        if error.status_code == 400 and isinstance(cause, RecursionError):
+            return JSONResponse(status_code=422, content={
+                "detail": 'the body is JSON nested too deeply to parse; send {"texts": [...]}'})
         return JSONResponse(status_code=error.status_code, content={"detail": error.detail},
                             headers=getattr(error, "headers", None))
 
@@ -128,6 +135,8 @@ def serve(
     max_chars: int = DEFAULT_MAX_CHARS,
 ) -> None:
     """Run the service until interrupted."""
+    if not 0 <= port <= 65535:
+        raise UserInputError(f"--port must be between 0 and 65535 (0: any free port), got {port}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: the service has no authentication; put it behind a proxy", host)
     uvicorn.run(create_app(predictor, max_texts, max_chars), host=host, port=port, log_level="info")
