@@ -177,3 +177,63 @@ def test_the_commands_print_strict_json(capsys):
     _run(lambda argv: {"accuracy": 0.65, "loss": float("nan")}, [], print_json=True)
     printed = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
     assert printed == {"accuracy": 0.65, "loss": None}
+
+
+# -- output directories --------------------------------------------------------------------------------
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_checkpoints_and_tokenizers_are_written_with_the_umask(tmp_path, umask, mode):
+    """Another user (a service account) can read what training wrote, as with any file `open` creates."""
+    from textcnn.atomic import write_text_atomic
+
+    previous = os.umask(umask)
+    try:
+        AtomicCheckpointIO().save_checkpoint({"weights": torch.zeros(2)}, tmp_path / "best.ckpt")
+        write_text_atomic(tmp_path / "tokenizer.json", "{}")
+    finally:
+        os.umask(previous)
+    assert {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()} == {
+        "best.ckpt": mode, "tokenizer.json": mode}
+
+
+def test_a_full_disk_while_saving_is_one_error_naming_the_directory(tmp_path, monkeypatch):
+    import errno
+
+    import textcnn.atomic
+    from textcnn.errors import UserInputError
+
+    def no_space(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(textcnn.atomic.os, "fsync", no_space)
+    with pytest.raises(UserInputError) as error:
+        AtomicCheckpointIO().save_checkpoint({"weights": torch.zeros(2)}, tmp_path / "checkpoints" / "last.ckpt")
+    assert str(error.value) == (f"cannot write to {tmp_path / 'checkpoints'} (No space left on device); free some "
+                                "space there, or set checkpoint.dirpath (or trainer.default_root_dir) to a directory "
+                                "on another disk")
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # no temporary file left behind
+
+
+def test_a_run_directory_that_cannot_be_written_is_refused_before_training(tmp_path):
+    from textcnn.errors import UserInputError
+
+    (tmp_path / "a-file").write_text("not a directory", encoding="utf-8")
+    with pytest.raises(UserInputError, match=f"cannot write to {tmp_path / 'a-file' / 'run'} .*set "
+                                             "trainer.default_root_dir to a directory you can write"):
+        train(["--config", str(ROOT / "configs" / "sst2.yaml"), f"--trainer.default_root_dir={tmp_path / 'a-file' / 'run'}"])
+
+
+@pytest.mark.parametrize("code", ["EROFS", "EACCES", "ENOSPC"])
+def test_a_write_refused_inside_a_dependency_is_one_error_line(code, capsys):
+    import errno
+
+    from textcnn.cli import _run
+
+    def logger_write(argv):  # what Lightning's CSV logger raises on a read-only or full disk
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), "/runs/sst2/lightning_logs/metrics.csv")
+
+    with pytest.raises(SystemExit) as exited:
+        _run(logger_write, [], print_json=True)
+    assert exited.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: cannot write to /runs/sst2/lightning_logs ({os.strerror(getattr(errno, code))})")
+    assert "\n" not in line and "trainer.default_root_dir" in line

@@ -10,6 +10,7 @@ command) shows what dependencies log and warn besides.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ from typing import Optional
 
 from jsonargparse import ArgumentParser, Namespace
 
+from textcnn.atomic import NO_SPACE, unwritable
 from textcnn.data import TextDataModule, load_dataset_dict
 from textcnn.data.files import file_format, read_file
 from textcnn.errors import UserInputError
@@ -32,6 +34,7 @@ from textcnn.inference import load
 from textcnn.inference.predictor import first_surrogate
 
 log = logging.getLogger("textcnn")
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, *NO_SPACE)
 
 
 def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
@@ -229,6 +232,15 @@ def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Se
         result = command(argv)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:
+        if error.errno not in UNWRITABLE:
+            raise
+        # output written by a dependency (Lightning's logger, the ONNX exporter) on a full disk or
+        # into a read-only directory; textcnn's own writes say which setting to change
+        where = Path(error.filename).parent if error.filename else "the output directory"
+        print(f"error: {unwritable(where, error, 'the output directory (trainer.default_root_dir, --output)')}",
+              file=sys.stderr)
         sys.exit(2)
     if print_json and result is not None:
         print(strict_json(result, indent=2))

@@ -17,7 +17,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.cli import LightningCLI
 
-from textcnn.atomic import write_text_atomic
+from textcnn.atomic import check_writable, write_text_atomic
 from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.inference.checkpoint import read_checkpoint
@@ -85,8 +85,12 @@ class TrainCLI(LightningCLI):
                 f"model.lr_schedule {schedule!r} needs the number of steps, and a stream's epoch "
                 "length is unknown (data.streaming); set trainer.max_steps, or model.lr_schedule=constant"
             )
+        root = self.config.trainer.default_root_dir or "."
+        if self.instantiate:  # logs, checkpoints and the tokenizer go there: find out now, not after training
+            check_writable(Path(root), "trainer.default_root_dir")
+            if self.config.checkpoint.dirpath:
+                check_writable(Path(self.config.checkpoint.dirpath), "checkpoint.dirpath")
         if not self.config.data.tokenizer_cache_dir:
-            root = self.config.trainer.default_root_dir or "."
             self.config.data.tokenizer_cache_dir = str(Path(root) / "tokenizers")
 
     def instantiate_classes(self) -> None:
