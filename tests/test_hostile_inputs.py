@@ -243,3 +243,101 @@ def test_a_port_out_of_range_is_one_error_line(port, capsys):
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: --port must be between 0 and 65535 (0: any free port), got {port}")
+
+
+# -- slow and oversized clients (raw sockets on loopback, every loop bounded) --------------------------
+@contextlib.contextmanager
+def quick_server(header_timeout_s: float = 1.0, body_timeout_s: float = 1.0):
+    from tests.test_serve import running
+    from textcnn.inference.serve import SLOW_CLIENT_LIMITS, HeaderDeadlineProtocol, create_app
+
+    protocol = type("QuickHeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout_s": header_timeout_s})
+    app = create_app(textcnn.load(BACKENDS["onnx"]), body_timeout_s=body_timeout_s)
+    with running(app, **{**SLOW_CLIENT_LIMITS, "http": protocol, "timeout_keep_alive": 1}) as url:
+        yield int(url.rsplit(":", 1)[1])
+
+
+def read_until_closed(sock, limit_s: float) -> bytes:
+    sock.settimeout(limit_s)
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_a_chunked_body_over_the_limit_is_refused_as_it_arrives():
+    """No Content-Length: the server counts the bytes and answers 413 long before 300 MB are read."""
+    import select
+    import socket
+
+    chunk = b"x" * 65536
+    with quick_server() as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\nc\r\n{\"texts\": [\"\r\n")
+        sent, answer = 0, b""
+        while sent < 300 * 2**20 and not answer:
+            if select.select([sock], [], [], 0)[0]:
+                answer = read_until_closed(sock, 5)
+                break
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:  # the server answered and closed while we were sending
+                answer = read_until_closed(sock, 5)
+                break
+            sent += len(chunk)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"over the limit of" in answer
+    assert sent < 64 * 2**20  # the limit is about 2 MB; the rest sat in socket buffers
+
+
+def test_a_body_sent_too_slowly_gets_408():
+    import socket
+
+    with quick_server(body_timeout_s=1.0) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        start = time.monotonic()
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"texts\": [")
+        answer = read_until_closed(sock, 10)
+        waited = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"did not arrive within 1 s" in answer and 0.9 < waited < 5
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_off():
+    """A slowloris client: one header byte every 0.1 s never completes a request; the server closes."""
+    import socket
+
+    with quick_server(header_timeout_s=1.0) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        closed, start = None, time.monotonic()
+        sock.sendall(b"POST /predict HTTP/1.1\r\n")
+        for _ in range(100):  # up to 10 s
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                closed = time.monotonic() - start
+                break
+            sock.settimeout(0.1)
+            try:
+                if sock.recv(1024) == b"":
+                    closed = time.monotonic() - start
+                    break
+            except socket.timeout:
+                pass
+    assert closed is not None and 0.9 < closed < 5, closed
+
+
+def test_an_idle_connection_and_a_normal_request_still_work():
+    import socket
+
+    import httpx
+
+    with quick_server(header_timeout_s=1.0) as port:
+        with socket.create_connection(("127.0.0.1", port)) as idle:
+            start = time.monotonic()
+            assert read_until_closed(idle, 10) == b""  # closed by the server, not by our timeout
+            assert time.monotonic() - start < 5
+        with httpx.Client() as client:  # keep-alive: the second request reuses the connection
+            for _ in range(2):
+                response = client.post(f"http://127.0.0.1:{port}/predict", json={"texts": ["fine"]})
+                assert response.status_code == 200

@@ -24,11 +24,12 @@ TEXTS = ["a gorgeous , witty , seductive movie .", "it 's a bad , bad film", "!"
 
 
 @contextlib.contextmanager
-def running(app):
-    """uvicorn in a thread on a socket bound to a free loopback port; stopped when the block ends."""
+def running(app, **config):
+    """uvicorn in a thread on a socket bound to a free loopback port; stopped when the block ends.
+    ``config``: more ``uvicorn.Config`` settings."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -16,6 +16,7 @@ in a thread pool: the predictor is shared by those threads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Optional
 
@@ -28,6 +29,7 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from uvicorn.protocols.http.h11_impl import H11Protocol
     from pydantic import BaseModel, ConfigDict, Field
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise UserInputError("serving needs fastapi and uvicorn; pip install 'textcnn[serve]'") from None
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 DEFAULT_MAX_TEXTS, DEFAULT_MAX_CHARS = 64, 5000
 JSON_OVERHEAD = 1024  # bytes of JSON around the texts, plus escaping (below)
+# Slow clients: a connection must send a request's headers within HEADER_TIMEOUT_S of opening (or of
+# its previous response), and the whole body within BODY_TIMEOUT_S of the headers; an idle
+# keep-alive connection is closed after KEEP_ALIVE_S.
+HEADER_TIMEOUT_S, BODY_TIMEOUT_S, KEEP_ALIVE_S = 10.0, 30.0, 5
 
 
 class PredictRequest(BaseModel):
@@ -49,14 +55,77 @@ class PredictRequest(BaseModel):
     top_ngrams: int = Field(default=5, ge=1, le=100, description="n-grams per explanation")
 
 
+class BodyLimits:
+    """ASGI middleware bounding what a request body may cost while it is read: more than
+    ``max_bytes`` gets 413 as soon as they have arrived (a chunked body declares no length), and a
+    body not complete ``seconds`` after the headers gets 408 (uvicorn waits for a slow body for ever)."""
+
+    def __init__(self, app, max_bytes: int, seconds: float, advice: str = ""):
+        self.app, self.max_bytes, self.seconds, self.advice = app, max_bytes, seconds, advice
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline, received, body_done = loop.time() + self.seconds, 0, False
+
+        async def limited_receive():
+            nonlocal received, body_done
+            if body_done:  # later calls wait for the client to disconnect: no limit on those
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise HTTPException(408, f"the request body did not arrive within {self.seconds:g} s; "
+                                    "send it at once") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, f"the request body is over the limit of {self.max_bytes} bytes; "
+                                        f"{self.advice}")
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection that has not sent a complete request's
+    headers ``header_timeout_s`` after it opened or got its last response: uvicorn itself has no
+    such limit, so a client sending headers a byte at a time holds a connection for ever.
+    (Uses ``H11Protocol``'s ``loop``, ``cycle`` and ``transport``, not public: pyproject pins the uvicorn tested.)"""
+
+    header_timeout_s = HEADER_TIMEOUT_S
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_header_deadline()
+
+    def _arm_header_deadline(self) -> None:
+        self.loop.call_later(self.header_timeout_s, self._close_if_no_new_request, self.cycle)
+
+    def _close_if_no_new_request(self, cycle_then) -> None:
+        if self.cycle is cycle_then and not self.transport.is_closing():  # no headers came in time
+            self.transport.close()
+
+
 def create_app(
-    predictor: BasePredictor, max_texts: int = DEFAULT_MAX_TEXTS, max_chars: int = DEFAULT_MAX_CHARS
+    predictor: BasePredictor, max_texts: int = DEFAULT_MAX_TEXTS, max_chars: int = DEFAULT_MAX_CHARS,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> FastAPI:
     """The service around one loaded predictor."""
     if max_texts < 1 or max_chars < 1:
         raise UserInputError(f"--max-texts and --max-chars must be positive, got {max_texts} and {max_chars}")
-    app = FastAPI(title="textcnn", description="Text classification with a TextCNN.")
     max_body_bytes = max_texts * (6 * max_chars + 8) + JSON_OVERHEAD  # ≤ 6 bytes per char once JSON-escaped
+    app = FastAPI(title="textcnn", description="Text classification with a TextCNN.")
+    too_large = f"send at most {max_texts} texts of at most {max_chars} characters"
+    # A chunked body declares no length: BodyLimits counts its bytes as they arrive. (FastAPI's own
+    # max_body_size answers a declared length in plain text, not the {"detail": …} every error has.)
+    app.add_middleware(BodyLimits, max_bytes=max_body_bytes, seconds=body_timeout_s, advice=too_large)
 
     @app.middleware("http")
     async def refuse_oversized_bodies(request: Request, call_next):
@@ -64,8 +133,7 @@ def create_app(
         if length is not None and length.isdigit() and int(length) > max_body_bytes:
             return JSONResponse(
                 status_code=413,
-                content={"detail": f"request body of {length} bytes is over the limit of {max_body_bytes}; "
-                         f"send at most {max_texts} texts of at most {max_chars} characters"},
+                content={"detail": f"request body of {length} bytes is over the limit of {max_body_bytes}; {too_large}"},
             )
         return await call_next(request)
 
@@ -139,4 +207,12 @@ def serve(
         raise UserInputError(f"--port must be between 0 and 65535 (0: any free port), got {port}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: the service has no authentication; put it behind a proxy", host)
-    uvicorn.run(create_app(predictor, max_texts, max_chars), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(predictor, max_texts, max_chars), host=host, port=port, log_level="info",
+                **SLOW_CLIENT_LIMITS)
+
+
+# uvicorn settings that bound what a slow or idle client can hold: the header deadline (above), idle
+# keep-alive connections closed, headers larger than 16 KiB refused, and at most 10 s for requests
+# in flight when the server is stopped.
+SLOW_CLIENT_LIMITS = dict(http=HeaderDeadlineProtocol, timeout_keep_alive=KEEP_ALIVE_S,
+                          h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=10)
