@@ -113,6 +113,13 @@ class HeaderDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
+# uvicorn settings that bound what a slow or idle client can hold: the header deadline (above), idle
+# keep-alive connections closed, headers larger than 16 KiB refused, and at most 10 s for requests
+# in flight when the server is stopped.
+SLOW_CLIENT_LIMITS = dict(http=HeaderDeadlineProtocol, timeout_keep_alive=KEEP_ALIVE_S,
+                          h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=10)
+
+
 def create_app(
     predictor: BasePredictor, max_texts: int = DEFAULT_MAX_TEXTS, max_chars: int = DEFAULT_MAX_CHARS,
     body_timeout_s: float = BODY_TIMEOUT_S,
@@ -210,9 +217,3 @@ def serve(
     uvicorn.run(create_app(predictor, max_texts, max_chars), host=host, port=port, log_level="info",
                 **SLOW_CLIENT_LIMITS)
 
-
-# uvicorn settings that bound what a slow or idle client can hold: the header deadline (above), idle
-# keep-alive connections closed, headers larger than 16 KiB refused, and at most 10 s for requests
-# in flight when the server is stopped.
-SLOW_CLIENT_LIMITS = dict(http=HeaderDeadlineProtocol, timeout_keep_alive=KEEP_ALIVE_S,
-                          h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=10)

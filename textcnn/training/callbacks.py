@@ -83,11 +83,10 @@ class StopOnNonFiniteLoss(Callback):
                            batch_idx: int) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None and not torch.isfinite(loss).all():
-            learning_rate = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+            rate = f" (learning rate {trainer.optimizers[0].param_groups[0]['lr']:g})" if trainer.optimizers else ""
             raise UserInputError(
                 f"training diverged: the training loss is {float(loss)} at epoch {trainer.current_epoch}, step "
-                f"{trainer.global_step} (learning rate {learning_rate:g}); lower model.learning_rate or use "
-                "model.optimizer=adam, and check the data"
+                f"{trainer.global_step}{rate}; lower model.learning_rate or use model.optimizer=adam, and check the data"
             )
 
 
