@@ -61,11 +61,14 @@ def unwritable(directory: Path, error: OSError, setting: str) -> UserInputError:
 
 
 def check_writable(directory: Path, setting: str) -> None:
-    """Create ``directory`` and write a file in it now, so a run fails before training, not after."""
-    directory = Path(directory)
+    """Find out now, not after training, whether ``directory`` can be created and written: a file is
+    created and removed in it, or in the nearest folder above it that exists (nothing is created)."""
+    directory = Path(directory).absolute()
+    existing = next(path for path in (directory, *directory.parents) if path.exists())
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        handle, probe = _create_beside(directory / "write-check")
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        handle, probe = _create_beside(existing / "write-check")
         os.close(handle)
         probe.unlink()
     except OSError as error:

@@ -9,7 +9,9 @@
 Limits keep one request from monopolising the server: more than ``max_texts`` texts or a text
 longer than ``max_chars`` characters is refused with 413, a body larger than those limits allow
 with 413 before it is read; malformed JSON (invalid UTF-8 included), wrong types and texts holding
-lone surrogates (``"\ud800"``: not Unicode text) give 422. Every error body is
+lone surrogates (``"\ud800"``: not Unicode text) give 422. A chunked body is counted as it
+arrives (413 once past the limit); slow clients are cut off (headers within 10 s, the body within
+30 s of them: 408, idle keep-alive connections after 5 s). Every error body is
 ``{"detail": "one line saying what is wrong"}``. Handlers are plain functions, which FastAPI runs
 in a thread pool: the predictor is shared by those threads.
 """
