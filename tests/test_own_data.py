@@ -190,6 +190,72 @@ def test_rows_without_a_label_are_dropped_and_counted(tmp_path, caplog):
     assert "dropped 1 of 10 rows with no label" in caplog.text and "1 of 9 rows have an empty or missing text" in caplog.text
 
 
+NULL_LABEL_TEXTS = ["good film", "bad film", "great movie", "awful movie", "fine", "dull"] * 4  # 24 rows
+CLASS_LABEL = datasets.ClassLabel(names=["neg", "pos"])
+LABEL_KINDS = {  # label column values of each kind, before every third row loses its label
+    "int": ([1, 0] * 12, datasets.Value("int64")),
+    "string": (["pos", "neg"] * 12, datasets.Value("string")),
+    "bool": ([True, False] * 12, datasets.Value("bool")),
+    "class_label": ([1, 0] * 12, CLASS_LABEL),
+}
+
+
+def write_split(path: Path, labels: list, feature) -> None:
+    features = datasets.Features({"text": datasets.Value("string"), "label": feature})
+    rows = datasets.Dataset.from_dict({"text": NULL_LABEL_TEXTS, "label": labels}, features=features)
+    if path.suffix == ".parquet":
+        rows.to_parquet(str(path))
+    else:
+        rows.to_json(str(path))
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+@pytest.mark.parametrize("kind", sorted(LABEL_KINDS))
+@pytest.mark.parametrize("unlabelled", ["every split", "test only"])
+def test_rows_without_a_label_are_dropped_from_every_split_for_every_label_type(
+    tmp_path, caplog, suffix, kind, unlabelled
+):
+    labels, feature = LABEL_KINDS[kind]
+    with_gaps = [None if index % 3 == 0 else label for index, label in enumerate(labels)]  # 8 of 24
+    for split in ("train", "validation", "test"):
+        gaps = unlabelled == "every split" or split == "test"
+        write_split(tmp_path / f"{split}{suffix}", with_gaps if gaps else labels, feature)
+    data = TextDataModule(path=str(tmp_path), max_length=16)
+    with caplog.at_level("WARNING"):
+        assert data.num_classes == 2
+    for split in ("train", "validation", "test"):
+        expected = 16 if unlabelled == "every split" or split == "test" else 24
+        assert len(data.splits[split]) == expected
+        assert None not in data.splits[split]["label"]
+        batches = list(data.dataloader(split))
+        assert sum(len(batch["labels"]) for batch in batches) == expected
+    assert "test: dropped 8 of 24 rows with no label in column 'label'" in caplog.text
+    assert ("train: dropped 8 of 24 rows" in caplog.text) == (unlabelled == "every split")
+
+
+def test_a_stream_drops_rows_without_a_label_and_counts_them(tmp_path, caplog):
+    labels, feature = LABEL_KINDS["class_label"]
+    write_split(tmp_path / "train.parquet", labels, feature)
+    write_split(tmp_path / "validation.parquet", labels, feature)
+    write_split(tmp_path / "test.parquet", [None if i % 3 == 0 else label for i, label in enumerate(labels)], feature)
+    data = TextDataModule(path=str(tmp_path), streaming=True, max_length=16, eval_batch_size=5)
+    with caplog.at_level("WARNING"):
+        rows = sum(len(batch["labels"]) for batch in data.test_dataloader())
+    assert rows == 16
+    assert "test: dropped 8 rows with no label in column 'label'" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_run_whose_test_split_has_unlabelled_rows_trains_and_scores(tmp_path):
+    labels, feature = LABEL_KINDS["string"]
+    for split in ("train", "validation", "test"):
+        write_split(tmp_path / f"{split}.jsonl", [None if i % 5 == 0 and split == "test" else x for i, x in
+                                                   enumerate(labels)], feature)
+    report = train_cli([*TINY_MODEL_ARGS, f"--data.path={tmp_path}", "--data.max_length=16", "--trainer.max_epochs=1",
+                        f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    assert report["split"] == "test" and report["num_examples"] == 19 and 0.0 <= report["accuracy"] <= 1.0
+
+
 def test_a_directory_with_no_recognised_files_says_what_it_looks_for(tmp_path):
     (tmp_path / "notes.md").write_text("hello", encoding="utf-8")
     with pytest.raises(UserInputError, match="cannot load a dataset from"):

@@ -105,3 +105,135 @@ def test_a_checkpoint_of_another_format_version_is_refused(checkpoint, tmp_path)
     torch.save(raw, tmp_path / "future.ckpt")
     with pytest.raises(UserInputError, match="checkpoint format 999"):
         load(tmp_path / "future.ckpt")
+
+
+# -- a run that diverges -------------------------------------------------------------------------------
+FIXTURE_CHECKPOINT = Path(__file__).parent / "fixtures" / "textcnn-0.1.0" / "sst2_tiny.ckpt"
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_with_one_error_and_saves_no_best_checkpoint(small_slice, tmp_path):
+    from textcnn.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=r"training diverged: the training loss is nan at epoch 0.*learning rate 1e\+30"):
+        train(train_args(small_slice, tmp_path, "--model.learning_rate=1e30", "--model.optimizer=sgd"))
+    assert not list(tmp_path.rglob("best-*.ckpt"))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"),
+                             *train_args(small_slice, tmp_path / "cli", "--model.learning_rate=1e30", "--model.optimizer=sgd")],
+                            capture_output=True, timeout=300)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("error: training diverged")
+
+
+def test_an_epoch_whose_val_loss_is_nan_never_becomes_the_best_checkpoint(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from textcnn.training.callbacks import BestAndLastCheckpoint
+
+    saved = []
+    monkeypatch.setattr(ModelCheckpoint, "_save_topk_checkpoint", lambda self, trainer, candidates: saved.append(candidates))
+    callback = BestAndLastCheckpoint(dirpath=tmp_path, monitor="val_acc", mode="max")
+    trainer = SimpleNamespace(current_epoch=0)
+    callback._save_topk_checkpoint(trainer, {"val_acc": torch.tensor(0.65), "val_loss": torch.tensor(float("nan"))})
+    callback._save_topk_checkpoint(trainer, {"val_acc": torch.tensor(0.6), "val_loss": torch.tensor(float("inf"))})
+    assert saved == []
+    callback._save_topk_checkpoint(trainer, {"val_acc": torch.tensor(0.6), "val_loss": torch.tensor(0.7)})
+    assert len(saved) == 1
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_and_nan_scores_never_reach_users(tmp_path, monkeypatch):
+    import textcnn
+    from textcnn.errors import UserInputError
+    from textcnn.inference.predictor import NonFiniteScoresError
+
+    checkpoint = torch.load(FIXTURE_CHECKPOINT, weights_only=True)
+    name = next(key for key in checkpoint["state_dict"] if key.startswith("model.") and key.endswith("weight"))
+    checkpoint["state_dict"][name][0] = float("nan")
+    torch.save(checkpoint, tmp_path / "diverged.ckpt")
+    with pytest.raises(UserInputError, match="weights are not finite .*run that diverged"):
+        textcnn.load(tmp_path / "diverged.ckpt")
+    predictor = textcnn.load(FIXTURE_CHECKPOINT)  # a model whose scores overflow, e.g. an old export
+    monkeypatch.setattr(predictor, "forward_ids", lambda ids: torch.full((len(ids), 2), float("nan")))
+    with pytest.raises(NonFiniteScoresError, match="NaN or infinite scores for text 0"):
+        predictor.predict(["fine"])
+
+    import httpx
+
+    from tests.test_serve import running
+    from textcnn.inference.serve import create_app
+
+    with running(create_app(predictor)) as url:
+        response = httpx.post(f"{url}/predict", json={"texts": ["fine"]})
+    assert response.status_code == 500 and "NaN or infinite scores" in response.json()["detail"]
+
+
+def test_the_commands_print_strict_json(capsys):
+    from textcnn.cli import _run, strict_json
+
+    assert strict_json({"loss": float("nan"), "rows": [float("inf"), 1.5], "n": 3}) == '{"loss": null, "rows": [null, 1.5], "n": 3}'
+    _run(lambda argv: {"accuracy": 0.65, "loss": float("nan")}, [], print_json=True)
+    printed = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert printed == {"accuracy": 0.65, "loss": None}
+
+
+# -- output directories --------------------------------------------------------------------------------
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_checkpoints_and_tokenizers_are_written_with_the_umask(tmp_path, umask, mode):
+    """Another user (a service account) can read what training wrote, as with any file `open` creates."""
+    from textcnn.atomic import write_text_atomic
+
+    previous = os.umask(umask)
+    try:
+        AtomicCheckpointIO().save_checkpoint({"weights": torch.zeros(2)}, tmp_path / "best.ckpt")
+        write_text_atomic(tmp_path / "tokenizer.json", "{}")
+    finally:
+        os.umask(previous)
+    assert {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()} == {
+        "best.ckpt": mode, "tokenizer.json": mode}
+
+
+def test_a_full_disk_while_saving_is_one_error_naming_the_directory(tmp_path, monkeypatch):
+    import errno
+
+    import textcnn.atomic
+    from textcnn.errors import UserInputError
+
+    def no_space(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(textcnn.atomic.os, "fsync", no_space)
+    with pytest.raises(UserInputError) as error:
+        AtomicCheckpointIO().save_checkpoint({"weights": torch.zeros(2)}, tmp_path / "checkpoints" / "last.ckpt")
+    assert str(error.value) == (f"cannot write to {tmp_path / 'checkpoints'} (No space left on device); free some "
+                                "space there, or set checkpoint.dirpath (or trainer.default_root_dir) to a directory "
+                                "on another disk")
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # no temporary file left behind
+
+
+def test_a_run_directory_that_cannot_be_written_is_refused_before_training(tmp_path):
+    from textcnn.errors import UserInputError
+
+    (tmp_path / "a-file").write_text("not a directory", encoding="utf-8")
+    with pytest.raises(UserInputError, match=f"cannot write to {tmp_path / 'a-file' / 'run'} .*set "
+                                             "trainer.default_root_dir to a directory you can write"):
+        train(["--config", str(ROOT / "configs" / "sst2.yaml"), f"--trainer.default_root_dir={tmp_path / 'a-file' / 'run'}"])
+
+
+@pytest.mark.parametrize("code", ["EROFS", "EACCES", "ENOSPC"])
+def test_a_write_refused_inside_a_dependency_is_one_error_line(code, capsys):
+    import errno
+
+    from textcnn.cli import _run
+
+    def logger_write(argv):  # what Lightning's CSV logger raises on a read-only or full disk
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), "/runs/sst2/lightning_logs/metrics.csv")
+
+    with pytest.raises(SystemExit) as exited:
+        _run(logger_write, [], print_json=True)
+    assert exited.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: cannot write to /runs/sst2/lightning_logs ({os.strerror(getattr(errno, code))})")
+    assert "\n" not in line and "trainer.default_root_dir" in line

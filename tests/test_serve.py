@@ -24,11 +24,12 @@ TEXTS = ["a gorgeous , witty , seductive movie .", "it 's a bad , bad film", "!"
 
 
 @contextlib.contextmanager
-def running(app):
-    """uvicorn in a thread on a socket bound to a free loopback port; stopped when the block ends."""
+def running(app, **config):
+    """uvicorn in a thread on a socket bound to a free loopback port; stopped when the block ends.
+    ``config``: more ``uvicorn.Config`` settings."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -99,6 +100,12 @@ def test_health_and_metadata(url, predictor):
     ({"text": "fine"}, 422, "texts: Field required"),
     ({"texts": ["fine"], "top_k": 3}, 422, "top_k must be between 1 and 2"),
     ({"texts": ["fine"], "top_k": 0}, 422, "top_k: Input should be greater than or equal to 1"),
+    ({"texts": ["fine"], "top_k": "2"}, 422, "top_k: Input should be a valid integer"),
+    ({"texts": ["fine"], "top_k": True}, 422, "top_k: Input should be a valid integer"),
+    ({"texts": ["fine"], "top_k": 1.0}, 422, "top_k: Input should be a valid integer"),
+    ({"texts": ["fine"], "explain": "yes"}, 422, "explain: Input should be a valid boolean"),
+    ({"texts": ["fine"], "explain": 1}, 422, "explain: Input should be a valid boolean"),
+    ({"texts": ["fine"], "top_ngrams": "3"}, 422, "top_ngrams: Input should be a valid integer"),
 ])
 def test_bad_requests_get_a_clear_status_and_message(url, body, status, message):
     response = httpx.post(f"{url}/predict", json=body)
@@ -112,6 +119,16 @@ def test_malformed_json_and_oversized_bodies_are_refused(url):
     huge = json.dumps({"texts": ["x" * 100_000]}).encode()
     response = httpx.post(f"{url}/predict", content=huge, headers={"content-type": "application/json"})
     assert response.status_code == 413 and "over the limit" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"[" * 4000 + b"]" * 4000, "nested too deeply"),
+    (b'{"texts": ' + b"[" * 4000 + b"]" * 4000 + b"}", "nested too deeply"),
+    (b'{"texts": ["caf\xe9"]}', "not valid UTF-8 (invalid continuation byte at byte 15)"),
+])
+def test_deeply_nested_and_undecodable_bodies_get_422(url, body, message):
+    response = httpx.post(f"{url}/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and message in response.json()["detail"]
 
 
 def test_concurrent_requests_all_succeed_and_agree(url, predictor):

@@ -2,22 +2,29 @@
 
 The bytes go to a temporary file in the target's directory, are fsynced, then ``os.replace``d onto
 the target, which is atomic on one filesystem. Checkpoints and the shared tokenizer use it.
+The temporary file is created with mode 0666 less the umask, as ``open`` would create the target:
+``tempfile.mkstemp``'s 0600 would leave checkpoints that no other user (a service account) can read.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+from textcnn.errors import UserInputError
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Create ``path``'s directory, let ``write`` fill a temporary file beside it, then rename it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = _create_beside(path)
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -25,9 +32,44 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def _create_beside(path: Path) -> tuple[int, Path]:
+    """A new, empty, uniquely named file in ``path``'s directory, opened for writing."""
+    for _ in range(100):
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path.parent))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def unwritable(directory: Path, error: OSError, setting: str) -> UserInputError:
+    """The one-line error for output that cannot be written to ``directory``, naming ``setting`` as the fix."""
+    if error.errno in NO_SPACE:
+        fix = f"free some space there, or set {setting} to a directory on another disk"
+    else:
+        fix = f"make it writable, or set {setting} to a directory you can write"
+    return UserInputError(f"cannot write to {directory} ({error.strerror or error}); {fix}")
+
+
+def check_writable(directory: Path, setting: str) -> None:
+    """Find out now, not after training, whether ``directory`` can be created and written: a file is
+    created and removed in it, or in the nearest folder above it that exists (nothing is created)."""
+    directory = Path(directory).absolute()
+    existing = next(path for path in (directory, *directory.parents) if path.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        handle, probe = _create_beside(existing / "write-check")
+        os.close(handle)
+        probe.unlink()
+    except OSError as error:
+        raise unwritable(directory, error, setting) from None

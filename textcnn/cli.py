@@ -10,8 +10,10 @@ command) shows what dependencies log and warn besides.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import logging
+import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,6 +22,7 @@ from typing import Optional
 
 from jsonargparse import ArgumentParser, Namespace
 
+from textcnn.atomic import NO_SPACE, unwritable
 from textcnn.data import TextDataModule, load_dataset_dict
 from textcnn.data.files import file_format, read_file
 from textcnn.errors import UserInputError
@@ -28,8 +31,10 @@ from textcnn.training.evaluation import evaluate_checkpoint
 from textcnn.inference.explain import to_html
 from textcnn.inference.export import export_onnx
 from textcnn.inference import load
+from textcnn.inference.predictor import first_surrogate
 
 log = logging.getLogger("textcnn")
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, *NO_SPACE)
 
 
 def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
@@ -99,6 +104,10 @@ def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
 def _texts_to_predict(args: Namespace) -> tuple[list[str], dict[str, list]]:
     """The texts, and the ``--keep-columns`` of ``--input`` (column → values in text order)."""
     texts, kept = list(args.texts), {}
+    for number, text in enumerate(texts, start=1):
+        if first_surrogate(text) is not None:  # an undecodable byte of the argument (surrogateescape)
+            raise UserInputError(f"text argument {number} is not valid UTF-8; pass UTF-8 text, or the texts "
+                                 "in a UTF-8 file with --file")
     if args.input:
         if texts or args.dataset or args.file:
             raise UserInputError("--input takes the texts from its file; drop the other texts, --dataset or --file")
@@ -154,7 +163,7 @@ def _print_predictions(
     if output_format == "jsonl":
         for index, (text, result) in enumerate(zip(texts, results)):
             extra = {name: values[index] for name, values in kept.items()}
-            print(json.dumps({**extra, "text": text, **result}, ensure_ascii=False, default=str))
+            print(strict_json({**extra, "text": text, **result}, ensure_ascii=False, default=str))
         return
     # CSV: one probability column per class in label order; with --top-k, label_i / probability_i pairs.
     # A multi-label model's "labels" column joins the predicted set with "|" (empty: no class).
@@ -224,8 +233,33 @@ def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Se
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:
+        if error.errno not in UNWRITABLE:
+            raise
+        # output written by a dependency (Lightning's logger, the ONNX exporter) on a full disk or
+        # into a read-only directory; textcnn's own writes say which setting to change
+        where = Path(error.filename).parent if error.filename else "the output directory"
+        print(f"error: {unwritable(where, error, 'the output directory (trainer.default_root_dir, --output)')}",
+              file=sys.stderr)
+        sys.exit(2)
     if print_json and result is not None:
-        print(json.dumps(result, indent=2))
+        print(strict_json(result, indent=2))
+
+
+def strict_json(value: object, **options) -> str:
+    """JSON that every parser reads: NaN and infinite floats (a metric with no examples, a diverged
+    model's loss) are written as null, never as the ``NaN`` Python's json module writes by default."""
+    return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _quiet_dependencies() -> None:

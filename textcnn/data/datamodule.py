@@ -362,7 +362,7 @@ class TextDataModule(pl.LightningDataModule):
             self.splits[role], batch_size, encode, self.collate,
             pool_batches=max(1, STREAM_POOL_ROWS // batch_size) if sort_pools else 1, sort_pools=sort_pools,
             shuffle_seed=seed, shuffle_buffer_size=self.hparams.shuffle_buffer_size, epoch=self._current_epoch,
-            rank=rank, world_size=world_size,
+            rank=rank, world_size=world_size, label_column=self.label_column, split_name=self.split_names[role],
         )
         return DataLoader(batches, batch_size=None)
 

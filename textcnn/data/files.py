@@ -66,6 +66,11 @@ def read_file(path: Path, fmt: str, text_column: str, label_column: str, csv_del
         split = datasets.load_dataset(builder, data_files={"train": str(path)}, split="train", **options)
     except Exception as error:  # datasets wraps the reader's error; its cause says what was wrong
         raise UserInputError(f"cannot read {path} as {fmt}: {_reason(error)}") from None
+    try:  # the JSON reader keeps bytes that are not UTF-8, which fail only once a text is read
+        split.data.validate(full=True)
+    except Exception as error:  # pyarrow.ArrowInvalid
+        reason = str(error).splitlines()[0].rpartition("Invalid: ")[2]
+        raise UserInputError(f"cannot read {path} as {fmt}: {reason}; re-save it as UTF-8") from None
     if fmt == "fasttext":
         split = _fasttext_columns(split, path, text_column, label_column)
     if not len(split):

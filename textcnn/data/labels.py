@@ -113,8 +113,10 @@ def prepare_labels(splits: datasets.DatasetDict, text_column: str, column: str, 
         missing = split.data.column(column).null_count
         if missing:
             log.warning("%s: dropped %d of %d rows with no label in column %r", role, missing, len(split), column)
+            # flatten_indices: the checks below read the Arrow table (``split.data``), which a bare
+            # filter leaves whole behind an indices mapping, nulls included.
             split = split.filter(lambda labels: [label is not None for label in labels], input_columns=column,
-                                 batched=True)
+                                 batched=True).flatten_indices()
         texts = split.data.column(text_column)
         empty = texts.null_count + (pc.sum(pc.equal(pc.utf8_length(texts), 0)).as_py() or 0)
         if empty:

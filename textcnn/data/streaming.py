@@ -8,12 +8,15 @@ shuffle buffer. :class:`textcnn.data.TextDataModule` puts them together.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections.abc import Callable, Iterable
 from typing import Optional
 
 import datasets
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def validation_share(text: Optional[str], seed: int) -> float:
@@ -37,6 +40,19 @@ def reservoir_sample(items: Iterable, size: int, seed: int) -> list:
         elif (slot := rng.randrange(index + 1)) < size:
             sample[slot] = item
     return sample
+
+
+def labelled_rows(rows: Iterable[dict], label_column: str, split_name: str):
+    """The rows that have a label; rows without one are dropped and, once the pass ends, counted in
+    a warning (a stream's null labels are only met as it is read)."""
+    dropped = 0
+    for row in rows:
+        if row[label_column] is None:
+            dropped += 1
+        else:
+            yield row
+    if dropped:
+        log.warning("%s: dropped %d rows with no label in column %r", split_name, dropped, label_column)
 
 
 def shuffle_buffer(rows: Iterable, size: int, rng: random.Random):
@@ -82,7 +98,8 @@ class StreamBatches(torch.utils.data.IterableDataset):
     length before it is cut, so a batch pads only to its own longest text (on-the-fly length
     bucketing). With ``shuffle_seed`` (training) rows go through a shuffle buffer of
     ``shuffle_buffer_size`` and a pool's batches are put in random order, both fixed by (seed,
-    epoch): every epoch differs, and the same epoch is the same in every run. ``epoch`` is called
+    epoch): every epoch differs, and the same epoch is the same in every run. With ``label_column``
+    rows without a label are dropped first (:func:`labelled_rows`; ``split_name`` for the warning). ``epoch`` is called
     when an iteration starts (the trainer's current epoch). At most the shuffle buffer and one pool
     are in memory.
 
@@ -95,15 +112,19 @@ class StreamBatches(torch.utils.data.IterableDataset):
     def __init__(self, rows: datasets.IterableDataset, batch_size: int, encode: Callable[[list[dict]], list[dict]],
                  collate: Callable[[list[dict]], dict], pool_batches: int = 1, sort_pools: bool = False,
                  shuffle_seed: Optional[int] = None, shuffle_buffer_size: int = 1,
-                 epoch: Callable[[], int] = lambda: 0, rank: int = 0, world_size: int = 1):
+                 epoch: Callable[[], int] = lambda: 0, rank: int = 0, world_size: int = 1,
+                 label_column: Optional[str] = None, split_name: str = ""):
         super().__init__()
         self.rank, self.world_size = rank, world_size
         self.rows, self.batch_size, self.encode, self.collate = rows, batch_size, encode, collate
         self.pool_batches, self.sort_pools, self.epoch = pool_batches, sort_pools, epoch
         self.shuffle_seed, self.shuffle_buffer_size = shuffle_seed, shuffle_buffer_size
+        self.label_column, self.split_name = label_column, split_name
 
     def __iter__(self):
         rows, rng = iter(self.rows), None
+        if self.label_column is not None:
+            rows = labelled_rows(rows, self.label_column, self.split_name)
         if self.shuffle_seed is not None:
             rng = random.Random(f"{self.shuffle_seed}:{self.epoch()}")
             rows = shuffle_buffer(rows, self.shuffle_buffer_size, rng)

@@ -52,11 +52,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> TextCNN:
-    """The trained network in eval mode."""
+    """The trained network in eval mode; weights that are NaN or infinite (a run that diverged) are refused."""
     hparams = checkpoint["hyper_parameters"]
     model = TextCNN(hparams["vocab_size"], hparams["num_classes"], TextCNNConfig.from_saved(hparams["network"]))
     prefix = "model."
-    model.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
+    weights = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    broken = [name for name, value in weights.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise UserInputError(
+            f"the checkpoint's weights are not finite (NaN or infinite in {', '.join(broken[:3])}): it was saved by a "
+            "run that diverged; train again with a lower model.learning_rate"
+        )
+    model.load_state_dict(weights)
     return model.eval()
 
 

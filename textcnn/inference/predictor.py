@@ -11,6 +11,7 @@ checks, encoding and padding, length-sorted batching, temperature, top-k formatt
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,14 @@ from textcnn.model import TextCNN
 from textcnn.tokenizer import encode, pad_batch
 
 Texts = Union[str, Sequence[str]]
+# A Python str may hold surrogate code points (U+D800..U+DFFF) that are not Unicode text: the JSON
+# escape "\ud800", an undecodable byte of a command-line argument (surrogateescape). No tokenizer
+# can encode them.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class NonFiniteScoresError(UserInputError):
+    """The model computed NaN or infinite logits: a fault of the model, not of the texts."""
 
 
 def decide(probabilities: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
@@ -112,6 +121,12 @@ class BasePredictor:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             logits[rows] = self.forward_ids(pad_batch([ids[i] for i in rows], self.min_length)).float()
+        if not torch.isfinite(logits).all():
+            index = int((~torch.isfinite(logits)).any(dim=-1).nonzero()[0])
+            raise NonFiniteScoresError(
+                f"the model gives NaN or infinite scores for text {index}: its weights are broken (saved by a run "
+                "that diverged?); train or export it again"
+            )
         return logits
 
     def predict_proba(self, texts: Texts, batch_size: int = 256) -> torch.Tensor:
@@ -129,6 +144,7 @@ class BasePredictor:
         classes at or above their thresholds, in ``label_names`` order (possibly empty).
         ``probabilities`` holds every class in ``label_names`` order, or with ``top_k`` the ``top_k``
         most probable classes, most probable first; ``top_k`` never changes ``labels``.
+        A lone surrogate in a text (not Unicode text) is read as U+FFFD, see :func:`checked_texts`.
         """
         num_classes = len(self.label_names)
         if top_k is not None and not 1 <= top_k <= num_classes:
@@ -218,7 +234,11 @@ class Predictor(BasePredictor):
 
 
 def checked_texts(texts: Texts) -> list[str]:
-    """A non-empty list of strings, or a :class:`UserInputError` naming the first bad entry."""
+    """A non-empty list of strings, or a :class:`UserInputError` naming the first bad entry.
+
+    Lone surrogates are replaced with U+FFFD (the replacement character), as a UTF-8 decoder does
+    with bytes it cannot read; a surrogate pair written as two code points becomes its character.
+    """
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
@@ -227,4 +247,12 @@ def checked_texts(texts: Texts) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise UserInputError(f"text {index} is {type(text).__name__}, not str; pass strings only")
+        if SURROGATE.search(text):
+            texts[index] = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return texts
+
+
+def first_surrogate(text: str) -> Optional[int]:
+    """The position of the first surrogate code point in ``text`` (not Unicode text), None if none."""
+    match = SURROGATE.search(text)
+    return None if match is None else match.start()

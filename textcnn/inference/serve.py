@@ -8,25 +8,31 @@
 
 Limits keep one request from monopolising the server: more than ``max_texts`` texts or a text
 longer than ``max_chars`` characters is refused with 413, a body larger than those limits allow
-with 413 before it is read; malformed JSON and wrong types give 422. Every error body is
+with 413 before it is read; malformed JSON (invalid UTF-8 included), wrong types and texts holding
+lone surrogates (``"\ud800"``: not Unicode text) give 422. A chunked body is counted as it
+arrives (413 once past the limit); slow clients are cut off (headers within 10 s, the body within
+30 s of them: 408, idle keep-alive connections after 5 s). Every error body is
 ``{"detail": "one line saying what is wrong"}``. Handlers are plain functions, which FastAPI runs
 in a thread pool: the predictor is shared by those threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Optional
 
 from textcnn.errors import UserInputError
-from textcnn.inference.predictor import BasePredictor, Predictor
+from textcnn.inference.predictor import BasePredictor, NonFiniteScoresError, Predictor, first_surrogate
 
 try:
     import uvicorn
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, Field
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from pydantic import BaseModel, ConfigDict, Field
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise UserInputError("serving needs fastapi and uvicorn; pip install 'textcnn[serve]'") from None
 
@@ -35,23 +41,100 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 DEFAULT_MAX_TEXTS, DEFAULT_MAX_CHARS = 64, 5000
 JSON_OVERHEAD = 1024  # bytes of JSON around the texts, plus escaping (below)
+# Slow clients: a connection must send a request's headers within HEADER_TIMEOUT_S of opening (or of
+# its previous response), and the whole body within BODY_TIMEOUT_S of the headers; an idle
+# keep-alive connection is closed after KEEP_ALIVE_S.
+HEADER_TIMEOUT_S, BODY_TIMEOUT_S, KEEP_ALIVE_S = 10.0, 30.0, 5
 
 
 class PredictRequest(BaseModel):
+    # strict: "2" or true is not a top_k, "yes" is not a boolean
+    model_config = ConfigDict(strict=True)
+
     texts: list[str] = Field(min_length=1, description="texts to classify")
     top_k: Optional[int] = Field(default=None, ge=1, description="only the k most probable classes")
     explain: bool = Field(default=False, description="add the n-grams behind each prediction")
     top_ngrams: int = Field(default=5, ge=1, le=100, description="n-grams per explanation")
 
 
+class BodyLimits:
+    """ASGI middleware bounding what a request body may cost while it is read: more than
+    ``max_bytes`` gets 413 as soon as they have arrived (a chunked body declares no length), and a
+    body not complete ``seconds`` after the headers gets 408 (uvicorn waits for a slow body for ever)."""
+
+    def __init__(self, app, max_bytes: int, seconds: float, advice: str = ""):
+        self.app, self.max_bytes, self.seconds, self.advice = app, max_bytes, seconds, advice
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline, received, body_done = loop.time() + self.seconds, 0, False
+
+        async def limited_receive():
+            nonlocal received, body_done
+            if body_done:  # later calls wait for the client to disconnect: no limit on those
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise HTTPException(408, f"the request body did not arrive within {self.seconds:g} s; "
+                                    "send it at once") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, f"the request body is over the limit of {self.max_bytes} bytes; "
+                                        f"{self.advice}")
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection that has not sent a complete request's
+    headers ``header_timeout_s`` after it opened or got its last response: uvicorn itself has no
+    such limit, so a client sending headers a byte at a time holds a connection for ever.
+    (Uses ``H11Protocol``'s ``loop``, ``cycle`` and ``transport``, not public: pyproject pins the uvicorn tested.)"""
+
+    header_timeout_s = HEADER_TIMEOUT_S
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_header_deadline()
+
+    def _arm_header_deadline(self) -> None:
+        self.loop.call_later(self.header_timeout_s, self._close_if_no_new_request, self.cycle)
+
+    def _close_if_no_new_request(self, cycle_then) -> None:
+        if self.cycle is cycle_then and not self.transport.is_closing():  # no headers came in time
+            self.transport.close()
+
+
+# uvicorn settings that bound what a slow or idle client can hold: the header deadline (above), idle
+# keep-alive connections closed, headers larger than 16 KiB refused, and at most 10 s for requests
+# in flight when the server is stopped.
+SLOW_CLIENT_LIMITS = dict(http=HeaderDeadlineProtocol, timeout_keep_alive=KEEP_ALIVE_S,
+                          h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=10)
+
+
 def create_app(
-    predictor: BasePredictor, max_texts: int = DEFAULT_MAX_TEXTS, max_chars: int = DEFAULT_MAX_CHARS
+    predictor: BasePredictor, max_texts: int = DEFAULT_MAX_TEXTS, max_chars: int = DEFAULT_MAX_CHARS,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> FastAPI:
     """The service around one loaded predictor."""
     if max_texts < 1 or max_chars < 1:
         raise UserInputError(f"--max-texts and --max-chars must be positive, got {max_texts} and {max_chars}")
-    app = FastAPI(title="textcnn", description="Text classification with a TextCNN.")
     max_body_bytes = max_texts * (6 * max_chars + 8) + JSON_OVERHEAD  # ≤ 6 bytes per char once JSON-escaped
+    app = FastAPI(title="textcnn", description="Text classification with a TextCNN.")
+    too_large = f"send at most {max_texts} texts of at most {max_chars} characters"
+    # A chunked body declares no length: BodyLimits counts its bytes as they arrive. (FastAPI's own
+    # max_body_size answers a declared length in plain text, not the {"detail": …} every error has.)
+    app.add_middleware(BodyLimits, max_bytes=max_body_bytes, seconds=body_timeout_s, advice=too_large)
 
     @app.middleware("http")
     async def refuse_oversized_bodies(request: Request, call_next):
@@ -59,8 +142,7 @@ def create_app(
         if length is not None and length.isdigit() and int(length) > max_body_bytes:
             return JSONResponse(
                 status_code=413,
-                content={"detail": f"request body of {length} bytes is over the limit of {max_body_bytes}; "
-                         f"send at most {max_texts} texts of at most {max_chars} characters"},
+                content={"detail": f"request body of {length} bytes is over the limit of {max_body_bytes}; {too_large}"},
             )
         return await call_next(request)
 
@@ -71,6 +153,21 @@ def create_app(
             where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
             problems.append(f"{where}: {item['msg']}" if where else item["msg"])
         return JSONResponse(status_code=422, content={"detail": "; ".join(problems)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def one_line_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers 400 when json.loads fails with something other than a JSON syntax
+        # error: a body that is not UTF-8, or nested too deeply for the parser's recursion. Both
+        # are malformed JSON, so 422 as documented.
+        cause = error.__cause__
+        if error.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+            return JSONResponse(status_code=422, content={
+                "detail": f"the body is not valid UTF-8 ({cause.reason} at byte {cause.start}); send UTF-8 JSON"})
+        if error.status_code == 400 and isinstance(cause, RecursionError):
+            return JSONResponse(status_code=422, content={
+                "detail": 'the body is JSON nested too deeply to parse; send {"texts": [...]}'})
+        return JSONResponse(status_code=error.status_code, content={"detail": error.detail},
+                            headers=getattr(error, "headers", None))
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -87,6 +184,10 @@ def create_app(
         for index, text in enumerate(request.texts):
             if len(text) > max_chars:
                 raise HTTPException(413, f"text {index} has {len(text)} characters; the limit is {max_chars}")
+        for index, text in enumerate(request.texts):
+            if (position := first_surrogate(text)) is not None:
+                raise HTTPException(422, f"text {index} holds a lone surrogate (U+{ord(text[position]):04X}) at "
+                                    f"character {position}, which is not Unicode text; send valid UTF-8 text")
         if request.explain and not isinstance(predictor, Predictor):
             raise HTTPException(422, "explanations need the PyTorch checkpoint; this server runs an ONNX export")
         try:
@@ -94,6 +195,8 @@ def create_app(
             if request.explain:
                 for prediction, explanation in zip(predictions, predictor.explain(request.texts)):
                     prediction["explanation"] = explanation.to_dict(request.top_ngrams)
+        except NonFiniteScoresError as error:  # the model is broken, not the request
+            raise HTTPException(500, str(error)) from None
         except UserInputError as error:
             raise HTTPException(422, str(error)) from None
         return {"predictions": predictions}
@@ -109,6 +212,10 @@ def serve(
     max_chars: int = DEFAULT_MAX_CHARS,
 ) -> None:
     """Run the service until interrupted."""
+    if not 0 <= port <= 65535:
+        raise UserInputError(f"--port must be between 0 and 65535 (0: any free port), got {port}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: the service has no authentication; put it behind a proxy", host)
-    uvicorn.run(create_app(predictor, max_texts, max_chars), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(predictor, max_texts, max_chars), host=host, port=port, log_level="info",
+                **SLOW_CLIENT_LIMITS)
+

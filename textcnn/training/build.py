@@ -17,12 +17,12 @@ from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.cli import LightningCLI
 
-from textcnn.atomic import write_text_atomic
+from textcnn.atomic import check_writable, write_text_atomic
 from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.inference.checkpoint import read_checkpoint
 from textcnn.model import widest_kernel
-from textcnn.training.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer
+from textcnn.training.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer, StopOnNonFiniteLoss
 from textcnn.training.module import TextCNNClassifier
 
 SEED = 42
@@ -85,8 +85,12 @@ class TrainCLI(LightningCLI):
                 f"model.lr_schedule {schedule!r} needs the number of steps, and a stream's epoch "
                 "length is unknown (data.streaming); set trainer.max_steps, or model.lr_schedule=constant"
             )
+        root = self.config.trainer.default_root_dir or "."
+        if self.instantiate:  # logs, checkpoints and the tokenizer go there: find out now, not after training
+            check_writable(Path(root), "trainer.default_root_dir")
+            if self.config.checkpoint.dirpath:
+                check_writable(Path(self.config.checkpoint.dirpath), "checkpoint.dirpath")
         if not self.config.data.tokenizer_cache_dir:
-            root = self.config.trainer.default_root_dir or "."
             self.config.data.tokenizer_cache_dir = str(Path(root) / "tokenizers")
 
     def instantiate_classes(self) -> None:
@@ -119,7 +123,7 @@ def build(
         auto_configure_optimizers=False,
         seed_everything_default=SEED,
         trainer_defaults={**TRAINER_DEFAULTS, **selection_defaults,
-                          "callbacks": [SaveTokenizer(), RandomState(), *callbacks]},
+                          "callbacks": [SaveTokenizer(), RandomState(), StopOnNonFiniteLoss(), *callbacks]},
         parser_kwargs={"description": "Train a TextCNN from a YAML config."},
     )
 

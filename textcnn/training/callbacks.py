@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -57,10 +58,36 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         if not self._should_save_on_train_epoch_end(trainer):
             self._save_latest(trainer)
 
+    def _save_topk_checkpoint(self, trainer: Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        # a diverged epoch can still score a fair val_acc (the argmax of NaN logits is class 0):
+        # it must never become the best model
+        loss = monitor_candidates.get("val_loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            log.warning("epoch %d: val_loss is %s; this epoch is not a candidate for the best checkpoint",
+                        trainer.current_epoch, float(loss))
+            return
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
     def _save_latest(self, trainer: Trainer) -> None:
         # skipped when Lightning saved at this step already (then last.ckpt was written with it)
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Ends a run whose training loss becomes NaN or infinite (diverged: the learning rate is too
+    high, or the data holds something the loss cannot take) with one clear error, instead of
+    training on to the end with weights that are NaN."""
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss).all():
+            rate = f" (learning rate {trainer.optimizers[0].param_groups[0]['lr']:g})" if trainer.optimizers else ""
+            raise UserInputError(
+                f"training diverged: the training loss is {float(loss)} at epoch {trainer.current_epoch}, step "
+                f"{trainer.global_step}{rate}; lower model.learning_rate or use model.optimizer=adam, and check the data"
+            )
 
 
 class RandomState(Callback):

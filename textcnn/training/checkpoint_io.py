@@ -8,7 +8,7 @@ from typing import Any, Optional
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from textcnn.atomic import write_atomic
+from textcnn.atomic import unwritable, write_atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -19,4 +19,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
-        write_atomic(Path(path), lambda file: torch.save(checkpoint, file))
+        try:
+            write_atomic(Path(path), lambda file: torch.save(checkpoint, file))
+        except OSError as error:  # a full disk, a read-only directory
+            raise unwritable(Path(path).parent, error, "checkpoint.dirpath (or trainer.default_root_dir)") from None
