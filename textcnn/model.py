@@ -287,12 +287,8 @@ class TextCNN(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """input_ids (B, L), padded with ``PAD_ID`` on the right → logits (B, num_classes)."""
-        return self.classifier(self.dropout(self.features(input_ids)))
-
-    def features(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """What the classifier reads (B, C_last [+ D])."""
         feature_maps, _ = self.feature_maps(input_ids)
-        return self.pool(feature_maps, input_ids)
+        return self.classifier(self.dropout(self.pool(feature_maps, input_ids)))  # pooled (B, C_last [+ D])
 
     def pool(self, feature_maps: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """The global max over time of the last maps (B, C_last), then the n-gram bag's mean
