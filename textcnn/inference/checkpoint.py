@@ -18,6 +18,7 @@ import torch
 from tokenizers import Tokenizer
 
 from textcnn.errors import UserInputError
+from textcnn.inference.schema import check_checkpoint
 from textcnn.model import TextCNN, TextCNNConfig
 from textcnn.tokenizer import tokenizer_from_json
 
@@ -26,6 +27,9 @@ MULTI_LABEL_CHECKPOINT_FORMAT = 2  # format 1 plus multi-label: readers of forma
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents, checked against :mod:`textcnn.inference.schema` before any network is
+    built from them. Only local files: a URL is refused (see :func:`refuse_remote`)."""
+    refuse_remote(path)
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"checkpoint {path} does not exist; pass the .ckpt path that train.py printed")
@@ -48,7 +52,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} has checkpoint format {checkpoint.get('textcnn_format')}, this textcnn reads "
             f"formats {CHECKPOINT_FORMAT} and {MULTI_LABEL_CHECKPOINT_FORMAT}; use the textcnn version that wrote it"
         )
+    check_checkpoint(checkpoint, str(path))
     return checkpoint
+
+
+def refuse_remote(path: str | Path) -> None:
+    """Checkpoints are read from local files only. Lightning reads a URL with ``weights_only=False``
+    (a crafted file would run code) and caches nothing; download it, check where it came from, and
+    pass the local path."""
+    text = str(path)
+    if "://" in text:
+        raise UserInputError(
+            f"{text} is a URL; textcnn reads checkpoints from local files only (a remote file could run code "
+            "when unpickled): download it, make sure it comes from someone you trust, and pass its path"
+        )
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> TextCNN:

@@ -17,6 +17,7 @@ import torch
 
 from textcnn.errors import UserInputError
 from textcnn.inference.predictor import BasePredictor
+from textcnn.inference.schema import check_export_metadata, check_vocabulary_fits, damaged
 from textcnn.tokenizer import load_tokenizer
 
 MODEL_FILE, TOKENIZER_FILE, METADATA_FILE = "model.onnx", "tokenizer.json", "metadata.json"
@@ -45,13 +46,16 @@ class OnnxPredictor(BasePredictor):
             metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise UserInputError(f"cannot read {directory / METADATA_FILE} ({error}); export again") from None
-        if metadata.get("format") not in (EXPORT_FORMAT, MULTI_LABEL_EXPORT_FORMAT):
+        if not isinstance(metadata, dict) or metadata.get("format") not in (EXPORT_FORMAT, MULTI_LABEL_EXPORT_FORMAT):
             raise UserInputError(
-                f"{directory / METADATA_FILE} has export format {metadata.get('format')}, this textcnn "
+                f"{directory / METADATA_FILE} has export format {_format_of(metadata)}, this textcnn "
                 f"reads formats {EXPORT_FORMAT} and {MULTI_LABEL_EXPORT_FORMAT}; export the checkpoint again"
             )
+        check_export_metadata(metadata, str(directory / METADATA_FILE))
+        tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
+        check_vocabulary_fits(tokenizer, metadata["vocab_size"], str(directory / TOKENIZER_FILE))
         super().__init__(
-            load_tokenizer(directory / TOKENIZER_FILE),
+            tokenizer,
             metadata["label_names"],
             max_length=metadata["max_length"],
             min_length=metadata["min_length"],
@@ -72,6 +76,21 @@ class OnnxPredictor(BasePredictor):
             raise UserInputError(
                 f"{directory / MODEL_FILE} is not a loadable ONNX model ({str(error).splitlines()[0]}); export again"
             ) from None
+        self._check_graph_fits()
+
+    def _check_graph_fits(self) -> None:
+        """One row of the tokenizer's largest id through the graph: an embedding table smaller than the
+        tokenizer, or a class count other than the label names', is refused now rather than per request."""
+        largest = self.tokenizer.get_vocab_size(with_added_tokens=True) - 1
+        probe = torch.full((1, self.min_length), largest, dtype=torch.int64)
+        try:
+            logits = self.forward_ids(probe)
+        except Exception as error:  # onnxruntime's own error types
+            raise damaged(str(self.directory / MODEL_FILE), f"it cannot score token id {largest} of its tokenizer "
+                          f"({str(error).splitlines()[0][:200]})") from None
+        if tuple(logits.shape) != (1, len(self.label_names)):
+            raise damaged(str(self.directory / MODEL_FILE), f"it gives {list(logits.shape)[1:]} scores per text for "
+                          f"{len(self.label_names)} label names")
 
     @classmethod
     def from_directory(cls, directory: Union[str, Path], temperature: Optional[float] = None) -> "OnnxPredictor":
@@ -88,3 +107,7 @@ class OnnxPredictor(BasePredictor):
             "num_parameters": self.saved_metadata["num_parameters"],
             "size_bytes": (self.directory / MODEL_FILE).stat().st_size,
         }
+
+
+def _format_of(metadata: Any) -> Any:
+    return metadata.get("format") if isinstance(metadata, dict) else None

@@ -73,8 +73,8 @@ class TrainCLI(LightningCLI):
         """A resumed run encodes with the checkpoint's tokenizer, never a retrained one. A new one
         is kept under ``trainer.default_root_dir``, where every process of a distributed run finds it.
         A step-based learning-rate schedule on a stream (no epoch length) needs ``trainer.max_steps``."""
-        if self.config.ckpt_path and not self.config.data.tokenizer_path:
-            checkpoint = read_checkpoint(self.config.ckpt_path)
+        checkpoint = read_checkpoint(self.config.ckpt_path) if self.config.ckpt_path else None  # refuses URLs
+        if checkpoint is not None and not self.config.data.tokenizer_path:
             path = Path(self.config.ckpt_path).with_name("tokenizer.json")
             if not path.exists():  # every process may get here: each writes the same text, atomically
                 write_text_atomic(path, checkpoint["tokenizer_json"])

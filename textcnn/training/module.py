@@ -185,7 +185,35 @@ class TextCNNClassifier(pl.LightningModule):
         checkpoint["textcnn_format"] = MULTI_LABEL_CHECKPOINT_FORMAT if self.hparams.multi_label else CHECKPOINT_FORMAT
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming: the checkpoint must come from this run's network, classes and tokenizer. Another
+        network's weights do not fit, and another dataset's classes would be relabelled silently."""
+        differences = resume_differences(checkpoint, dict(self.hparams), self.tokenizer_json)
+        if differences:
+            raise UserInputError(
+                f"--ckpt_path {self.trainer.ckpt_path} was written by another run ({'; '.join(differences[:4])}): "
+                "resume with the config and data that run used, or leave out --ckpt_path to train a new model"
+            )
         self.tokenizer_json = checkpoint.get("tokenizer_json", "")
+
+
+REGULARISATION = ("dropout", "embedding_dropout")  # may change when resuming: the weights still fit
+
+
+def resume_differences(checkpoint: dict[str, Any], hparams: dict[str, Any], tokenizer_json: str) -> list[str]:
+    """What differs between a checkpoint's run and this one, as ``name: checkpoint's vs this run's``."""
+    saved = checkpoint["hyper_parameters"]
+    differences = []
+    for name in ("label_names", "num_classes", "vocab_size", "multi_label"):
+        if saved.get(name) != hparams.get(name):
+            differences.append(f"{name}: {saved.get(name)!r} there, {hparams.get(name)!r} here")
+    theirs = dataclasses.asdict(TextCNNConfig.from_saved(saved["network"]))
+    ours = hparams["network"] if isinstance(hparams["network"], dict) else dataclasses.asdict(hparams["network"])
+    ours = dataclasses.asdict(TextCNNConfig.from_saved(ours))
+    differences += [f"model.network.{key}: {theirs[key]!r} there, {ours[key]!r} here"
+                    for key in theirs if theirs[key] != ours[key] and key not in REGULARISATION]
+    if tokenizer_json and checkpoint.get("tokenizer_json") != tokenizer_json:
+        differences.append("another tokenizer (data.tokenizer_path)")
+    return differences
 
 
 def loss_weights(class_weights: Union[str, list[float], None], label_counts: Optional[list[int]],
