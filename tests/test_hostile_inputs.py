@@ -104,10 +104,10 @@ def test_the_predict_command_takes_any_bytes_or_refuses_them_in_one_line(capsys,
         expected = f"text argument {undecodable[0]} " if undecodable else f"line {bad_lines[0]} "
         assert expected in str(error.value) and "UTF-8" in str(error.value)
     elif arguments or lines:
-        results = predict(argv)
-        assert len(results) == len(arguments) + len(lines)
+        assert predict(argv) == len(arguments) + len(lines)
         printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        assert [p["label"] for p in printed] == [r["label"] for r in results]
+        assert len(printed) == len(arguments) + len(lines)
+        assert all(p["label"] in ("negative", "positive") for p in printed)
     capsys.readouterr()
 
 

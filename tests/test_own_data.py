@@ -288,14 +288,14 @@ def test_predict_reads_a_csv_and_keeps_the_id_column(frames, tmp_path, capsys):
     from textcnn.cli import predict
 
     frames["test"].head(30).rename(columns={"text": "review"}).to_csv(tmp_path / "new.csv", index=False)
-    results = predict(["--checkpoint", str(FIXTURE_CHECKPOINT), "--input", str(tmp_path / "new.csv"),
-                       "--text-column", "review", "--keep-columns", "id", "--format", "csv"])
+    assert predict(["--checkpoint", str(FIXTURE_CHECKPOINT), "--input", str(tmp_path / "new.csv"),
+                    "--text-column", "review", "--keep-columns", "id", "--format", "csv"]) == 30
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [row["id"] for row in rows] == list(frames["test"]["id"][:30])
-    assert [row["label"] for row in rows] == [result["label"] for result in results]
     assert list(rows[0]) == ["id", "text", "label", "negative", "positive"]
     expected = textcnn.load(FIXTURE_CHECKPOINT).predict(list(frames["test"]["text"][:30]))
-    assert results == expected
+    assert [row["label"] for row in rows] == [result["label"] for result in expected]
+    assert [float(row["positive"]) for row in rows] == [result["probabilities"]["positive"] for result in expected]
     with pytest.raises(UserInputError, match=r"--keep-columns 'date' is not a column of .*new.csv \(columns: id, review, label\)"):
         predict(["--checkpoint", str(FIXTURE_CHECKPOINT), "--input", str(tmp_path / "new.csv"),
                  "--text-column", "review", "--keep-columns", "date"])

@@ -1,12 +1,18 @@
 import csv
+import io
 import json
+import select
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import datasets
 import pytest
 import torch
 
 import textcnn
+from tests.conftest import ROOT
 from textcnn import cli
 from textcnn.errors import UserInputError
 from textcnn.training.module import TextCNNClassifier
@@ -191,3 +197,67 @@ def test_predict_command_errors_are_one_line(checkpoint, sst2_slice, capsys, arg
     stderr = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(stderr.splitlines()) == 1
     assert stderr.startswith("error:") and message in stderr
+
+
+# -- large inputs: chunk by chunk ----------------------------------------------------------------------
+
+FIXTURE = Path(__file__).parent / "fixtures" / "textcnn-0.1.0" / "sst2_tiny.ckpt"
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "csv"])
+def test_predict_prints_chunk_after_chunk_exactly_what_one_call_gives(output_format, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "CHUNK_TEXTS", 3)
+    texts = [f"{word} film , {index}" for index, word in enumerate(["fine", "dull", "witty", "bad"] * 5)]
+    path = tmp_path / "texts.txt"
+    path.write_text("\n".join(texts) + "\n")
+    assert cli.predict(["--checkpoint", str(FIXTURE), "extra text", "--file", str(path), "--format", output_format]) == 21
+    expected = textcnn.load(FIXTURE).predict(["extra text", *texts])
+    out = capsys.readouterr().out
+    if output_format == "csv":
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert out.count("text,label,negative,positive") == 1  # one header for every chunk
+        assert [float(row["positive"]) for row in rows] == [r["probabilities"]["positive"] for r in expected]
+    else:
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert [row["probabilities"] for row in rows] == [r["probabilities"] for r in expected]
+    assert [row["text"] for row in rows] == ["extra text", *texts]
+
+
+def test_the_first_predictions_come_out_while_stdin_is_still_open():
+    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "predict.py"), "--checkpoint", str(FIXTURE)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        process.stdin.write(b"a fine film\n" * cli.CHUNK_TEXTS)
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "no prediction printed within 60 s of the first chunk"
+        assert json.loads(process.stdout.readline())["text"] == "a fine film"
+    finally:
+        process.stdin.close()
+        process.stdout.read()
+        process.wait(timeout=60)
+    assert process.returncode == 0
+
+
+def test_a_line_without_end_is_refused_without_reading_it_all(tmp_path):
+    with pytest.raises(UserInputError, match="line 1 is longer than 16 MiB; texts are read one per line"):
+        cli.predict(["--checkpoint", str(FIXTURE), "--file", "/dev/zero"])
+
+
+def peak_rss_mb(path: Path) -> float:
+    """Peak resident memory of ``textcnn predict --file PATH`` in its own process (output discarded)."""
+    script = ("import resource, sys\nfrom textcnn.cli import main\n"
+              "try:\n    main(sys.argv[1:])\nfinally:\n"
+              "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", script, "predict", "--checkpoint", str(FIXTURE), "--file", str(path)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300, check=True)
+    return int(done.stderr.decode().split()[-1]) / 1024
+
+
+@pytest.mark.slow
+def test_predict_memory_does_not_grow_with_the_input(tmp_path):
+    line = b"a gorgeous , witty , seductive movie that is also a bit too long .\n"
+    small, large = tmp_path / "small.txt", tmp_path / "large.txt"
+    small.write_bytes(line * 30_000)  # 2 MB
+    large.write_bytes(line * 300_000)  # 20 MB: holding it all (texts and results) took hundreds of MB
+    assert peak_rss_mb(large) - peak_rss_mb(small) < 30

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import csv
 import errno
+import itertools
 import json
 import logging
 import math
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -54,18 +55,29 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     return evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides)
 
 
-def _read_lines(source) -> list[str]:
-    texts = []
-    for number, raw in enumerate(source, start=1):
+CHUNK_TEXTS = 4096  # texts read, predicted and printed at a time: memory stays flat in the input's size
+MAX_LINE_BYTES = 16 * 2**20  # a --file line longer than this is not one text per line (or /dev/zero)
+
+
+def _read_lines(source) -> Iterator[str]:
+    """The lines of a binary stream as text, one at a time, without their line ends."""
+    number = 0
+    while raw := source.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise UserInputError(f"line {number} is longer than {MAX_LINE_BYTES // 2**20} MiB; texts are read one per "
+                                 "line: is it a text file?")
         try:
-            texts.append(raw.decode("utf-8").rstrip("\r\n"))
+            yield raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as error:
             raise UserInputError(f"line {number} is not valid UTF-8 ({error.reason}); re-encode the file as UTF-8") from None
-    return texts
 
 
-def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
-    """Label texts from arguments, a file, stdin or a dataset split; JSON lines or CSV on stdout."""
+def predict(argv: Optional[Sequence[str]] = None) -> int:
+    """Label texts from arguments, a file, stdin or a dataset split; JSON lines or CSV on stdout.
+
+    Texts are read, predicted and printed a chunk at a time, so memory does not grow with the input
+    and the first predictions appear while the rest is still being read. Returns how many texts were labelled."""
     parser = ArgumentParser(description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a directory written by export")
     parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line from stdin)")
@@ -84,62 +96,90 @@ def predict(argv: Optional[Sequence[str]] = None) -> list[dict]:
     parser.add_argument("--top-ngrams", type=int, default=5, help="n-grams shown per text with --explain")
     parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
     args = parser.parse_args(argv)
-    texts, kept = _texts_to_predict(args)
+    chunks = _text_chunks(args)
+    first = next(chunks, None)  # a source that cannot be read is refused before the model is loaded
+    if first is None:
+        raise UserInputError("no texts given; pass texts as arguments, --input FILE, --file PATH, --dataset PATH, "
+                             "or lines on stdin")
     predictor = load(args.checkpoint, temperature=args.temperature)
-    results = predictor.predict(texts, top_k=args.top_k, batch_size=args.batch_size)
-    if args.explain or args.html:
-        if not hasattr(predictor, "explain"):
-            raise UserInputError("--explain needs the PyTorch checkpoint (.ckpt), not an ONNX export")
-        if args.top_ngrams < 1:
-            raise UserInputError(f"--top-ngrams must be a positive integer, got {args.top_ngrams}")
-        explanations = predictor.explain(texts, batch_size=args.batch_size)
-        for result, explanation in zip(results, explanations):
-            result["explanation"] = explanation.to_dict(args.top_ngrams)
-        if args.html:
-            _write_text(args.html, to_html(explanations, args.top_ngrams))
-    _print_predictions(texts, results, args.format, predictor.label_names, args.top_k, kept)
-    return results
+    explaining = args.explain or bool(args.html)
+    if explaining and not hasattr(predictor, "explain"):
+        raise UserInputError("--explain needs the PyTorch checkpoint (.ckpt), not an ONNX export")
+    if explaining and args.top_ngrams < 1:
+        raise UserInputError(f"--top-ngrams must be a positive integer, got {args.top_ngrams}")
+    printer = _PredictionPrinter(args.format, predictor.label_names, args.top_k, predictor.multi_label, explaining)
+    page, count = [], 0  # --html: the explanations of every text, for one page
+    for texts, kept in itertools.chain([first], chunks):
+        results = predictor.predict(texts, top_k=args.top_k, batch_size=args.batch_size)
+        if explaining:
+            explanations = predictor.explain(texts, batch_size=args.batch_size)
+            for result, explanation in zip(results, explanations):
+                result["explanation"] = explanation.to_dict(args.top_ngrams)
+            if args.html:
+                page += explanations
+        printer.print(texts, results, kept)
+        count += len(texts)
+    if args.html:
+        _write_text(args.html, to_html(page, args.top_ngrams))
+    return count
 
 
-def _texts_to_predict(args: Namespace) -> tuple[list[str], dict[str, list]]:
-    """The texts, and the ``--keep-columns`` of ``--input`` (column → values in text order)."""
-    texts, kept = list(args.texts), {}
+def _text_chunks(args: Namespace) -> Iterator[tuple[list[str], dict[str, list]]]:
+    """The texts in chunks of at most :data:`CHUNK_TEXTS`, each with its ``--keep-columns`` of ``--input``
+    (column → values in text order). Stdin typed at a terminal is answered line by line."""
+    texts = list(args.texts)
     for number, text in enumerate(texts, start=1):
         if first_surrogate(text) is not None:  # an undecodable byte of the argument (surrogateescape)
             raise UserInputError(f"text argument {number} is not valid UTF-8; pass UTF-8 text, or the texts "
                                  "in a UTF-8 file with --file")
+    keep = [c for c in args.keep_columns.split(",") if c]
     if args.input:
         if texts or args.dataset or args.file:
             raise UserInputError("--input takes the texts from its file; drop the other texts, --dataset or --file")
-        return _file_texts(Path(args.input), args.text_column, [c for c in args.keep_columns.split(",") if c])
-    if args.keep_columns:
+        return _column_chunks(_file_rows(Path(args.input), args.text_column, keep), args.text_column, keep)
+    if keep:
         raise UserInputError("--keep-columns copies columns of --input; give --input FILE")
+    sources: list[Iterable[str]] = [texts]
     if args.dataset:
-        texts += _dataset_texts(args.dataset, args.split, args.text_column, args.limit)
-    if args.file == "-" or (args.file is None and not texts and not sys.stdin.isatty()):
-        texts += _read_lines(sys.stdin.buffer)
+        rows = _dataset_rows(args.dataset, args.split, args.text_column, args.limit)
+        sources.append(text for chunk, _ in _column_chunks(rows, args.text_column, []) for text in chunk)
+    chunk_size = CHUNK_TEXTS
+    if args.file == "-" or (args.file is None and not texts and not args.dataset and not sys.stdin.isatty()):
+        sources.append(_read_lines(sys.stdin.buffer))
+        if sys.stdin.isatty():  # typed: answer each line as it comes
+            chunk_size = 1
     elif args.file:
-        try:
-            with open(args.file, "rb") as handle:
-                texts += _read_lines(handle)
-        except OSError as error:
-            raise UserInputError(f"cannot read --file {args.file}: {error.strerror}") from None
-    if not texts:
-        raise UserInputError("no texts given; pass texts as arguments, --input FILE, --file PATH, --dataset PATH, "
-                             "or lines on stdin")
-    return texts, kept
+        sources.append(_file_lines(args.file))
+    lines = itertools.chain.from_iterable(sources)
+    return ((chunk, {}) for chunk in iter(lambda: list(itertools.islice(lines, chunk_size)), []))
 
 
-def _file_texts(path: Path, column: str, keep: list[str]) -> tuple[list[str], dict[str, list]]:
+def _file_lines(path: str) -> Iterator[str]:
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise UserInputError(f"cannot read --file {path}: {error.strerror}") from None
+    with handle:
+        yield from _read_lines(handle)
+
+
+def _column_chunks(rows, column: str, keep: list[str]) -> Iterator[tuple[list[str], dict[str, list]]]:
+    """A table's texts (None as "") and kept columns, :data:`CHUNK_TEXTS` rows at a time."""
+    for start in range(0, len(rows), CHUNK_TEXTS):
+        chunk = rows[start : start + CHUNK_TEXTS]
+        yield [text or "" for text in chunk[column]], {name: chunk[name] for name in keep}
+
+
+def _file_rows(path: Path, column: str, keep: list[str]):
     rows = read_file(path, file_format(path, None), column, "label", None)
     for name in [column, *keep]:
         if name not in rows.column_names:
             option = "--text-column" if name == column else "--keep-columns"
             raise UserInputError(f"{option} {name!r} is not a column of {path} (columns: {', '.join(rows.column_names)})")
-    return [text or "" for text in rows[column]], {name: rows[name] for name in keep}
+    return rows
 
 
-def _dataset_texts(path: str, split: str, column: str, limit: Optional[int]) -> list[str]:
+def _dataset_rows(path: str, split: str, column: str, limit: Optional[int]):
     splits = load_dataset_dict(path)
     if split not in splits:
         raise UserInputError(f"{path} has no split {split!r} (splits: {', '.join(splits)}); set --split")
@@ -152,39 +192,51 @@ def _dataset_texts(path: str, split: str, column: str, limit: Optional[int]) -> 
     rows = splits[split] if limit is None else splits[split].select(range(min(limit, len(splits[split]))))
     if rows.features[column].dtype not in ("string", "large_string"):
         raise UserInputError(f"--text-column {column!r} does not hold strings; pick the text column")
-    return [text or "" for text in rows[column]]
+    return rows
 
 
-def _print_predictions(
-    texts: list[str], results: list[dict], output_format: str, label_names: list[str], top_k: Optional[int],
-    kept: Optional[dict[str, list]] = None,
-) -> None:
-    kept = kept or {}
-    if output_format == "jsonl":
-        for index, (text, result) in enumerate(zip(texts, results)):
-            extra = {name: values[index] for name, values in kept.items()}
-            print(strict_json({**extra, "text": text, **result}, ensure_ascii=False, default=str))
-        return
-    # CSV: one probability column per class in label order; with --top-k, label_i / probability_i pairs.
-    # A multi-label model's "labels" column joins the predicted set with "|" (empty: no class).
-    multi_label = "labels" in results[0]
-    header = [*kept, "text", "labels" if multi_label else "label"]
-    if top_k is None:
-        header += label_names
-    else:
-        header += [f"{kind}_{rank}" for rank in range(1, top_k + 1) for kind in ("label", "probability")]
-    explained = "explanation" in results[0]
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(header + (["top_ngrams"] if explained else []))
-    for index, (text, result) in enumerate(zip(texts, results)):
-        if top_k is None:
-            values = [result["probabilities"][name] for name in label_names]
+class _PredictionPrinter:
+    """Writes predictions to stdout as JSON lines or CSV, chunk after chunk (the CSV header once).
+
+    CSV: one probability column per class in label order; with ``top_k``, label_i / probability_i pairs.
+    A multi-label model's "labels" column joins the predicted set with "|" (empty: no class)."""
+
+    def __init__(self, output_format: str, label_names: list[str], top_k: Optional[int], multi_label: bool,
+                 explained: bool):
+        self.output_format, self.label_names, self.top_k = output_format, label_names, top_k
+        self.multi_label, self.explained = multi_label, explained
+        self.writer = csv.writer(sys.stdout, lineterminator="\n")
+        self.header_written = False
+
+    def print(self, texts: list[str], results: list[dict], kept: dict[str, list]) -> None:
+        if self.output_format == "jsonl":
+            for index, (text, result) in enumerate(zip(texts, results)):
+                extra = {name: values[index] for name, values in kept.items()}
+                print(strict_json({**extra, "text": text, **result}, ensure_ascii=False, default=str))
         else:
-            values = [value for pair in result["probabilities"].items() for value in pair]
-        if explained:
-            values.append("; ".join(f"{g['ngram']} ({g['contribution']:+.4f})" for g in result["explanation"]["ngrams"]))
-        extra = [values_[index] for values_ in kept.values()]
-        writer.writerow([*extra, text, "|".join(result["labels"]) if multi_label else result["label"], *values])
+            self._print_csv(texts, results, kept)
+        sys.stdout.flush()
+
+    def _print_csv(self, texts: list[str], results: list[dict], kept: dict[str, list]) -> None:
+        if not self.header_written:
+            header = [*kept, "text", "labels" if self.multi_label else "label"]
+            if self.top_k is None:
+                header += self.label_names
+            else:
+                header += [f"{kind}_{rank}" for rank in range(1, self.top_k + 1) for kind in ("label", "probability")]
+            self.writer.writerow(header + (["top_ngrams"] if self.explained else []))
+            self.header_written = True
+        for index, (text, result) in enumerate(zip(texts, results)):
+            if self.top_k is None:
+                values = [result["probabilities"][name] for name in self.label_names]
+            else:
+                values = [value for pair in result["probabilities"].items() for value in pair]
+            if self.explained:
+                values.append("; ".join(f"{g['ngram']} ({g['contribution']:+.4f})"
+                                        for g in result["explanation"]["ngrams"]))
+            extra = [values_[index] for values_ in kept.values()]
+            self.writer.writerow([*extra, text, "|".join(result["labels"]) if self.multi_label else result["label"],
+                                  *values])
 
 
 def _write_text(path: str, text: str) -> None:
