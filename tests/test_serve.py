@@ -20,6 +20,7 @@ from textcnn.inference.serve import create_app
 from tests.conftest import ROOT
 
 MAX_TEXTS, MAX_CHARS = 8, 200
+FIXTURE = ROOT / "tests" / "fixtures" / "textcnn-0.1.0" / "sst2_tiny.ckpt"
 TEXTS = ["a gorgeous , witty , seductive movie .", "it 's a bad , bad film", "!"]
 
 
@@ -138,6 +139,34 @@ def test_concurrent_requests_all_succeed_and_agree(url, predictor):
     assert [r.status_code for r in responses] == [200] * 48
     for i, response in enumerate(responses):
         assert response.json()["predictions"][0]["label"] == expected[TEXTS[i % 3]]
+
+
+class SlowPredictor:
+    """The fixture model behind a prediction that takes ``seconds``: a busy or overloaded server."""
+
+    def __init__(self, predictor, seconds: float):
+        self.predictor, self.seconds = predictor, seconds
+
+    def predict(self, texts, top_k=None):
+        time.sleep(self.seconds)
+        return self.predictor.predict(texts, top_k=top_k)
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+
+def test_a_prediction_past_the_request_deadline_gets_503_with_retry_after():
+    slow = SlowPredictor(textcnn.load(FIXTURE), seconds=3)
+    with running(create_app(slow, request_timeout_s=0.5)) as base:
+        started = time.monotonic()
+        response = httpx.post(f"{base}/predict", json={"texts": TEXTS}, timeout=10)
+        waited = time.monotonic() - started
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "did not finish within 0.5 s" in response.json()["detail"]
+        assert waited < 2.5  # answered at the deadline, not when the prediction ended
+        assert httpx.get(f"{base}/health").status_code == 200
+    with running(create_app(SlowPredictor(textcnn.load(FIXTURE), seconds=0.1), request_timeout_s=5)) as base:
+        assert httpx.post(f"{base}/predict", json={"texts": TEXTS}, timeout=10).status_code == 200
 
 
 def test_load_script_reports_throughput_and_latency(predictor):

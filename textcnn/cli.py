@@ -267,10 +267,13 @@ def serve(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--max-texts", type=int, default=64, help="texts per request (more: 413)")
     parser.add_argument("--max-chars", type=int, default=5000, help="characters per text (more: 413)")
     parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
+    parser.add_argument("--request-timeout", type=float, default=30.0,
+                        help="seconds a prediction may take, queueing included (later: 503 with Retry-After)")
     args = parser.parse_args(argv)
     from textcnn.inference.serve import serve as run_service  # fastapi and uvicorn are the [serve] extra
 
-    run_service(load(args.checkpoint, temperature=args.temperature), args.host, args.port, args.max_texts, args.max_chars)
+    run_service(load(args.checkpoint, temperature=args.temperature), args.host, args.port, args.max_texts, args.max_chars,
+                request_timeout_s=args.request_timeout)
 
 
 def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequence[str]], print_json: bool) -> None:

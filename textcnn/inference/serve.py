@@ -11,9 +11,10 @@ longer than ``max_chars`` characters is refused with 413, a body larger than tho
 with 413 before it is read; malformed JSON (invalid UTF-8 included), wrong types and texts holding
 lone surrogates (``"\ud800"``: not Unicode text) give 422. A chunked body is counted as it
 arrives (413 once past the limit); slow clients are cut off (headers within 10 s, the body within
-30 s of them: 408, idle keep-alive connections after 5 s). Every error body is
-``{"detail": "one line saying what is wrong"}``. Handlers are plain functions, which FastAPI runs
-in a thread pool: the predictor is shared by those threads.
+30 s of them: 408, idle keep-alive connections after 5 s), and a prediction not done 30 s after
+its request arrived (``--request-timeout``; a busy server) gets 503 with ``Retry-After``. Every error body is
+``{"detail": "one line saying what is wrong"}``. Predictions run in a thread pool (anyio's, as for
+FastAPI's plain handlers): the predictor is shared by those threads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from textcnn.errors import UserInputError
 from textcnn.inference.predictor import BasePredictor, NonFiniteScoresError, Predictor, first_surrogate
 
 try:
+    import anyio
     import uvicorn
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
@@ -45,6 +47,9 @@ JSON_OVERHEAD = 1024  # bytes of JSON around the texts, plus escaping (below)
 # its previous response), and the whole body within BODY_TIMEOUT_S of the headers; an idle
 # keep-alive connection is closed after KEEP_ALIVE_S.
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S, KEEP_ALIVE_S = 10.0, 30.0, 5
+# A prediction not done REQUEST_TIMEOUT_S after its request arrived (queued behind others on an
+# overloaded server, or slow) is answered 503 with Retry-After instead of holding the client.
+REQUEST_TIMEOUT_S = 30.0
 
 
 class PredictRequest(BaseModel):
@@ -124,11 +129,13 @@ SLOW_CLIENT_LIMITS = dict(http=HeaderDeadlineProtocol, timeout_keep_alive=KEEP_A
 
 def create_app(
     predictor: BasePredictor, max_texts: int = DEFAULT_MAX_TEXTS, max_chars: int = DEFAULT_MAX_CHARS,
-    body_timeout_s: float = BODY_TIMEOUT_S,
+    body_timeout_s: float = BODY_TIMEOUT_S, request_timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> FastAPI:
     """The service around one loaded predictor."""
     if max_texts < 1 or max_chars < 1:
         raise UserInputError(f"--max-texts and --max-chars must be positive, got {max_texts} and {max_chars}")
+    if not request_timeout_s > 0:
+        raise UserInputError(f"--request-timeout must be a positive number of seconds, got {request_timeout_s}")
     max_body_bytes = max_texts * (6 * max_chars + 8) + JSON_OVERHEAD  # ≤ 6 bytes per char once JSON-escaped
     app = FastAPI(title="textcnn", description="Text classification with a TextCNN.")
     too_large = f"send at most {max_texts} texts of at most {max_chars} characters"
@@ -177,19 +184,7 @@ def create_app(
     def metadata() -> dict[str, Any]:
         return {**predictor.metadata(), "limits": {"max_texts": max_texts, "max_chars": max_chars}}
 
-    @app.post("/predict")
-    def predict(request: PredictRequest) -> dict[str, Any]:
-        if len(request.texts) > max_texts:
-            raise HTTPException(413, f"{len(request.texts)} texts in one request; send at most {max_texts}")
-        for index, text in enumerate(request.texts):
-            if len(text) > max_chars:
-                raise HTTPException(413, f"text {index} has {len(text)} characters; the limit is {max_chars}")
-        for index, text in enumerate(request.texts):
-            if (position := first_surrogate(text)) is not None:
-                raise HTTPException(422, f"text {index} holds a lone surrogate (U+{ord(text[position]):04X}) at "
-                                    f"character {position}, which is not Unicode text; send valid UTF-8 text")
-        if request.explain and not isinstance(predictor, Predictor):
-            raise HTTPException(422, "explanations need the PyTorch checkpoint; this server runs an ONNX export")
+    def predict_now(request: PredictRequest) -> dict[str, Any]:
         try:
             predictions = predictor.predict(request.texts, top_k=request.top_k)
             if request.explain:
@@ -201,6 +196,27 @@ def create_app(
             raise HTTPException(422, str(error)) from None
         return {"predictions": predictions}
 
+    @app.post("/predict")
+    async def predict(request: PredictRequest) -> dict[str, Any]:
+        if len(request.texts) > max_texts:
+            raise HTTPException(413, f"{len(request.texts)} texts in one request; send at most {max_texts}")
+        for index, text in enumerate(request.texts):
+            if len(text) > max_chars:
+                raise HTTPException(413, f"text {index} has {len(text)} characters; the limit is {max_chars}")
+        for index, text in enumerate(request.texts):
+            if (position := first_surrogate(text)) is not None:
+                raise HTTPException(422, f"text {index} holds a lone surrogate (U+{ord(text[position]):04X}) at "
+                                    f"character {position}, which is not Unicode text; send valid UTF-8 text")
+        if request.explain and not isinstance(predictor, Predictor):
+            raise HTTPException(422, "explanations need the PyTorch checkpoint; this server runs an ONNX export")
+        # In the thread pool, as a plain handler would be, but with a deadline that also covers the
+        # wait for a free thread; a prediction past it is abandoned (its thread finishes on its own).
+        with anyio.move_on_after(request_timeout_s) as deadline:
+            return await anyio.to_thread.run_sync(predict_now, request, abandon_on_cancel=True)
+        if deadline.cancelled_caught:
+            raise HTTPException(503, f"the prediction did not finish within {request_timeout_s:g} s (the server is "
+                                     "busy); retry later or send fewer texts", headers={"Retry-After": "1"})
+
     return app
 
 
@@ -210,12 +226,14 @@ def serve(
     port: int = DEFAULT_PORT,
     max_texts: int = DEFAULT_MAX_TEXTS,
     max_chars: int = DEFAULT_MAX_CHARS,
+    request_timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> None:
     """Run the service until interrupted."""
     if not 0 <= port <= 65535:
         raise UserInputError(f"--port must be between 0 and 65535 (0: any free port), got {port}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: the service has no authentication; put it behind a proxy", host)
-    uvicorn.run(create_app(predictor, max_texts, max_chars), host=host, port=port, log_level="info",
+    app = create_app(predictor, max_texts, max_chars, request_timeout_s=request_timeout_s)
+    uvicorn.run(app, host=host, port=port, log_level="info",
                 **SLOW_CLIENT_LIMITS)
 
