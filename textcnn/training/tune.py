@@ -139,10 +139,13 @@ def tune(argv: Sequence[str]) -> dict:
 
 
 def _import_optuna():
+    level = logging.getLogger("optuna").level  # the caller's choice (the CLI quiets it), which Optuna's import resets
     try:
         import optuna
     except ImportError:
         raise UserInputError("textcnn tune needs Optuna; pip install 'textcnn[tune]'") from None
+    if level:
+        logging.getLogger("optuna").setLevel(level)
     return optuna
 
 
