@@ -1,4 +1,4 @@
-"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve`` (also ``scripts/*.py``).
+"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune`` (also ``scripts/*.py``).
 
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
 ``early_stopping`` and ``seed_everything``, each field overridable as ``--section.field=value``.
@@ -276,6 +276,13 @@ def serve(argv: Optional[Sequence[str]] = None) -> None:
                 request_timeout_s=args.request_timeout)
 
 
+def tune(argv: Optional[Sequence[str]] = None) -> dict:
+    """Search hyperparameters with Optuna on the validation split; the best config is written as YAML."""
+    from textcnn.training.tune import tune as search  # Optuna is the [tune] extra: imported by this command only
+
+    return search(list(sys.argv[1:] if argv is None else argv))
+
+
 def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequence[str]], print_json: bool) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in argv
@@ -321,7 +328,7 @@ def _quiet_dependencies() -> None:
     """What a run prints is textcnn's: the data summary, progress and metrics. Lightning's banners
     and tips, the datasets' progress bars and dependencies' deprecation warnings stay hidden unless
     ``--verbose`` is given. (The entry point owns the process; the library never does this.)"""
-    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "datasets"):
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "datasets", "optuna"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -356,22 +363,28 @@ def serve_main(argv: Optional[Sequence[str]] = None) -> None:
     _run(serve, argv, print_json=False)
 
 
+def tune_main(argv: Optional[Sequence[str]] = None) -> None:
+    _run(tune, argv, print_json=True)
+
+
 COMMANDS = {
     "train": train_main,
     "evaluate": evaluate_main,
     "predict": predict_main,
     "export": export_main,
     "serve": serve_main,
+    "tune": tune_main,
 }
 
 
-USAGE = """usage: textcnn {train,evaluate,predict,export,serve} [options]
+USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune} [options]
 
   train     train a TextCNN from a YAML config, then score it on the test split
   evaluate  score a checkpoint on a dataset split
   predict   label texts with a checkpoint or an export directory
   export    export a checkpoint to ONNX
   serve     serve a checkpoint or an export over HTTP
+  tune      search hyperparameters on the validation split (Optuna), write the best config
 
 textcnn COMMAND --help shows a command's options."""
 
