@@ -24,6 +24,41 @@ def test_loading_and_predicting_imports_neither_lightning_nor_torchmetrics():
     assert heavy == "[]"
 
 
+HEAVY = ("pytorch_lightning", "lightning", "lightning_fabric", "torchmetrics", "datasets", "pandas", "pyarrow",
+         "onnxruntime", "onnx", "fastapi", "uvicorn", "optuna", "sklearn", "benchmarks")
+
+
+def _heavy_modules_after(script: str) -> tuple[str, list[str]]:
+    """stdout of ``script`` and the heavy top-level packages it left imported."""
+    script += f"\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    *output, heavy = result.stdout.strip().splitlines()
+    return "\n".join(output), eval(heavy)
+
+
+def test_the_cli_predicts_from_a_checkpoint_without_lightning_or_datasets(tmp_path):
+    lines = tmp_path / "texts.txt"
+    lines.write_text("a fine film\n", encoding="utf-8")
+    output, heavy = _heavy_modules_after(
+        "from textcnn.cli import main\n"
+        f"main(['predict', '--checkpoint', {str(FIXTURE)!r}, 'a dull film'])\n"
+        f"main(['predict', '--checkpoint', {str(FIXTURE)!r}, '--file', {str(lines)!r}])\n"
+    )
+    assert output.count('"label"') == 2
+    assert heavy == []
+
+
+def test_the_cli_usage_imports_nothing_heavy():
+    output, heavy = _heavy_modules_after("from textcnn.cli import main\nmain(['--help'])\n"
+                                         "import sys\nprint('torch' in sys.modules)")
+    assert output.endswith("False") and heavy == []
+
+
+def test_training_imports_no_export_service_search_or_benchmark_code():
+    _, heavy = _heavy_modules_after("from textcnn.cli import main\nimport textcnn.training.run")
+    assert set(heavy) <= {"pytorch_lightning", "lightning_fabric", "torchmetrics", "datasets", "pandas", "pyarrow"}
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

@@ -7,17 +7,22 @@
 """
 
 from textcnn.errors import UserInputError
-from textcnn.model import TextCNN, TextCNNConfig
-from textcnn.inference import Predictor, load
 
 __version__ = "0.1.0"
 __all__ = ["Predictor", "TextCNN", "TextCNNConfig", "UserInputError", "load", "train"]
 
+# Imported on first use, so that ``textcnn --help`` starts without torch and predicting never loads Lightning.
+_LAZY = {"TextCNN": "textcnn.model", "TextCNNConfig": "textcnn.model", "Predictor": "textcnn.inference",
+         "load": "textcnn.inference", "train": "textcnn.training.run"}
+
 
 def __getattr__(name: str):
-    """``textcnn.train`` is imported on first use: predicting never loads Lightning."""
-    if name == "train":
-        from textcnn.training.run import train
+    if name in _LAZY:
+        import importlib
 
-        return train
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'textcnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,15 +25,10 @@ from typing import Optional
 from jsonargparse import ArgumentParser, Namespace
 
 from textcnn.atomic import NO_SPACE, unwritable
-from textcnn.data import TextDataModule, load_dataset_dict
-from textcnn.data.files import file_format, read_file
 from textcnn.errors import UserInputError
-from textcnn.training.run import fit_and_evaluate
-from textcnn.training.evaluation import evaluate_checkpoint
-from textcnn.inference.explain import to_html
-from textcnn.inference.export import export_onnx
-from textcnn.inference import load
-from textcnn.inference.predictor import first_surrogate
+
+# Each command imports what it needs when it runs: predicting from a checkpoint never loads Lightning
+# or datasets, and no command loads ONNX Runtime, FastAPI or Optuna unless it uses them.
 
 log = logging.getLogger("textcnn")
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, *NO_SPACE)
@@ -40,12 +36,17 @@ UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, *NO_SPACE)
 
 def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     """Fit, then score the best checkpoint on the test split (validation when there is none)."""
+    from textcnn.training.run import fit_and_evaluate
+
     return fit_and_evaluate(argv)
 
 
 def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     """Score a checkpoint; data settings default to the ones it was trained with, and only the
     ``--data.*`` options given on the command line override them."""
+    from textcnn.data.datamodule import TextDataModule
+    from textcnn.training.evaluation import evaluate_checkpoint
+
     parser = ArgumentParser(description="Evaluate a textcnn checkpoint on a dataset split.")
     parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
@@ -101,6 +102,8 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     if first is None:
         raise UserInputError("no texts given; pass texts as arguments, --input FILE, --file PATH, --dataset PATH, "
                              "or lines on stdin")
+    from textcnn.inference import load
+
     predictor = load(args.checkpoint, temperature=args.temperature)
     explaining = args.explain or bool(args.html)
     if explaining and not hasattr(predictor, "explain"):
@@ -120,6 +123,8 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
         printer.print(texts, results, kept)
         count += len(texts)
     if args.html:
+        from textcnn.inference.explain import to_html
+
         _write_text(args.html, to_html(page, args.top_ngrams))
     return count
 
@@ -127,6 +132,8 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
 def _text_chunks(args: Namespace) -> Iterator[tuple[list[str], dict[str, list]]]:
     """The texts in chunks of at most :data:`CHUNK_TEXTS`, each with its ``--keep-columns`` of ``--input``
     (column → values in text order). Stdin typed at a terminal is answered line by line."""
+    from textcnn.inference.predictor import first_surrogate
+
     texts = list(args.texts)
     for number, text in enumerate(texts, start=1):
         if first_surrogate(text) is not None:  # an undecodable byte of the argument (surrogateescape)
@@ -171,6 +178,8 @@ def _column_chunks(rows, column: str, keep: list[str]) -> Iterator[tuple[list[st
 
 
 def _file_rows(path: Path, column: str, keep: list[str]):
+    from textcnn.data.files import file_format, read_file
+
     rows = read_file(path, file_format(path, None), column, "label", None)
     for name in [column, *keep]:
         if name not in rows.column_names:
@@ -180,6 +189,8 @@ def _file_rows(path: Path, column: str, keep: list[str]):
 
 
 def _dataset_rows(path: str, split: str, column: str, limit: Optional[int]):
+    from textcnn.data.sources import load_dataset_dict
+
     splits = load_dataset_dict(path)
     if split not in splits:
         raise UserInputError(f"{path} has no split {split!r} (splits: {', '.join(splits)}); set --split")
@@ -255,6 +266,8 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--temperature", type=float, default=1.0, help="stored for the predictor (evaluate fits it)")
     args = parser.parse_args(argv)
     output = args.output or str(Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "-onnx"))
+    from textcnn.inference.export import export_onnx
+
     return export_onnx(args.checkpoint, output, temperature=args.temperature)
 
 
@@ -270,6 +283,7 @@ def serve(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--request-timeout", type=float, default=30.0,
                         help="seconds a prediction may take, queueing included (later: 503 with Retry-After)")
     args = parser.parse_args(argv)
+    from textcnn.inference import load
     from textcnn.inference.serve import serve as run_service  # fastapi and uvicorn are the [serve] extra
 
     run_service(load(args.checkpoint, temperature=args.temperature), args.host, args.port, args.max_texts, args.max_chars,
@@ -335,12 +349,9 @@ def _quiet_dependencies() -> None:
     for message in (".*tensorboardX.*", ".*LeafSpec.*", ".*number of training batches.*logging interval.*",
                     ".*does not have many workers.*", ".*args parameter is intended to run from within Python.*"):
         warnings.filterwarnings("ignore", message=message)
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()
-    except ImportError:  # predicting from an export needs no datasets
-        pass
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # read when datasets is imported, if ever
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> None:

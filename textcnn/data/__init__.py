@@ -6,6 +6,18 @@ builds on :mod:`~textcnn.data.samplers` (seeded, sharded batch order), :mod:`~te
 :mod:`~textcnn.data.distributed` (the tokenizer handed from rank 0 to the other processes).
 """
 
-from textcnn.data.datamodule import TextDataModule, load_dataset_dict
-
 __all__ = ["TextDataModule", "load_dataset_dict"]
+
+
+def __getattr__(name: str):
+    """Imported on first use: reading a file or a dataset (``textcnn.data.files``, ``.sources``) does
+    not load Lightning, which the data module needs."""
+    if name == "TextDataModule":
+        from textcnn.data.datamodule import TextDataModule
+
+        return TextDataModule
+    if name == "load_dataset_dict":
+        from textcnn.data.sources import load_dataset_dict
+
+        return load_dataset_dict
+    raise AttributeError(f"module 'textcnn.data' has no attribute {name!r}")
