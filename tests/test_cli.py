@@ -53,7 +53,8 @@ def test_evaluate_reproduces_the_training_metrics(trained_by_script):
     result = run("evaluate.py", "--checkpoint", report["checkpoint"], "--split", "test")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     evaluated = json.loads(result.stdout)
-    assert evaluated["accuracy"] == report["accuracy"] and evaluated["num_examples"] == 200
+    # train scores with its own data module, evaluate rebuilds it from the checkpoint: same report
+    assert evaluated == report and evaluated["num_examples"] == 200
     assert set(evaluated["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
 
 

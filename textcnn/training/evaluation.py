@@ -56,7 +56,10 @@ def classification_report(predictions: torch.Tensor, targets: torch.Tensor, labe
 
 @torch.inference_mode()
 def evaluate_checkpoint(
-    checkpoint_path: Union[str, Path], split: str = "test", data_overrides: Optional[dict[str, Any]] = None
+    checkpoint_path: Union[str, Path],
+    split: str = "test",
+    data_overrides: Optional[dict[str, Any]] = None,
+    data: Optional[TextDataModule] = None,
 ) -> dict[str, Any]:
     """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``.
 
@@ -68,16 +71,22 @@ def evaluate_checkpoint(
     A labelled file of your own (``data_overrides={"test_file": "labelled.csv"}``) is scored on its
     own, its labels read as the checkpoint's classes (by name, or integer ids in their order);
     without the training data's validation split it gets no calibration.
+
+    ``data`` is the data module that trained the checkpoint, at the end of its run: its splits are
+    already read and encoded with the checkpoint's tokenizer, so they are not built a second time.
     """
+    if data is not None and data_overrides:
+        raise ValueError("give either the run's data module or data_overrides, not both")
     checkpoint = read_checkpoint(checkpoint_path)
     label_names = label_names_from_checkpoint(checkpoint)
-    settings = {**data_settings_from_checkpoint(checkpoint), **(data_overrides or {})}
     own_file = (data_overrides or {}).get(f"{split}_file") if split != "train" else None
-    if own_file:  # the file alone: every split role is that file, the classes are the model's
-        settings.update(path=str(own_file), train_file=own_file, validation_file=own_file, test_file=own_file,
-                        label_names=label_names, streaming=False)
-    data = TextDataModule(**settings)
-    data.use_tokenizer(tokenizer_from_checkpoint(checkpoint))
+    if data is None:
+        settings = {**data_settings_from_checkpoint(checkpoint), **(data_overrides or {})}
+        if own_file:  # the file alone: every split role is that file, the classes are the model's
+            settings.update(path=str(own_file), train_file=own_file, validation_file=own_file, test_file=own_file,
+                            label_names=label_names, streaming=False)
+        data = TextDataModule(**settings)
+        data.use_tokenizer(tokenizer_from_checkpoint(checkpoint))
     try:
         data_label_names = data.label_names
     except UserInputError as error:

@@ -41,11 +41,14 @@ def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
     if not best:
         raise UserInputError("training produced no checkpoint; train for at least one epoch")
     log.info("best checkpoint: %s", best)
+    # one process's data module holds every split, read and encoded: score with it (a distributed
+    # run's module holds this process's share, so the checkpoint's data is rebuilt whole)
+    data = cli.datamodule if cli.trainer.world_size == 1 else None
     if cli.datamodule.has_test_split:
-        return evaluate_checkpoint(best, split="test")
+        return evaluate_checkpoint(best, split="test", data=data)
     log.warning("no test split: the figures below are on the validation split, which chose the checkpoint; "
                 "give data.test_file (or a test split) for an unbiased estimate")
-    return evaluate_checkpoint(best, split="validation")
+    return evaluate_checkpoint(best, split="validation", data=data)
 
 
 @dataclass
