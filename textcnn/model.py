@@ -26,7 +26,8 @@ so the classifier can always fall back on a linear n-gram model, which is what w
 Padding never wins a max-pool: padded positions are zeroed after every ReLU (so the max over real,
 non-negative activations is unchanged) and before every convolution (so a convolution sees the same
 zeros at the end of a padded text as at the edge of the same text scored alone). A text therefore
-gets the same logits alone or inside a padded batch.
+gets the same logits alone or inside a padded batch. A batch that is mostly padding runs packed
+instead (:mod:`textcnn.packing`): its texts end to end in a few rows, with the same logits.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from textcnn.errors import UserInputError
+from textcnn.packing import PAD_ID, PackedBatch, pack, segment_max, segment_mean
+from textcnn.packing import layout as packing_layout
 
-PAD_ID = 0
+# a batch runs packed when packing removes more than this share of its positions: below it, the
+# gaps and the bookkeeping cost about what they save (scripts/benchmark_speed.py)
+PACK_WHEN_PADDED_OVER = 0.25
 EmbeddingMode = Literal["rand", "static", "non-static", "multichannel"]
 EMBEDDING_MODES = ("rand", "static", "non-static", "multichannel")
 Architecture = Literal["textcnn", "dpcnn"]
@@ -232,6 +237,13 @@ class NGramBag(nn.Module):
         total = self.embedding(rows).masked_fill(~real, 0.0).sum(dim=1)  # (B, D), whatever the padding row holds
         return total / real.sum(dim=1).clamp(min=1)
 
+    def packed(self, batch: PackedBatch) -> torch.Tensor:
+        """The same means for the texts of a packed batch (B, D): n-grams never span two slots,
+        whose gaps are wider than an n-gram."""
+        rows = self.ngram_ids(batch.ids)  # (R, n·L): n blocks of L positions, each in slot order
+        segments = batch.segments.repeat(1, self.order)
+        return segment_mean(self.embedding(rows), rows != PAD_ID, segments, batch.num_texts)
+
 
 class TextCNN(nn.Module):
     """``vocab_size`` and ``num_classes`` come from the data (tokenizer, label names); the rest from
@@ -245,6 +257,7 @@ class TextCNN(nn.Module):
         num_classes: int,
         config: TextCNNConfig | None = None,
         pretrained: Optional[torch.Tensor] = None,
+        pack_batches: bool = True,
     ):
         super().__init__()
         config = config or TextCNNConfig()
@@ -283,12 +296,37 @@ class TextCNN(nn.Module):
             if config.ngram_order else None
         )
         self.dropout = Dropout(config.dropout)
+        self.pack_batches = pack_batches
         self.classifier = nn.Linear(in_channels + (config.ngram_dim if self.ngrams else 0), num_classes)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """input_ids (B, L), padded with ``PAD_ID`` on the right → logits (B, num_classes)."""
+        """input_ids (B, L), padded with ``PAD_ID`` on the right → logits (B, num_classes).
+
+        With ``pack_batches`` (the textcnn stack, eager mode) a batch whose padding would cost more
+        than :data:`PACK_WHEN_PADDED_OVER` of its positions runs packed (:mod:`textcnn.packing`):
+        the same logits, computed over far fewer positions."""
+        packed = self._packed(input_ids)
+        if packed is not None:
+            align = self.packing_layout[0]
+            maps, _ = self.feature_maps(packed.ids)
+            features = segment_max(maps, packed.segments_every(align), packed.num_texts)
+            if self.ngrams is not None:
+                features = torch.cat([features, self.ngrams.packed(packed)], dim=1)
+            return self.classifier(self.dropout(features))
         feature_maps, _ = self.feature_maps(input_ids)
         return self.classifier(self.dropout(self.pool(feature_maps, input_ids)))  # pooled (B, C_last [+ D])
+
+    @property
+    def packing_layout(self) -> tuple[int, int]:
+        """(align, gap) of this network's packed batches."""
+        return packing_layout(self.config.kernel_sizes, self.config.pool_size, self.config.ngram_order)
+
+    def _packed(self, input_ids: torch.Tensor) -> Optional[PackedBatch]:
+        if (not self.pack_batches or self.blocks or input_ids.shape[0] < 2 or torch.jit.is_tracing()
+                or torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()):
+            return None  # packing reads the lengths in Python: graphs for export or compilation stay padded
+        align, gap = self.packing_layout
+        return pack(input_ids, align, gap, max_positions=int((1 - PACK_WHEN_PADDED_OVER) * input_ids.numel()))
 
     def pool(self, feature_maps: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """The global max over time of the last maps (B, C_last), then the n-gram bag's mean
