@@ -1,6 +1,6 @@
 """Thin entry point: `python scripts/evaluate.py --help`; the logic lives in textcnn.cli."""
 
-from textcnn.cli import evaluate_main
+from textcnn.cli import exit_after, evaluate_main
 
 if __name__ == "__main__":
-    evaluate_main()
+    exit_after(evaluate_main)

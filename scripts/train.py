@@ -1,6 +1,6 @@
 """Thin entry point: `python scripts/train.py --help`; the logic lives in textcnn.cli."""
 
-from textcnn.cli import train_main
+from textcnn.cli import exit_after, train_main
 
 if __name__ == "__main__":
-    train_main()
+    exit_after(train_main)

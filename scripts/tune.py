@@ -1,6 +1,6 @@
 """Thin entry point: `python scripts/tune.py --help`; the logic lives in textcnn.training.tune."""
 
-from textcnn.cli import tune_main
+from textcnn.cli import exit_after, tune_main
 
 if __name__ == "__main__":
-    tune_main()
+    exit_after(tune_main)

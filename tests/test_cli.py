@@ -118,3 +118,34 @@ def test_textcnn_help_lists_the_commands_and_exits_0(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["nonsense"])
     assert exited.value.code == 2
+
+
+@pytest.mark.parametrize("ending, code", [("pass", 0), ("sys.exit(2)", 2), ("sys.exit('stopped: why')", 1)])
+def test_the_fast_exit_still_flushes_joins_threads_and_runs_atexit(ending, code):
+    script = (
+        "import atexit, sys, threading, time\n"
+        "from textcnn.cli import exit_after\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "def entry():\n"
+        "    threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+        "    print('output', end='')\n"
+        f"    {ending}\n"
+        "exit_after(entry)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == code
+    assert result.stdout.startswith("output") and "thread done" in result.stdout and "atexit ran" in result.stdout
+    assert ("stopped: why" in result.stderr) == (code == 1)
+
+
+def test_a_reader_that_leaves_early_ends_predict_quietly(trained_by_script, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a fine film\n" * 50_000, encoding="utf-8")
+    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "predict.py"), "--checkpoint",
+                                trained_by_script["report"]["checkpoint"], "--file", str(texts)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert b'"label"' in process.stdout.readline()  # like `| head -1`
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
