@@ -32,11 +32,10 @@ CHILD = (
     f"sys.path.insert(0, {str(ROOT)!r})\n"
     "def stamp(name):\n"
     f"    with open(os.environ[{PHASE_LOG!r}], 'a') as log: log.write(json.dumps([name, time.time()]) + '\\n')\n"
-    "from textcnn.cli import main\n"
+    "from textcnn.cli import exit_after, main\n"
     "import textcnn.training.run\n"
     "stamp('imported')\n"
-    "main(['train', *sys.argv[1:]])\n"
-    "stamp('evaluated')\n"
+    "exit_after(lambda: (main(['train', *sys.argv[1:]]), stamp('evaluated')))\n"  # as the textcnn command ends
 )
 PHASES = [  # (label, from stamp, to stamp)
     ("python + imports", "launched", "imported"),

@@ -232,3 +232,15 @@ def test_the_wheel_ships_the_package_and_none_of_the_measurement_code(tmp_path):
     assert not {"textcnn/benchmark.py", "textcnn/baselines.py", "textcnn/flops.py"} & set(names)
     for package in ("data", "training", "inference"):
         assert f"textcnn/{package}/__init__.py" in names
+
+
+def test_the_whole_command_benchmark_times_both_commands_and_textcnns_phases(sst2_slice, tmp_path):
+    from benchmarks.whole_command import PHASES, run_textcnn, run_tutorial
+
+    tutorial = run_tutorial(str(sst2_slice), epochs=1, seed=1)
+    textcnn = run_textcnn(str(ROOT / "configs" / "sst2.yaml"), 1, 1, tmp_path,
+                          [*TINY_MODEL_ARGS, f"--data.path={sst2_slice}"])
+    assert 0.0 <= tutorial["test_accuracy"] <= 1.0 and 0.0 <= textcnn["test_accuracy"] <= 1.0
+    assert textcnn["epochs"] == 1 and list(textcnn["phases"]) == [label for label, _, _ in PHASES]
+    assert all(seconds >= 0 for seconds in textcnn["phases"].values())
+    assert sum(textcnn["phases"].values()) == pytest.approx(textcnn["total_s"])
