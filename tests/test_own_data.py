@@ -16,6 +16,7 @@ from tests.conftest import TINY_MODEL_ARGS, dataset_dir
 from textcnn.cli import train as train_cli
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
+from textcnn.training.evaluation import evaluate_checkpoint
 
 ROWS = {"train": 2000, "validation": 300, "test": 600}
 TRAIN_ARGS = [*TINY_MODEL_ARGS, "--trainer.max_epochs=4", "--data.max_length=64"]
@@ -144,6 +145,8 @@ def test_python_api_trains_on_dataframes_and_on_texts_and_labels(frames, tmp_pat
     assert result.predictor.label_names == ["negative", "positive"]
     assert result.metrics["test"]["accuracy"] > majority_share(frames["test"]["label"]) + 0.05
     assert set(result.metrics) == {"test", "validation"} and Path(result.checkpoint).is_file()
+    # scored with the run's own data module: what a fresh evaluation of the checkpoint gives
+    assert result.metrics["validation"] == evaluate_checkpoint(result.checkpoint, split="validation")
     texts, labels = list(frames["train"]["text"]), list(frames["train"]["label"])
     pairs = textcnn.train((texts, labels), test=(list(frames["test"]["text"]), list(frames["test"]["label"])),
                           **overrides)

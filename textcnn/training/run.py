@@ -33,10 +33,16 @@ def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
 
     In a distributed run the other processes return None once fitting is done: rank 0 alone
     scores the checkpoint it wrote, on the whole split, in this process."""
+    return _fit_and_score(args)[0]
+
+
+def _fit_and_score(args: Optional[Sequence[str]]) -> tuple[Optional[dict], Any]:
+    """:func:`fit_and_evaluate`'s report, and the data module to score more splits with (None when
+    the run was distributed: its module holds one process's share)."""
     cli = build(args)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     if not cli.trainer.is_global_zero:
-        return None
+        return None, None
     best = cli.trainer.checkpoint_callback.best_model_path
     if not best:
         raise UserInputError("training produced no checkpoint; train for at least one epoch")
@@ -45,10 +51,10 @@ def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
     # run's module holds this process's share, so the checkpoint's data is rebuilt whole)
     data = cli.datamodule if cli.trainer.world_size == 1 else None
     if cli.datamodule.has_test_split:
-        return evaluate_checkpoint(best, split="test", data=data)
+        return evaluate_checkpoint(best, split="test", data=data), data
     log.warning("no test split: the figures below are on the validation split, which chose the checkpoint; "
                 "give data.test_file (or a test split) for an unbiased estimate")
-    return evaluate_checkpoint(best, split="validation", data=data)
+    return evaluate_checkpoint(best, split="validation", data=data), data
 
 
 @dataclass
@@ -102,11 +108,11 @@ def train(
             _as_dataset(data, role, text_column, label_column).to_parquet(str(path))
         args.append(f"--data.{role}_file={path}")
     args += [f"--{key}={_as_argument(value)}" for key, value in settings.items()]
-    report = fit_and_evaluate(args)
+    report, data = _fit_and_score(args)
     checkpoint = report["checkpoint"]
     metrics = {report["split"]: report}
     if report["split"] == "test":
-        metrics["validation"] = evaluate_checkpoint(checkpoint, split="validation")
+        metrics["validation"] = evaluate_checkpoint(checkpoint, split="validation", data=data)
     return TrainingResult(load(checkpoint), checkpoint, metrics)
 
 
