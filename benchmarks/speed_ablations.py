@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-ABLATIONS = ("as shipped", "nn.Dropout (bernoulli_ mask)", "AdamW foreach (not fused)", "fused conv widths",
+ABLATIONS = ("as shipped", "padded batches (no packing)", "nn.Dropout (bernoulli_ mask)", "AdamW foreach (not fused)", "fused conv widths",
              "torch.compile (dynamic shapes)")
 OPERATOR_FAMILIES = {
     "convolution forward + backward": ("convolution", "mkldnn_convolution", "_convolution"),
@@ -26,6 +26,7 @@ OPERATOR_FAMILIES = {
     "embedding + backward": ("embedding",),
     "dropout masks": ("uniform_", "ge", "bernoulli_"),
     "padding masks (masked_fill)": ("masked_fill",),
+    "packing (gathers, per-text max and mean)": ("index_put", "scatter_reduce", "index_add", "repeat_interleave"),
 }
 
 
@@ -54,7 +55,8 @@ def training_step_ablations(steps: int = 24) -> dict:
 
     def step_of(variant: str):
         torch.manual_seed(0)
-        model = TextCNN(data.vocab_size, data.num_classes, network).train()
+        model = TextCNN(data.vocab_size, data.num_classes, network,
+                        pack_batches=variant != "padded batches (no packing)").train()
         if variant == "nn.Dropout (bernoulli_ mask)":
             model.embedding_dropout, model.dropout = nn.Dropout(network.embedding_dropout), nn.Dropout(network.dropout)
         if variant == "fused conv widths":

@@ -244,3 +244,14 @@ def test_the_whole_command_benchmark_times_both_commands_and_textcnns_phases(sst
     assert textcnn["epochs"] == 1 and list(textcnn["phases"]) == [label for label, _, _ in PHASES]
     assert all(seconds >= 0 for seconds in textcnn["phases"].values())
     assert sum(textcnn["phases"].values()) == pytest.approx(textcnn["total_s"])
+
+
+def test_the_speed_benchmark_counts_the_positions_a_packed_batch_computes(sst2_slice):
+    from benchmarks.speed import measure_training
+
+    args = [*TINY_MODEL_ARGS, f"--data.path={sst2_slice}"]
+    packed = measure_training(str(ROOT / "configs" / "sst2.yaml"), args, batches=4, precision="32-true")
+    padded = measure_training(str(ROOT / "configs" / "sst2.yaml"), [*args, "--model.pack_batches=false"], batches=4,
+                              precision="32-true")
+    assert packed["tokens_per_s"] > 0 and packed["steps"] == padded["steps"] == 4
+    assert padded["real_token_share"] < 0.75 < packed["real_token_share"] <= 1.0

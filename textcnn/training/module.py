@@ -46,6 +46,8 @@ class TextCNNClassifier(pl.LightningModule):
     multi_label: taken from the data module. Sigmoid per class and binary cross-entropy against
         multi-hot targets instead of softmax and cross-entropy; ``val_acc`` is then the exact-match
         ratio, and ``val_micro_f1`` / ``val_macro_f1`` are logged at threshold 0.5.
+    pack_batches: a batch that is mostly padding runs packed (:mod:`textcnn.packing`): the same
+        examples, logits and gradients over far fewer positions. ``false`` keeps every batch padded.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class TextCNNClassifier(pl.LightningModule):
         multi_label: bool = False,
         class_weights: Union[Literal["balanced"], list[float], None] = None,
         label_counts: Optional[list[int]] = None,
+        pack_batches: bool = True,
     ):
         super().__init__()
         config = TextCNNConfig.from_saved(network) if isinstance(network, dict) else network  # dict: from a checkpoint
@@ -83,7 +86,7 @@ class TextCNNClassifier(pl.LightningModule):
         self.save_hyperparameters(ignore=["tokenizer_json", "pretrained_embeddings"])
         self.label_names = label_names
         self.tokenizer_json = tokenizer_json
-        self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings)
+        self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings, pack_batches=pack_batches)
         self.initialised_from_vectors = pretrained_embeddings is not None
         weights = loss_weights(class_weights, label_counts, num_classes, multi_label)
         self.register_buffer("loss_weight", weights, persistent=False)  # recomputed from hparams; not in checkpoints
