@@ -30,7 +30,7 @@ from textcnn.errors import UserInputError
 from textcnn.training.run import fit_and_evaluate
 from textcnn.training.evaluation import evaluate_checkpoint
 from textcnn.inference.explain import to_html
-from textcnn.inference.export import export_onnx
+from textcnn.inference.export import export_model_directory, export_onnx
 from textcnn.inference import load
 from textcnn.inference.predictor import first_surrogate
 
@@ -46,15 +46,20 @@ def train(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
 def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     """Score a checkpoint; data settings default to the ones it was trained with, and only the
     ``--data.*`` options given on the command line override them."""
-    parser = ArgumentParser(description="Evaluate a textcnn checkpoint on a dataset split.")
-    parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
+    parser = ArgumentParser(description="Evaluate a textcnn checkpoint or model directory on a dataset split.")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a .ckpt written by train, or a model directory (export --format hf)")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     parser.add_class_arguments(TextDataModule, "data", help="overrides of the checkpoint's data settings")
     given = parser.parse_args(argv, defaults=False)  # what the user typed, without the class defaults
     overrides = given.data.as_dict() if given.get("data") else {}
-    return evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides)
+    return evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides,
+                               device=given.get("device") or "cpu")
 
 
+DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N, mps, or auto (cuda, else mps, else cpu)"
+MODEL_HELP = "a .ckpt written by train, or a model directory or an ONNX directory written by export"
 CHUNK_TEXTS = 4096  # texts read, predicted and printed at a time: memory stays flat in the input's size
 MAX_LINE_BYTES = 16 * 2**20  # a --file line longer than this is not one text per line (or /dev/zero)
 
@@ -79,7 +84,7 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     Texts are read, predicted and printed a chunk at a time, so memory does not grow with the input
     and the first predictions appear while the rest is still being read. Returns how many texts were labelled."""
     parser = ArgumentParser(description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a directory written by export")
+    parser.add_argument("--checkpoint", required=True, help=MODEL_HELP)
     parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line from stdin)")
     parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
     parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
@@ -95,16 +100,17 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--explain", action="store_true", help="add the n-grams that decided each prediction")
     parser.add_argument("--top-ngrams", type=int, default=5, help="n-grams shown per text with --explain")
     parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     args = parser.parse_args(argv)
     chunks = _text_chunks(args)
     first = next(chunks, None)  # a source that cannot be read is refused before the model is loaded
     if first is None:
         raise UserInputError("no texts given; pass texts as arguments, --input FILE, --file PATH, --dataset PATH, "
                              "or lines on stdin")
-    predictor = load(args.checkpoint, temperature=args.temperature)
+    predictor = load(args.checkpoint, temperature=args.temperature, device=args.device)
     explaining = args.explain or bool(args.html)
     if explaining and not hasattr(predictor, "explain"):
-        raise UserInputError("--explain needs the PyTorch checkpoint (.ckpt), not an ONNX export")
+        raise UserInputError("--explain needs the PyTorch checkpoint (.ckpt) or model directory, not an ONNX export")
     if explaining and args.top_ngrams < 1:
         raise UserInputError(f"--top-ngrams must be a positive integer, got {args.top_ngrams}")
     printer = _PredictionPrinter(args.format, predictor.label_names, args.top_k, predictor.multi_label, explaining)
@@ -247,21 +253,55 @@ def _write_text(path: str, text: str) -> None:
 
 
 def export(argv: Optional[Sequence[str]] = None) -> dict:
-    """Export a checkpoint for serving without Lightning (ONNX, checked against PyTorch)."""
-    parser = ArgumentParser(description="Export a textcnn checkpoint to ONNX.")
+    """Export a checkpoint for serving without Lightning: ONNX, or a model directory
+    (safetensors, config, tokenizer, model card) for the Hugging Face Hub. Both are checked against PyTorch."""
+    parser = ArgumentParser(description="Export a textcnn checkpoint to ONNX or to a model directory (--format hf).")
     parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
-    parser.add_argument("--format", choices=["onnx"], default="onnx")
-    parser.add_argument("--output", help="directory to write (default: beside the checkpoint, NAME-onnx/)")
+    parser.add_argument("--format", choices=["onnx", "hf"], default="onnx",
+                        help="onnx: model.onnx for ONNX Runtime; hf: model.safetensors + config.json + "
+                             "tokenizer.json + README.md, the Hub's layout")
+    parser.add_argument("--output", help="directory to write (default: beside the checkpoint, NAME-onnx/ or NAME-hf/)")
     parser.add_argument("--temperature", type=float, default=1.0, help="stored for the predictor (evaluate fits it)")
+    parser.add_argument("--metrics", help="hf: a JSON file holding what `textcnn evaluate` printed, for the model card")
+    parser.add_argument("--language", default="", help="hf: the texts' languages for the model card, e.g. en or en,fr")
+    parser.add_argument("--dataset-id", default="", help="hf: the Hub id(s) of the training data, e.g. SetFit/sst2")
+    parser.add_argument("--repo-id", help="hf: the Hub id (owner/name) the model card's loading example uses")
     args = parser.parse_args(argv)
-    output = args.output or str(Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "-onnx"))
-    return export_onnx(args.checkpoint, output, temperature=args.temperature)
+    if args.format == "onnx":
+        given = [f"--{name}" for name in ("metrics", "language", "dataset-id", "repo-id")
+                 if getattr(args, name.replace("-", "_"))]
+        if given:
+            raise UserInputError(f"{', '.join(given)} describe a model card, which --format hf writes; add --format hf")
+        return export_onnx(args.checkpoint, args.output or _beside(args.checkpoint, "-onnx"), temperature=args.temperature)
+    return export_model_directory(args.checkpoint, args.output or _beside(args.checkpoint, "-hf"),
+                                  temperature=args.temperature, **_card_options(args))
+
+
+def _beside(checkpoint: str, suffix: str) -> str:
+    return str(Path(checkpoint).with_name(Path(checkpoint).stem + suffix))
+
+
+def _card_options(args: Namespace) -> dict:
+    """The model card's inputs given on the command line: --metrics (a file), --language, --dataset-id, --repo-id."""
+    metrics = None
+    if args.metrics:
+        try:
+            metrics = json.loads(Path(args.metrics).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UserInputError(f"cannot read --metrics {args.metrics} ({error}); pass the JSON file "
+                                 "`textcnn evaluate` printed") from None
+    return {"metrics": metrics, "language": _listed(args.language), "datasets": _listed(args.dataset_id),
+            "repo_id": args.repo_id}
+
+
+def _listed(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def serve(argv: Optional[Sequence[str]] = None) -> None:
     """Serve a checkpoint or ONNX export over HTTP until interrupted."""
     parser = ArgumentParser(description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a directory written by export")
+    parser.add_argument("--checkpoint", required=True, help=MODEL_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-texts", type=int, default=64, help="texts per request (more: 413)")
@@ -269,10 +309,11 @@ def serve(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
     parser.add_argument("--request-timeout", type=float, default=30.0,
                         help="seconds a prediction may take, queueing included (later: 503 with Retry-After)")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     args = parser.parse_args(argv)
     from textcnn.inference.serve import serve as run_service  # fastapi and uvicorn are the [serve] extra
 
-    run_service(load(args.checkpoint, temperature=args.temperature), args.host, args.port, args.max_texts, args.max_chars,
+    run_service(load(args.checkpoint, temperature=args.temperature, device=args.device), args.host, args.port, args.max_texts, args.max_chars,
                 request_timeout_s=args.request_timeout)
 
 
@@ -379,12 +420,12 @@ COMMANDS = {
 
 USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune} [options]
 
-  train     train a TextCNN from a YAML config, then score it on the test split
-  evaluate  score a checkpoint on a dataset split
-  predict   label texts with a checkpoint or an export directory
-  export    export a checkpoint to ONNX
-  serve     serve a checkpoint or an export over HTTP
-  tune      search hyperparameters on the validation split (Optuna), write the best config
+  train        train a TextCNN from a YAML config, then score it on the test split
+  evaluate     score a checkpoint or model directory on a dataset split
+  predict      label texts with a checkpoint or an export directory
+  export       export a checkpoint to ONNX or to a model directory (--format hf)
+  serve        serve a checkpoint or an export over HTTP
+  tune         search hyperparameters on the validation split (Optuna), write the best config
 
 textcnn COMMAND --help shows a command's options."""
 

@@ -1,4 +1,6 @@
-"""Export a checkpoint to ONNX: ``model.onnx`` with dynamic batch and sequence axes, plus
+"""Export a checkpoint to ONNX, or to a model directory for the Hub (:func:`export_model_directory`).
+
+ONNX: ``model.onnx`` with dynamic batch and sequence axes, plus
 ``tokenizer.json`` and ``metadata.json`` (label names, lengths, temperature, architecture, and a
 multi-label model's per-class thresholds) beside it.
 
@@ -6,6 +8,8 @@ The graph is the model's own ``forward``, so it keeps the padding mask: a padded
 same logits on ONNX Runtime as in PyTorch. Every export is checked against PyTorch on probe texts
 (empty, shorter than the widest kernel, truncated at ``max_length``) before it is reported done.
 Load the directory with ``textcnn.load(directory)`` (see :mod:`textcnn.inference.onnx`).
+
+A model directory (:mod:`textcnn.inference.model_directory`) is written by :meth:`Predictor.save`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import dataclasses
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 
@@ -27,23 +31,10 @@ from textcnn.inference.onnx import (
     TOKENIZER_FILE,
     OnnxPredictor,
 )
-from textcnn.inference.predictor import Predictor
+from textcnn.inference.predictor import Predictor, probe_texts
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4  # ONNX Runtime vs PyTorch logits, checked on every export
-
-
-def probe_texts(predictor: Predictor) -> list[str]:
-    """Texts that exercise the graph's edge cases, built from the model's own vocabulary."""
-    words = [token for token in predictor.tokenizer.get_vocab() if token.isalpha()][: 2 * predictor.max_length]
-    return [
-        "",
-        "!",
-        "a gripping , funny film",
-        "dull and lifeless",
-        " ".join(words[: predictor.max_length // 2]),
-        " ".join(words),  # longer than max_length: truncated
-    ]
 
 
 def export_onnx(
@@ -58,6 +49,8 @@ def export_onnx(
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise UserInputError(f"--output {output_dir} is a file; pass a directory for the export")
+    if (output_dir / "model.safetensors").exists():
+        raise UserInputError(f"--output {output_dir} holds a model directory (model.safetensors); export elsewhere")
     output_dir.mkdir(parents=True, exist_ok=True)
     texts = probe_texts(predictor)
     example = predictor.batch(texts[2:4])  # two lengths: the traced graph sees a padded row
@@ -103,3 +96,13 @@ def export_onnx(
         "max_abs_diff_vs_pytorch": max_abs_diff,
         "probe_texts": len(texts),
     }
+
+
+def export_model_directory(
+    checkpoint_path: Union[str, Path], output_dir: Union[str, Path], temperature: float = 1.0,
+    metrics: Optional[dict[str, Any]] = None, language: Sequence[str] = (), datasets: Sequence[str] = (),
+    repo_id: Optional[str] = None,
+) -> dict[str, Any]:
+    """Write a checkpoint as a model directory (see :meth:`Predictor.save`), checked on probe texts."""
+    predictor = Predictor.from_checkpoint(checkpoint_path, temperature=temperature)
+    return predictor.save(output_dir, repo_id=repo_id, metrics=metrics, language=language, datasets=datasets)
