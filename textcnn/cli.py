@@ -1,4 +1,5 @@
-"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune`` (also ``scripts/*.py``).
+"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune | push-to-hub``
+(also ``scripts/*.py``).
 
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
 ``early_stopping`` and ``seed_everything``, each field overridable as ``--section.field=value``.
@@ -59,7 +60,8 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N, mps, or auto (cuda, else mps, else cpu)"
-MODEL_HELP = "a .ckpt written by train, or a model directory or an ONNX directory written by export"
+MODEL_HELP = ("a .ckpt written by train, a model directory or an ONNX directory written by export, "
+              "or a Hugging Face Hub model id (owner/name)")
 CHUNK_TEXTS = 4096  # texts read, predicted and printed at a time: memory stays flat in the input's size
 MAX_LINE_BYTES = 16 * 2**20  # a --file line longer than this is not one text per line (or /dev/zero)
 
@@ -298,6 +300,30 @@ def _listed(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def push_to_hub(argv: Optional[Sequence[str]] = None) -> dict:
+    """Upload a checkpoint or model directory to the Hugging Face Hub as a model directory."""
+    parser = ArgumentParser(description="Push a textcnn model to the Hugging Face Hub (safetensors + model card).")
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a model directory")
+    parser.add_argument("--repo-id", required=True, help="the Hub repository, owner/name (created if need be)")
+    parser.add_argument("--token", help="a Hub token with write access (default: HF_TOKEN or `hf auth login`)")
+    parser.add_argument("--private", action="store_true", help="create the repository private")
+    parser.add_argument("--temperature", type=float, help="stored for the predictor (default: the saved one, or 1)")
+    parser.add_argument("--metrics", help="a JSON file holding what `textcnn evaluate` printed, for the model card")
+    parser.add_argument("--language", default="", help="the texts' languages for the model card, e.g. en")
+    parser.add_argument("--dataset-id", default="", help="the Hub id(s) of the training data, e.g. SetFit/sst2")
+    parser.add_argument("--commit-message", default="Upload textcnn model")
+    args = parser.parse_args(argv)
+    predictor = load(args.checkpoint, temperature=args.temperature)
+    if not hasattr(predictor, "push_to_hub"):
+        raise UserInputError(f"{args.checkpoint} is an ONNX export; push the .ckpt or a model directory "
+                             "(textcnn export --format hf)")
+    options = _card_options(args)
+    options.pop("repo_id")
+    url = predictor.push_to_hub(args.repo_id, token=args.token, private=args.private,
+                                commit_message=args.commit_message, **options)
+    return {"repo_id": args.repo_id, "commit": url}
+
+
 def serve(argv: Optional[Sequence[str]] = None) -> None:
     """Serve a checkpoint or ONNX export over HTTP until interrupted."""
     parser = ArgumentParser(description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
@@ -408,6 +434,10 @@ def tune_main(argv: Optional[Sequence[str]] = None) -> None:
     _run(tune, argv, print_json=True)
 
 
+def push_to_hub_main(argv: Optional[Sequence[str]] = None) -> None:
+    _run(push_to_hub, argv, print_json=True)
+
+
 COMMANDS = {
     "train": train_main,
     "evaluate": evaluate_main,
@@ -415,17 +445,19 @@ COMMANDS = {
     "export": export_main,
     "serve": serve_main,
     "tune": tune_main,
+    "push-to-hub": push_to_hub_main,
 }
 
 
-USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune} [options]
+USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,push-to-hub} [options]
 
   train        train a TextCNN from a YAML config, then score it on the test split
   evaluate     score a checkpoint or model directory on a dataset split
-  predict      label texts with a checkpoint or an export directory
+  predict      label texts with a checkpoint, an export directory or a Hub model id
   export       export a checkpoint to ONNX or to a model directory (--format hf)
-  serve        serve a checkpoint or an export over HTTP
+  serve        serve a checkpoint, an export or a Hub model over HTTP
   tune         search hyperparameters on the validation split (Optuna), write the best config
+  push-to-hub  upload a checkpoint or model directory to the Hugging Face Hub
 
 textcnn COMMAND --help shows a command's options."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -258,6 +259,18 @@ class Predictor(BasePredictor):
             raise RuntimeError(f"the saved model's logits differ from this model's by {max_abs_diff:.2e}")
         return {"output": str(directory), "files": [str(path) for path in files],
                 "max_abs_diff_vs_pytorch": max_abs_diff, "probe_texts": len(texts)}
+
+    def push_to_hub(self, repo_id: str, token: Optional[str] = None, private: bool = False,
+                    metrics: Optional[dict[str, Any]] = None, language: Sequence[str] = (),
+                    datasets: Sequence[str] = (), commit_message: str = "Upload textcnn model") -> str:
+        """Save the model directory (see :meth:`save`) and upload it to the Hub repository ``repo_id``
+        (created if need be) with ``huggingface_hub``; returns the commit's URL. ``token`` defaults to
+        ``HF_TOKEN`` or the one ``hf auth login`` saved."""
+        from textcnn.inference import hub
+
+        with tempfile.TemporaryDirectory(prefix="textcnn-push-") as directory:
+            self.save(directory, repo_id=repo_id, metrics=metrics, language=language, datasets=datasets)
+            return hub.upload(Path(directory), repo_id, token=token, private=private, commit_message=commit_message)
 
     @torch.inference_mode()
     def forward_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
