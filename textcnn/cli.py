@@ -255,7 +255,7 @@ def _write_text(path: str, text: str) -> None:
 
 
 def export(argv: Optional[Sequence[str]] = None) -> dict:
-    """Export a checkpoint for serving without Lightning: ONNX, or a model directory
+    """Export a checkpoint for serving without Lightning: ONNX (optionally int8), or a model directory
     (safetensors, config, tokenizer, model card) for the Hugging Face Hub. Both are checked against PyTorch."""
     parser = ArgumentParser(description="Export a textcnn checkpoint to ONNX or to a model directory (--format hf).")
     parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
@@ -264,6 +264,7 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
                              "tokenizer.json + README.md, the Hub's layout")
     parser.add_argument("--output", help="directory to write (default: beside the checkpoint, NAME-onnx/ or NAME-hf/)")
     parser.add_argument("--temperature", type=float, default=1.0, help="stored for the predictor (evaluate fits it)")
+    parser.add_argument("--quantize", choices=["int8"], help="onnx: int8 weights (ONNX Runtime dynamic quantization)")
     parser.add_argument("--metrics", help="hf: a JSON file holding what `textcnn evaluate` printed, for the model card")
     parser.add_argument("--language", default="", help="hf: the texts' languages for the model card, e.g. en or en,fr")
     parser.add_argument("--dataset-id", default="", help="hf: the Hub id(s) of the training data, e.g. SetFit/sst2")
@@ -274,7 +275,11 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
                  if getattr(args, name.replace("-", "_"))]
         if given:
             raise UserInputError(f"{', '.join(given)} describe a model card, which --format hf writes; add --format hf")
-        return export_onnx(args.checkpoint, args.output or _beside(args.checkpoint, "-onnx"), temperature=args.temperature)
+        suffix = "-onnx" if args.quantize is None else "-int8-onnx"
+        return export_onnx(args.checkpoint, args.output or _beside(args.checkpoint, suffix),
+                           temperature=args.temperature, quantize=args.quantize)
+    if args.quantize:
+        raise UserInputError("--quantize applies to --format onnx; a model directory keeps float32 weights")
     return export_model_directory(args.checkpoint, args.output or _beside(args.checkpoint, "-hf"),
                                   temperature=args.temperature, **_card_options(args))
 
@@ -454,7 +459,7 @@ USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,push-to-hub}
   train        train a TextCNN from a YAML config, then score it on the test split
   evaluate     score a checkpoint or model directory on a dataset split
   predict      label texts with a checkpoint, an export directory or a Hub model id
-  export       export a checkpoint to ONNX or to a model directory (--format hf)
+  export       export a checkpoint to ONNX (--quantize int8) or a model directory (--format hf)
   serve        serve a checkpoint, an export or a Hub model over HTTP
   tune         search hyperparameters on the validation split (Optuna), write the best config
   push-to-hub  upload a checkpoint or model directory to the Hugging Face Hub

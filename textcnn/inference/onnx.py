@@ -117,6 +117,7 @@ class OnnxPredictor(BasePredictor):
             "vocab_size": self.saved_metadata["vocab_size"],
             "num_parameters": self.saved_metadata["num_parameters"],
             "size_bytes": (self.directory / MODEL_FILE).stat().st_size,
+            "quantization": self.saved_metadata.get("quantization"),
             "device": self.device,
         }
 

@@ -23,6 +23,7 @@ from textcnn.model import TextCNN, TextCNNConfig
 
 MAX_LENGTH_LIMIT = 1_000_000  # tokens per text: far beyond any document a TextCNN reads
 MIN_VOCAB_SIZE = 2  # [PAD] and [UNK]
+QUANTIZATIONS = ("int8",)  # what `textcnn export --quantize` writes
 
 
 class DamagedModelError(UserInputError):
@@ -78,6 +79,9 @@ def check_export_metadata(metadata: Any, source: str) -> TextCNNConfig:
             _number(t) and 0 < t < 1 for t in thresholds
         ):
             raise damaged(source, f"thresholds must be one number in (0, 1) per label, got {thresholds!r}")
+    quantization = metadata.get("quantization")
+    if quantization not in (None, *QUANTIZATIONS):
+        raise damaged(source, f"quantization is {_short(quantization)}, not one of {', '.join(QUANTIZATIONS)}")
     return config
 
 
