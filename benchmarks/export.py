@@ -1,6 +1,7 @@
 """ONNX exports (float32 and int8) vs PyTorch on a whole dataset split: accuracy, largest logit
-difference and label agreement, texts/s at several batch sizes (tokenization included) and size on
-disk. Prints JSON; ``--output`` also writes the table as Markdown.
+difference and label agreement, whether logits depend on the batch size, texts/s at several batch
+sizes (tokenization included) and size on disk. Prints JSON; ``--output`` also writes the table as
+Markdown. Accuracy and agreement are those of the first batch size.
 
     .venv/bin/python scripts/benchmark_export.py --checkpoint CKPT --export CKPT_DIR/NAME-onnx \
         --int8 CKPT_DIR/NAME-int8-onnx --int8-all-operators --output runs/export-benchmark.md
@@ -44,11 +45,14 @@ def size_on_disk(path: Path) -> int:
 
 def measure(name: str, predictor, texts: list[str], labels: torch.Tensor, reference: Optional[torch.Tensor],
             batch_sizes: list[int], repeats: int, model_file: Optional[Path]) -> dict:
-    rates, logits = {}, None
+    rates, logits, by_batch = {}, None, 0.0
     for batch_size in batch_sizes:
-        logits, rate = timed_logits(predictor, texts, batch_size, repeats)
+        batched, rate = timed_logits(predictor, texts, batch_size, repeats)
+        logits = batched if logits is None else logits
+        by_batch = max(by_batch, float((batched - logits).abs().max()))
         rates[str(batch_size)] = round(rate, 1)
     row = {"name": name, "accuracy": float((logits.argmax(-1) == labels).float().mean()), "texts_per_s": rates,
+           "max_abs_diff_between_batch_sizes": by_batch,
            "model_bytes": model_file.stat().st_size if model_file else None,
            "directory_bytes": size_on_disk(model_file.parent) if model_file else None}
     if reference is not None:
@@ -78,6 +82,8 @@ def markdown(result: dict) -> str:
                                           if "label_agreement_vs_pytorch" in r else "—" for r in rows])
     line("max \\|logit − PyTorch's\\|", [f"{r['max_abs_diff_vs_pytorch']:.2g}" if "max_abs_diff_vs_pytorch" in r
                                          else "—" for r in rows])
+    line(f"max \\|logit at batch {sizes[0]} − at other sizes\\|", [f"{r['max_abs_diff_between_batch_sizes']:.2g}"
+                                                                  for r in rows])
     for size in sizes:
         line(f"texts/s, batch {size} (with tokenization)", [f"{r['texts_per_s'][str(size)]:,.0f}" for r in rows])
     line("model.onnx on disk", [f"{r['model_bytes'] / 1e6:.1f} MB" if r["model_bytes"] else "—" for r in rows])

@@ -123,23 +123,26 @@ def test_an_int8_export_is_quantized_checked_and_recorded(name, tmp_path):
     assert sorted(os.listdir(tmp_path / "int8")) == ["metadata.json", "model.onnx", "tokenizer.json"]  # no float copy
     graph = onnx.load(str(tmp_path / "int8" / "model.onnx"))
     operators = {node.op_type for node in graph.graph.node}
-    assert {"MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear"} <= operators
-    assert "ConvInteger" not in operators  # convolutions stay float32 (slower in int8 on ONNX Runtime)
+    assert "DequantizeLinear" in operators
+    assert not {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"} & operators  # no input quantized per call
     eight_bit = {t.name for t in graph.graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
-    assert {"embedding.weight_quantized", "classifier.weight_Transposed_quantized"} <= eight_bit  # no n-gram bag here
+    assert "embedding.weight_quantized" in eight_bit  # the fixtures have no n-gram bag
     metadata = json.loads((tmp_path / "int8" / "metadata.json").read_text())
-    assert metadata["quantization"] == "int8" and metadata["quantized_operators"] == ["Gather", "MatMul"]
+    assert metadata["quantization"] == "int8" and metadata["quantized_operators"] == ["Gather"]
     predictor = textcnn.load(tmp_path / "int8")
     assert predictor.metadata()["quantization"] == "int8"
     assert textcnn.load(FIXTURES / f"{name}-onnx").metadata()["quantization"] is None
 
 
-def test_int8_keeps_the_labels_of_real_texts(tmp_path, sst2_dir):
+def test_int8_keeps_the_labels_of_real_texts_alone_or_batched(tmp_path, sst2_dir):
     texts = datasets.load_dataset(str(sst2_dir), split="test")["text"][:500]
     export_onnx(FIXTURES / "sst2_tiny.ckpt", tmp_path / "int8", quantize="int8")
-    int8, pytorch = textcnn.load(tmp_path / "int8").logits(texts), textcnn.load(FIXTURES / "sst2_tiny.ckpt").logits(texts)
-    assert float((int8.argmax(-1) == pytorch.argmax(-1)).float().mean()) >= 0.95
-    assert float((int8 - pytorch).abs().max()) < 0.1 * float(pytorch.abs().max())
+    int8, pytorch = textcnn.load(tmp_path / "int8"), textcnn.load(FIXTURES / "sst2_tiny.ckpt")
+    batched, reference = int8.logits(texts, batch_size=256), pytorch.logits(texts)
+    assert float((batched.argmax(-1) == reference.argmax(-1)).float().mean()) >= 0.95
+    assert float((batched - reference).abs().max()) < 0.1 * float(reference.abs().max())
+    # as for float32, a text's logits do not depend on the texts batched with it
+    assert float((int8.logits(texts[:100], batch_size=1) - batched[:100]).abs().max()) <= 1e-5
 
 
 def test_int8_export_default_output_and_misuse(tmp_path):
