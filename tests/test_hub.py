@@ -165,3 +165,15 @@ def test_an_onnx_export_is_not_pushed(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     with pytest.raises(UserInputError, match="is an ONNX export; push the .ckpt"):
         cli.push_to_hub(["--checkpoint", str(FIXTURES / "sst2_tiny-onnx"), "--repo-id", REPO_ID])
+
+
+def test_evaluate_scores_a_cached_hub_model(hub_cache):
+    from tests.conftest import dataset_dir
+
+    data = [f"--data.path={dataset_dir('sst2')}", "--split", "validation"]
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--checkpoint", REPO_ID, *data],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["accuracy"] == cli.evaluate(["--checkpoint", str(FIXTURES / "sst2_tiny.ckpt"), *data])["accuracy"]

@@ -49,7 +49,7 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     ``--data.*`` options given on the command line override them."""
     parser = ArgumentParser(description="Evaluate a textcnn checkpoint or model directory on a dataset split.")
     parser.add_argument("--checkpoint", required=True,
-                        help="a .ckpt written by train, or a model directory (export --format hf)")
+                        help="a .ckpt written by train, a model directory (export --format hf) or its Hub id")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     parser.add_class_arguments(TextDataModule, "data", help="overrides of the checkpoint's data settings")

@@ -73,16 +73,26 @@ def _header(config: dict[str, Any], title: str) -> str:
     if evaluations:
         lines += ["model-index:", f"- name: {json.dumps(title)}", "  results:"]
         for record in evaluations:
-            dataset = record.get("data") or _dataset_name(config)
+            name, kind = _evaluated_dataset(config, record)
             lines += ["  - task:", "      type: text-classification", "      name: Text Classification",
-                      "    dataset:", f"      name: {json.dumps(str(dataset))}",
-                      f"      type: {json.dumps((config.get('datasets') or [str(dataset)])[0])}",
+                      "    dataset:", f"      name: {json.dumps(name)}", f"      type: {json.dumps(kind)}",
                       f"      split: {json.dumps(record['split'])}", "    metrics:"]
             for name, value in record["metrics"].items():
                 metric_type, readable = METRIC_TYPES.get(name, (name, name))
                 lines += [f"    - type: {json.dumps(metric_type)}", f"      value: {round(value, 4)}",
                           f"      name: {json.dumps(readable)}"]
     return "\n".join(lines + ["---", ""])
+
+
+def _evaluated_dataset(config: dict[str, Any], record: dict[str, Any]) -> tuple[str, str]:
+    """The model-index name and type of the data an evaluation scored: the training data's Hub id when
+    it scored the training data (or did not say), else the name of what it scored."""
+    data = config.get("data", {})
+    trained_on = data.get("train_file") or data.get("path")
+    if record.get("data") in (None, trained_on) and config.get("datasets"):
+        return config["datasets"][0], config["datasets"][0]
+    name = Path(str(record.get("data") or trained_on or "unknown")).name
+    return name, name
 
 
 def _task(config: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from textcnn.inference.checkpoint import (
 )
 from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
+from textcnn.inference import hub
 from textcnn.inference.devices import DeviceSpec, resolve_device
 from textcnn.inference.model_directory import read_directory
 from textcnn.inference.predictor import decide
@@ -66,9 +67,9 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``.
 
-    ``checkpoint_path`` is a ``.ckpt`` or a model directory (``textcnn export --format hf``, which keeps
-    the training data settings in its config.json; a directory from another machine or the Hub usually
-    needs ``data_overrides={"path": …}``). ``device`` runs the network there (see ``textcnn.load``).
+    ``checkpoint_path`` is a ``.ckpt``, a model directory (``textcnn export --format hf``, which keeps
+    the training data settings in its config.json) or a Hub id of one; a directory from another machine
+    or the Hub usually needs ``data_overrides={"path": …}``. ``device`` runs the network there (see ``textcnn.load``).
 
     ``calibration`` holds the temperature fitted on the validation split and the expected
     calibration error on ``split`` before and after it (see :mod:`textcnn.inference.calibration`). A
@@ -121,8 +122,10 @@ def evaluate_checkpoint(
 
 def _saved_model(path: Union[str, Path]) -> tuple[torch.nn.Module, Tokenizer, list[str], Optional[list[float]],
                                                   dict[str, Any]]:
-    """Network, tokenizer, label names, thresholds and training data settings of a checkpoint or a
-    model directory, read through their checked readers."""
+    """Network, tokenizer, label names, thresholds and training data settings of a checkpoint, a model
+    directory or a Hub model id (its model directory), read through their checked readers."""
+    if not Path(path).exists() and hub.looks_like_hub_id(str(path)):
+        path = hub.download(str(path))
     if Path(path).is_dir():
         if (Path(path) / "model.onnx").is_file():
             raise UserInputError(f"{path} is an ONNX export; evaluate takes the .ckpt or a model directory "
