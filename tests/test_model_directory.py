@@ -166,9 +166,13 @@ def test_exports_do_not_share_a_directory(single_dir, tmp_path):
         cli.export(["--checkpoint", str(SINGLE), "--format", "hf", "--output", str(onnx_dir)])
     with pytest.raises(UserInputError, match="add --format hf"):
         cli.export(["--checkpoint", str(SINGLE), "--language", "en"])
-    with pytest.raises(UserInputError, match="are not language codes"):
+    with pytest.raises(UserInputError, match=r"language 'en\\nlicense: evil' is not a language code"):
         cli.export(["--checkpoint", str(SINGLE), "--format", "hf", "--output", str(tmp_path / "x"),
                     "--language", "en\nlicense: evil"])
+    with pytest.raises(UserInputError, match="datasets 'my data' is not a Hub dataset id"):
+        cli.export(["--checkpoint", str(SINGLE), "--format", "hf", "--output", str(tmp_path / "x"),
+                    "--dataset-id", "my data"])
+    assert not (tmp_path / "x").exists()
 
 
 # -- damaged or crafted directories ----------------------------------------------------------------------

@@ -26,7 +26,14 @@ from tokenizers import Tokenizer
 
 from textcnn.atomic import unwritable, write_atomic, write_text_atomic
 from textcnn.errors import UserInputError
-from textcnn.inference.schema import check_model_config, check_tokenizer_fits, check_weights, damaged
+from textcnn.inference.schema import (
+    HUB_ID,
+    LANGUAGE_CODE,
+    check_model_config,
+    check_tokenizer_fits,
+    check_weights,
+    damaged,
+)
 from textcnn.model import TextCNN, TextCNNConfig
 
 WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, CARD_FILE = "model.safetensors", "config.json", "tokenizer.json", "README.md"
@@ -94,11 +101,15 @@ def save_directory(predictor: Any, directory: Union[str, Path], repo_id: Optiona
     if metrics is not None:
         record = evaluation_record(metrics, predictor.label_names, predictor.multi_label)
         provenance["evaluation"] = [r for r in provenance.get("evaluation", []) if r["source"] != "evaluate"] + [record]
-    for key, values in (("language", language), ("datasets", datasets)):
+    for key, values, pattern, what in (("language", language, LANGUAGE_CODE, "a language code such as en or pt-BR"),
+                                       ("datasets", datasets, HUB_ID, "a Hub dataset id such as SetFit/sst2")):
+        bad = [value for value in values if not (isinstance(value, str) and pattern.fullmatch(value))]
+        if bad:
+            raise UserInputError(f"{key} {bad[0]!r} is not {what}; give it as that")
         if values:
             provenance[key] = list(values)
     config = model_config(predictor, provenance)
-    check_model_config(config, "the model to save")  # language codes and dataset ids given here are checked too
+    check_model_config(config, "the model to save")
     weights = {name: tensor.detach().to("cpu", torch.float32).contiguous()
                for name, tensor in predictor.model.state_dict().items()}
     try:
