@@ -31,7 +31,7 @@ from textcnn.errors import UserInputError
 from textcnn.training.run import fit_and_evaluate
 from textcnn.training.evaluation import evaluate_checkpoint
 from textcnn.inference.explain import to_html
-from textcnn.inference.export import export_model_directory, export_onnx
+from textcnn.inference.export import export_onnx
 from textcnn.inference import load
 from textcnn.inference.predictor import first_surrogate
 
@@ -281,6 +281,8 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
                            temperature=args.temperature, quantize=args.quantize)
     if args.quantize:
         raise UserInputError("--quantize applies to --format onnx; a model directory keeps float32 weights")
+    from textcnn.inference.export import export_model_directory
+
     return export_model_directory(args.checkpoint, args.output or _beside(args.checkpoint, "-hf"),
                                   temperature=args.temperature, **_card_options(args))
 
