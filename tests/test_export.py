@@ -104,3 +104,52 @@ def test_unusable_export_directories_are_refused(exported, tmp_path):
         textcnn.load(broken)
     with pytest.raises(UserInputError, match="--explain needs the PyTorch checkpoint"):
         cli.predict(["--checkpoint", exported["output"], "--explain", "fine"])
+
+
+# -- int8 ------------------------------------------------------------------------------------------------
+
+FIXTURES = ROOT / "tests" / "fixtures" / "textcnn-0.1.0"
+
+
+@pytest.mark.parametrize("name", ["sst2_tiny", "trec_multilabel_tiny"])
+def test_an_int8_export_is_quantized_checked_and_recorded(name, tmp_path):
+    from textcnn.inference.export import INT8_RELATIVE_TOLERANCE
+
+    report = cli.export(["--checkpoint", str(FIXTURES / f"{name}.ckpt"), "--output", str(tmp_path / "int8"),
+                         "--quantize", "int8"])
+    assert report["quantization"] == "int8" and report["label_agreement_on_probes"] >= 0.5
+    assert 0 < report["max_abs_diff_vs_pytorch"] <= report["tolerance"]  # quantized: not bit-equal, within tolerance
+    assert report["tolerance"] >= INT8_RELATIVE_TOLERANCE
+    assert sorted(os.listdir(tmp_path / "int8")) == ["metadata.json", "model.onnx", "tokenizer.json"]  # no float copy
+    graph = onnx.load(str(tmp_path / "int8" / "model.onnx"))
+    operators = {node.op_type for node in graph.graph.node}
+    assert "DequantizeLinear" in operators
+    assert not {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"} & operators  # no input quantized per call
+    eight_bit = {t.name for t in graph.graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
+    assert "embedding.weight_quantized" in eight_bit  # the fixtures have no n-gram bag
+    metadata = json.loads((tmp_path / "int8" / "metadata.json").read_text())
+    assert metadata["quantization"] == "int8" and metadata["quantized_operators"] == ["Gather"]
+    predictor = textcnn.load(tmp_path / "int8")
+    assert predictor.metadata()["quantization"] == "int8"
+    assert textcnn.load(FIXTURES / f"{name}-onnx").metadata()["quantization"] is None
+
+
+def test_int8_keeps_the_labels_of_real_texts_alone_or_batched(tmp_path, sst2_dir):
+    texts = datasets.load_dataset(str(sst2_dir), split="test")["text"][:500]
+    export_onnx(FIXTURES / "sst2_tiny.ckpt", tmp_path / "int8", quantize="int8")
+    int8, pytorch = textcnn.load(tmp_path / "int8"), textcnn.load(FIXTURES / "sst2_tiny.ckpt")
+    batched, reference = int8.logits(texts, batch_size=256), pytorch.logits(texts)
+    assert float((batched.argmax(-1) == reference.argmax(-1)).float().mean()) >= 0.95
+    assert float((batched - reference).abs().max()) < 0.1 * float(reference.abs().max())
+    # as for float32, a text's logits do not depend on the texts batched with it
+    assert float((int8.logits(texts[:100], batch_size=1) - batched[:100]).abs().max()) <= 1e-5
+
+
+def test_int8_export_default_output_and_misuse(tmp_path):
+    copy = tmp_path / "model.ckpt"
+    copy.write_bytes((FIXTURES / "sst2_tiny.ckpt").read_bytes())
+    assert cli.export(["--checkpoint", str(copy), "--quantize", "int8"])["output"] == str(tmp_path / "model-int8-onnx")
+    with pytest.raises(UserInputError, match="--quantize applies to --format onnx"):
+        cli.export(["--checkpoint", str(copy), "--format", "hf", "--quantize", "int8"])
+    with pytest.raises(UserInputError, match="--quantize 'int4' is not one of int8"):
+        export_onnx(copy, tmp_path / "x", quantize="int4")

@@ -16,7 +16,8 @@ def test_loading_and_predicting_imports_neither_lightning_nor_torchmetrics():
         "import sys, textcnn\n"
         f"print(textcnn.load({str(FIXTURE)!r}).predict(['a fine film'])[0]['label'])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('pytorch_lightning', 'lightning', 'lightning_fabric', 'torchmetrics', 'datasets', 'onnxruntime')))\n"
+        "('pytorch_lightning', 'lightning', 'lightning_fabric', 'torchmetrics', 'datasets', 'onnxruntime', "
+        "'huggingface_hub', 'safetensors', 'fastapi')))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     label, heavy = result.stdout.strip().splitlines()
@@ -57,6 +58,22 @@ def test_the_cli_usage_imports_nothing_heavy():
 def test_training_imports_no_export_service_search_or_benchmark_code():
     _, heavy = _heavy_modules_after("from textcnn.cli import main\nimport textcnn.training.run")
     assert set(heavy) <= {"pytorch_lightning", "lightning_fabric", "torchmetrics", "datasets", "pandas", "pyarrow"}
+
+
+def test_a_model_directory_loads_without_lightning_the_hub_client_or_onnxruntime(tmp_path):
+    from textcnn.inference.predictor import Predictor
+
+    Predictor.from_checkpoint(FIXTURE).save(tmp_path / "model")
+    script = (
+        "import sys, textcnn\n"
+        f"print(textcnn.load({str(tmp_path / 'model')!r}).predict(['a fine film'])[0]['label'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pytorch_lightning', 'lightning', 'torchmetrics', "
+        "'datasets', 'onnxruntime', 'huggingface_hub', 'fastapi', 'safetensors'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    label, heavy = result.stdout.strip().splitlines()
+    assert label in ("negative", "positive")
+    assert heavy == "['safetensors']"  # what reads the weights, and nothing else
 
 
 def _module_name(path: Path) -> str:

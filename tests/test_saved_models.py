@@ -99,6 +99,7 @@ DAMAGED_METADATA = {
     "thresholds off": (lambda m: m.update(thresholds=[0.5]), "one number in \\(0, 1\\) per label"),
     "vocabulary smaller than the tokenizer": (lambda m: m.update(vocab_size=3), "embeds only 3"),
     "network missing": (lambda m: m.pop("network"), "no 'network'"),
+    "an unknown quantization": (lambda m: m.update(quantization="int4"), "quantization is 'int4'"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune`` (also ``scripts/*.py``).
+"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune | push-to-hub``
+(also ``scripts/*.py``).
 
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
 ``early_stopping`` and ``seed_everything``, each field overridable as ``--section.field=value``.
@@ -49,15 +50,21 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     from textcnn.data.datamodule import TextDataModule
     from textcnn.training.evaluation import evaluate_checkpoint
 
-    parser = ArgumentParser(description="Evaluate a textcnn checkpoint on a dataset split.")
-    parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
+    parser = ArgumentParser(description="Evaluate a textcnn checkpoint or model directory on a dataset split.")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a .ckpt written by train, a model directory (export --format hf) or its Hub id")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     parser.add_class_arguments(TextDataModule, "data", help="overrides of the checkpoint's data settings")
     given = parser.parse_args(argv, defaults=False)  # what the user typed, without the class defaults
     overrides = given.data.as_dict() if given.get("data") else {}
-    return evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides)
+    return evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides,
+                               device=given.get("device") or "cpu")
 
 
+DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N, mps, or auto (cuda, else mps, else cpu)"
+MODEL_HELP = ("a .ckpt written by train, a model directory or an ONNX directory written by export, "
+              "or a Hugging Face Hub model id (owner/name)")
 CHUNK_TEXTS = 4096  # texts read, predicted and printed at a time: memory stays flat in the input's size
 MAX_LINE_BYTES = 16 * 2**20  # a --file line longer than this is not one text per line (or /dev/zero)
 
@@ -82,7 +89,7 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     Texts are read, predicted and printed a chunk at a time, so memory does not grow with the input
     and the first predictions appear while the rest is still being read. Returns how many texts were labelled."""
     parser = ArgumentParser(description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a directory written by export")
+    parser.add_argument("--checkpoint", required=True, help=MODEL_HELP)
     parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line from stdin)")
     parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
     parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
@@ -98,6 +105,7 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--explain", action="store_true", help="add the n-grams that decided each prediction")
     parser.add_argument("--top-ngrams", type=int, default=5, help="n-grams shown per text with --explain")
     parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     args = parser.parse_args(argv)
     chunks = _text_chunks(args)
     first = next(chunks, None)  # a source that cannot be read is refused before the model is loaded
@@ -106,10 +114,10 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
                              "or lines on stdin")
     from textcnn.inference import load
 
-    predictor = load(args.checkpoint, temperature=args.temperature)
+    predictor = load(args.checkpoint, temperature=args.temperature, device=args.device)
     explaining = args.explain or bool(args.html)
     if explaining and not hasattr(predictor, "explain"):
-        raise UserInputError("--explain needs the PyTorch checkpoint (.ckpt), not an ONNX export")
+        raise UserInputError("--explain needs the PyTorch checkpoint (.ckpt) or model directory, not an ONNX export")
     if explaining and args.top_ngrams < 1:
         raise UserInputError(f"--top-ngrams must be a positive integer, got {args.top_ngrams}")
     printer = _PredictionPrinter(args.format, predictor.label_names, args.top_k, predictor.multi_label, explaining)
@@ -260,23 +268,91 @@ def _write_text(path: str, text: str) -> None:
 
 
 def export(argv: Optional[Sequence[str]] = None) -> dict:
-    """Export a checkpoint for serving without Lightning (ONNX, checked against PyTorch)."""
-    parser = ArgumentParser(description="Export a textcnn checkpoint to ONNX.")
+    """Export a checkpoint for serving without Lightning: ONNX (optionally int8), or a model directory
+    (safetensors, config, tokenizer, model card) for the Hugging Face Hub. Both are checked against PyTorch."""
+    parser = ArgumentParser(description="Export a textcnn checkpoint to ONNX or to a model directory (--format hf).")
     parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
-    parser.add_argument("--format", choices=["onnx"], default="onnx")
-    parser.add_argument("--output", help="directory to write (default: beside the checkpoint, NAME-onnx/)")
+    parser.add_argument("--format", choices=["onnx", "hf"], default="onnx",
+                        help="onnx: model.onnx for ONNX Runtime; hf: model.safetensors + config.json + "
+                             "tokenizer.json + README.md, the Hub's layout")
+    parser.add_argument("--output", help="directory to write (default: beside the checkpoint, NAME-onnx/ or NAME-hf/)")
     parser.add_argument("--temperature", type=float, default=1.0, help="stored for the predictor (evaluate fits it)")
+    parser.add_argument("--quantize", choices=["int8"],
+                        help="onnx: int8 embedding tables (ONNX Runtime dynamic quantization), a file ~3x smaller")
+    parser.add_argument("--metrics", help="hf: a JSON file holding what `textcnn evaluate` printed, for the model card")
+    parser.add_argument("--language", default="", help="hf: the texts' languages for the model card, e.g. en or en,fr")
+    parser.add_argument("--dataset-id", default="", help="hf: the Hub id(s) of the training data, e.g. SetFit/sst2")
+    parser.add_argument("--repo-id", help="hf: the Hub id (owner/name) the model card's loading example uses")
     args = parser.parse_args(argv)
-    output = args.output or str(Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "-onnx"))
-    from textcnn.inference.export import export_onnx
+    if args.format == "onnx":
+        given = [f"--{name}" for name in ("metrics", "language", "dataset-id", "repo-id")
+                 if getattr(args, name.replace("-", "_"))]
+        if given:
+            raise UserInputError(f"{', '.join(given)} describe a model card, which --format hf writes; add --format hf")
+        suffix = "-onnx" if args.quantize is None else "-int8-onnx"
+        from textcnn.inference.export import export_onnx
 
-    return export_onnx(args.checkpoint, output, temperature=args.temperature)
+        return export_onnx(args.checkpoint, args.output or _beside(args.checkpoint, suffix),
+                           temperature=args.temperature, quantize=args.quantize)
+    if args.quantize:
+        raise UserInputError("--quantize applies to --format onnx; a model directory keeps float32 weights")
+    from textcnn.inference.export import export_model_directory
+
+    return export_model_directory(args.checkpoint, args.output or _beside(args.checkpoint, "-hf"),
+                                  temperature=args.temperature, **_card_options(args))
+
+
+def _beside(checkpoint: str, suffix: str) -> str:
+    return str(Path(checkpoint).with_name(Path(checkpoint).stem + suffix))
+
+
+def _card_options(args: Namespace) -> dict:
+    """The model card's inputs given on the command line: --metrics (a file), --language, --dataset-id, --repo-id."""
+    metrics = None
+    if args.metrics:
+        try:
+            metrics = json.loads(Path(args.metrics).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UserInputError(f"cannot read --metrics {args.metrics} ({error}); pass the JSON file "
+                                 "`textcnn evaluate` printed") from None
+    return {"metrics": metrics, "language": _listed(args.language), "datasets": _listed(args.dataset_id),
+            "repo_id": args.repo_id}
+
+
+def _listed(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def push_to_hub(argv: Optional[Sequence[str]] = None) -> dict:
+    """Upload a checkpoint or model directory to the Hugging Face Hub as a model directory."""
+    parser = ArgumentParser(description="Push a textcnn model to the Hugging Face Hub (safetensors + model card).")
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a model directory")
+    parser.add_argument("--repo-id", required=True, help="the Hub repository, owner/name (created if need be)")
+    parser.add_argument("--token", help="a Hub token with write access (default: HF_TOKEN or `hf auth login`)")
+    parser.add_argument("--private", action="store_true", help="create the repository private")
+    parser.add_argument("--temperature", type=float, help="stored for the predictor (default: the saved one, or 1)")
+    parser.add_argument("--metrics", help="a JSON file holding what `textcnn evaluate` printed, for the model card")
+    parser.add_argument("--language", default="", help="the texts' languages for the model card, e.g. en")
+    parser.add_argument("--dataset-id", default="", help="the Hub id(s) of the training data, e.g. SetFit/sst2")
+    parser.add_argument("--commit-message", default="Upload textcnn model")
+    args = parser.parse_args(argv)
+    from textcnn.inference import load
+
+    predictor = load(args.checkpoint, temperature=args.temperature)
+    if not hasattr(predictor, "push_to_hub"):
+        raise UserInputError(f"{args.checkpoint} is an ONNX export; push the .ckpt or a model directory "
+                             "(textcnn export --format hf)")
+    options = _card_options(args)
+    options.pop("repo_id")
+    url = predictor.push_to_hub(args.repo_id, token=args.token, private=args.private,
+                                commit_message=args.commit_message, **options)
+    return {"repo_id": args.repo_id, "commit": url}
 
 
 def serve(argv: Optional[Sequence[str]] = None) -> None:
     """Serve a checkpoint or ONNX export over HTTP until interrupted."""
     parser = ArgumentParser(description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a directory written by export")
+    parser.add_argument("--checkpoint", required=True, help=MODEL_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-texts", type=int, default=64, help="texts per request (more: 413)")
@@ -284,11 +360,12 @@ def serve(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
     parser.add_argument("--request-timeout", type=float, default=30.0,
                         help="seconds a prediction may take, queueing included (later: 503 with Retry-After)")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     args = parser.parse_args(argv)
     from textcnn.inference import load
     from textcnn.inference.serve import serve as run_service  # fastapi and uvicorn are the [serve] extra
 
-    run_service(load(args.checkpoint, temperature=args.temperature), args.host, args.port, args.max_texts, args.max_chars,
+    run_service(load(args.checkpoint, temperature=args.temperature, device=args.device), args.host, args.port, args.max_texts, args.max_chars,
                 request_timeout_s=args.request_timeout)
 
 
@@ -380,6 +457,10 @@ def tune_main(argv: Optional[Sequence[str]] = None) -> None:
     _run(tune, argv, print_json=True)
 
 
+def push_to_hub_main(argv: Optional[Sequence[str]] = None) -> None:
+    _run(push_to_hub, argv, print_json=True)
+
+
 COMMANDS = {
     "train": train_main,
     "evaluate": evaluate_main,
@@ -387,17 +468,19 @@ COMMANDS = {
     "export": export_main,
     "serve": serve_main,
     "tune": tune_main,
+    "push-to-hub": push_to_hub_main,
 }
 
 
-USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune} [options]
+USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,push-to-hub} [options]
 
-  train     train a TextCNN from a YAML config, then score it on the test split
-  evaluate  score a checkpoint on a dataset split
-  predict   label texts with a checkpoint or an export directory
-  export    export a checkpoint to ONNX
-  serve     serve a checkpoint or an export over HTTP
-  tune      search hyperparameters on the validation split (Optuna), write the best config
+  train        train a TextCNN from a YAML config, then score it on the test split
+  evaluate     score a checkpoint or model directory on a dataset split
+  predict      label texts with a checkpoint, an export directory or a Hub model id
+  export       export a checkpoint to ONNX (--quantize int8) or a model directory (--format hf)
+  serve        serve a checkpoint, an export or a Hub model over HTTP
+  tune         search hyperparameters on the validation split (Optuna), write the best config
+  push-to-hub  upload a checkpoint or model directory to the Hugging Face Hub
 
 textcnn COMMAND --help shows a command's options."""
 

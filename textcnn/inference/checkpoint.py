@@ -99,6 +99,31 @@ def thresholds_from_checkpoint(checkpoint: dict[str, Any]) -> Optional[list[floa
     return checkpoint["state_dict"]["decision_thresholds"].tolist()
 
 
+# what the monitored validation metrics are called in an evaluation report (textcnn evaluate's names)
+MONITORED_METRICS = {"val_acc": "accuracy", "val_macro_f1": "macro_f1", "val_micro_f1": "micro_f1"}
+
+
+def recorded_validation(checkpoint: dict[str, Any], path: str | Path) -> Optional[dict[str, Any]]:
+    """The validation score that made training keep this very file, as Lightning's ``ModelCheckpoint``
+    recorded it (the ``best-…`` checkpoints, not ``last.ckpt``); None when the checkpoint holds none.
+    A multi-label model's ``val_acc`` is its exact-match ratio."""
+    multi_label = checkpoint["hyper_parameters"].get("multi_label", False)
+    callbacks = checkpoint.get("callbacks")
+    for key, state in (callbacks.items() if isinstance(callbacks, dict) else ()):
+        if not (isinstance(key, str) and key.startswith("ModelCheckpoint") and isinstance(state, dict)):
+            continue
+        monitor, models = state.get("monitor"), state.get("best_k_models")
+        name = "exact_match" if monitor == "val_acc" and multi_label else MONITORED_METRICS.get(monitor)
+        if name is None or not isinstance(models, dict):
+            continue
+        for saved, score in models.items():
+            if isinstance(saved, str) and Path(saved).name == Path(path).name and isinstance(score, torch.Tensor) \
+                    and score.numel() == 1 and 0 <= float(score) <= 1:
+                return {"split": "validation", "source": "checkpoint", "num_examples": None,
+                        "metrics": {name: round(float(score), 6)}}
+    return None
+
+
 def data_settings_from_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The data module's arguments at training time (path, columns, max_length, …)."""
     saved = checkpoint.get("datamodule_hyper_parameters", {})

@@ -10,8 +10,10 @@ checks, encoding and padding, length-sorted batching, temperature, top-k formatt
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,10 +28,13 @@ from textcnn.inference.checkpoint import (
     label_names_from_checkpoint,
     model_from_checkpoint,
     read_checkpoint,
+    recorded_validation,
     thresholds_from_checkpoint,
     tokenizer_from_checkpoint,
 )
+from textcnn.inference.devices import DeviceSpec, resolve_device
 from textcnn.inference.explain import Explainer, Explanation
+from textcnn.inference import model_directory
 from textcnn.model import TextCNN
 from textcnn.tokenizer import encode, pad_batch
 
@@ -176,9 +181,12 @@ class BasePredictor:
 
 
 class Predictor(BasePredictor):
-    """Scores texts with a trained :class:`TextCNN` under ``torch.inference_mode``.
+    """Scores texts with a trained :class:`TextCNN` under ``torch.inference_mode``, on ``device``
+    (see :mod:`textcnn.inference.devices`; logits come back on the CPU).
 
     Safe to share between threads: the model is only read, and explanations run on their own copy.
+    ``provenance`` says how the model was made (training data settings, evaluations, languages,
+    dataset ids); :meth:`save` writes it into the model card.
     """
 
     backend = "pytorch"
@@ -191,15 +199,25 @@ class Predictor(BasePredictor):
         max_length: int = 128,
         temperature: float = 1.0,
         thresholds: Optional[Sequence[float]] = None,
+        device: DeviceSpec = "cpu",
+        provenance: Optional[dict[str, Any]] = None,
     ):
         super().__init__(tokenizer, label_names, max_length, model.config.widest_kernel, temperature, thresholds)
-        self.model = model.eval()
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        self.provenance = dict(provenance or {})
         self._explainer = None
         self._explainer_lock = threading.Lock()
 
     @classmethod
-    def from_checkpoint(cls, path: Union[str, Path], temperature: float = 1.0) -> "Predictor":
+    def from_checkpoint(cls, path: Union[str, Path], temperature: float = 1.0, device: DeviceSpec = "cpu") -> "Predictor":
         checkpoint = read_checkpoint(path)
+        recorded = recorded_validation(checkpoint, path)
+        provenance = {
+            "data": model_directory.clean_data_settings(data_settings_from_checkpoint(checkpoint)),
+            "evaluation": [recorded] if recorded else [],
+            "epochs_trained": checkpoint["epoch"] + 1 if isinstance(checkpoint.get("epoch"), int) else None,
+        }
         return cls(
             model_from_checkpoint(checkpoint),
             tokenizer_from_checkpoint(checkpoint),
@@ -207,11 +225,56 @@ class Predictor(BasePredictor):
             max_length=data_settings_from_checkpoint(checkpoint).get("max_length", 128),
             temperature=temperature,
             thresholds=thresholds_from_checkpoint(checkpoint),
+            device=device,
+            provenance=provenance,
         )
+
+    @classmethod
+    def from_directory(cls, directory: Union[str, Path], temperature: Optional[float] = None,
+                       device: DeviceSpec = "cpu") -> "Predictor":
+        """A model directory (``model.safetensors`` + ``config.json`` + ``tokenizer.json``): no pickle is
+        read. ``temperature`` defaults to the saved one."""
+        model, tokenizer, config = model_directory.read_directory(directory)
+        return cls(
+            model, tokenizer, config["label_names"], max_length=config["max_length"],
+            temperature=config["temperature"] if temperature is None else temperature,
+            thresholds=config.get("thresholds"), device=device,
+            provenance={key: config[key] for key in model_directory.PROVENANCE_KEYS if key in config},
+        )
+
+    def save(self, directory: Union[str, Path], repo_id: Optional[str] = None,
+             metrics: Optional[dict[str, Any]] = None, language: Sequence[str] = (),
+             datasets: Sequence[str] = ()) -> dict[str, Any]:
+        """Write the model directory the way Hugging Face models ship (safetensors weights, config.json,
+        tokenizer.json, README.md model card), then read it back and check that it gives the same logits.
+
+        ``metrics``: a report printed by ``textcnn evaluate``, for the card; ``language``: language codes
+        (``["en"]``); ``datasets``: Hub dataset ids; ``repo_id``: the Hub id the card's example loads.
+        """
+        files = model_directory.save_directory(self, directory, repo_id, metrics, language, datasets)
+        texts = probe_texts(self)
+        max_abs_diff = float((Predictor.from_directory(directory, self.temperature, self.device).logits(texts)
+                              - self.logits(texts)).abs().max())
+        if max_abs_diff != 0.0:
+            raise RuntimeError(f"the saved model's logits differ from this model's by {max_abs_diff:.2e}")
+        return {"output": str(directory), "files": [str(path) for path in files],
+                "max_abs_diff_vs_pytorch": max_abs_diff, "probe_texts": len(texts)}
+
+    def push_to_hub(self, repo_id: str, token: Optional[str] = None, private: bool = False,
+                    metrics: Optional[dict[str, Any]] = None, language: Sequence[str] = (),
+                    datasets: Sequence[str] = (), commit_message: str = "Upload textcnn model") -> str:
+        """Save the model directory (see :meth:`save`) and upload it to the Hub repository ``repo_id``
+        (created if need be) with ``huggingface_hub``; returns the commit's URL. ``token`` defaults to
+        ``HF_TOKEN`` or the one ``hf auth login`` saved."""
+        from textcnn.inference import hub
+
+        with tempfile.TemporaryDirectory(prefix="textcnn-push-") as directory:
+            self.save(directory, repo_id=repo_id, metrics=metrics, language=language, datasets=datasets)
+            return hub.upload(Path(directory), repo_id, token=token, private=private, commit_message=commit_message)
 
     @torch.inference_mode()
     def forward_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids)
+        return self.model(input_ids.to(self.device)).cpu()
 
     def describe(self) -> dict[str, Any]:
         parameters = list(self.model.parameters())
@@ -220,17 +283,35 @@ class Predictor(BasePredictor):
             "vocab_size": self.model.embedding.num_embeddings,
             "num_parameters": sum(p.numel() for p in parameters),
             "size_bytes": sum(p.numel() * p.element_size() for p in parameters),
+            "device": str(self.device),
         }
 
     def explain(self, texts: Texts, label: Optional[str] = None, batch_size: int = 256) -> list[Explanation]:
         """Which n-grams won the max-pooling and how much each added to a class's logit.
 
         ``label`` defaults to each text's predicted class. See :mod:`textcnn.inference.explain`.
+        Explanations are computed on the CPU (a copy of the model, if it runs elsewhere).
         """
         with self._explainer_lock:
             if self._explainer is None:
-                self._explainer = Explainer(self.model, self.tokenizer, self.label_names, self.max_length)
+                model = self.model if self.device.type == "cpu" else copy.deepcopy(self.model).cpu()
+                self._explainer = Explainer(model, self.tokenizer, self.label_names, self.max_length)
         return self._explainer.explain(checked_texts(texts), label=label, batch_size=batch_size)
+
+
+def probe_texts(predictor: BasePredictor) -> list[str]:
+    """Texts that exercise a model's edge cases, built from its own vocabulary: empty, punctuation only,
+    shorter than the widest kernel, and longer than ``max_length`` (truncated). Exports and saved model
+    directories are checked against the model on them."""
+    words = [token for token in predictor.tokenizer.get_vocab() if token.isalpha()][: 2 * predictor.max_length]
+    return [
+        "",
+        "!",
+        "a gripping , funny film",
+        "dull and lifeless",
+        " ".join(words[: predictor.max_length // 2]),
+        " ".join(words),  # longer than max_length: truncated
+    ]
 
 
 def checked_texts(texts: Texts) -> list[str]:

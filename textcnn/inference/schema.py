@@ -1,7 +1,8 @@
 """What a saved model must hold, checked before any network is built from it.
 
 One set of rules for every way a model is read back (a training checkpoint for predict, evaluate,
-export, serve and resume; an export directory's ``metadata.json``), so that a damaged or crafted file
+export, serve and resume; an export directory's ``metadata.json``; a model directory's ``config.json``
+and the header of its ``model.safetensors``), so that a damaged or crafted file
 ends in one line naming what is wrong instead of a traceback, a huge allocation or silently wrong
 labels. The shapes a checkpoint's tensors must have come from building its network on the ``meta``
 device, which allocates nothing however large the hyperparameters claim it is.
@@ -10,6 +11,7 @@ device, which allocates nothing however large the hyperparameters claim it is.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Optional
 
 import torch
@@ -21,6 +23,7 @@ from textcnn.model import TextCNN, TextCNNConfig
 
 MAX_LENGTH_LIMIT = 1_000_000  # tokens per text: far beyond any document a TextCNN reads
 MIN_VOCAB_SIZE = 2  # [PAD] and [UNK]
+QUANTIZATIONS = ("int8",)  # what `textcnn export --quantize` writes
 
 
 class DamagedModelError(UserInputError):
@@ -76,7 +79,98 @@ def check_export_metadata(metadata: Any, source: str) -> TextCNNConfig:
             _number(t) and 0 < t < 1 for t in thresholds
         ):
             raise damaged(source, f"thresholds must be one number in (0, 1) per label, got {thresholds!r}")
+    quantization = metadata.get("quantization")
+    if quantization not in (None, *QUANTIZATIONS):
+        raise damaged(source, f"quantization is {_short(quantization)}, not one of {', '.join(QUANTIZATIONS)}")
     return config
+
+
+def check_model_config(config: Any, source: str) -> TextCNNConfig:
+    """Refuse a model directory's ``config.json`` that is not what ``textcnn export --format hf`` writes;
+    return its network config. The tensors are checked against it separately, before they load."""
+    if not isinstance(config, dict):
+        raise damaged(source, f"it holds a {type(config).__name__}, not a JSON object")
+    for key in ("vocab_size", "num_classes", "label_names", "multi_label", "network", "max_length", "min_length",
+                "temperature"):
+        if key not in config:
+            raise damaged(source, f"it has no {key!r}")
+    multi_label = config["multi_label"]
+    if not isinstance(multi_label, bool):
+        raise damaged(source, f"multi_label is {_short(multi_label)}, not true or false")
+    _integer(config["vocab_size"], "vocab_size", source, low=MIN_VOCAB_SIZE)
+    num_classes = _integer(config["num_classes"], "num_classes", source, low=1 if multi_label else 2)
+    check_label_names(config["label_names"], source, count=num_classes)
+    check_max_length(config["max_length"], source)
+    network = network_config(config["network"], source)
+    if config["min_length"] != network.widest_kernel or isinstance(config["min_length"], bool):
+        raise damaged(source, f"min_length is {_short(config['min_length'])}, but its network's widest kernel is "
+                               f"{network.widest_kernel}")
+    temperature = config["temperature"]
+    if not _number(temperature) or not (0 < temperature and math.isfinite(temperature)):
+        raise damaged(source, f"temperature is {_short(temperature)}, not a positive number")
+    thresholds = config.get("thresholds")
+    if multi_label:
+        if not isinstance(thresholds, list) or len(thresholds) != num_classes or not all(
+            _number(t) and 0 < t < 1 for t in thresholds
+        ):
+            raise damaged(source, f"thresholds must be one number in (0, 1) per label, got {_short(thresholds)}")
+        if temperature != 1:
+            raise damaged(source, f"temperature is {temperature}, but a multi-label model decides by thresholds (1)")
+    elif thresholds is not None:
+        raise damaged(source, "it has thresholds but is not multi-label")
+    check_provenance(config, source)
+    return network
+
+
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
+PLAIN = (str, int, float, bool, type(None))
+
+
+def check_provenance(config: dict[str, Any], source: str) -> None:
+    """What a model directory says about how the model was made (for its model card): the training data
+    settings, evaluations, languages and dataset ids. Optional, but never anything a card could not show."""
+    data = config.get("data", {})
+    if not isinstance(data, dict) or not all(
+        isinstance(value, PLAIN) or (isinstance(value, list) and all(isinstance(v, PLAIN) for v in value))
+        for value in data.values()
+    ):
+        raise damaged(source, f"its data settings {_short(data)} are not a mapping of plain values")
+    evaluations = config.get("evaluation", [])
+    if not isinstance(evaluations, list):
+        raise damaged(source, f"its evaluation is {_short(evaluations)}, not a list")
+    for record in evaluations:
+        if not isinstance(record, dict) or not isinstance(record.get("split"), str) or not isinstance(
+                record.get("source"), str) or not isinstance(record.get("metrics"), dict):
+            raise damaged(source, f"its evaluation record {_short(record)} has no split, source and metrics")
+        for name, value in record["metrics"].items():
+            if not (isinstance(name, str) and _number(value) and 0 <= value <= 1):
+                raise damaged(source, f"its metric {_short(name)} is {_short(value)}, not a number in [0, 1]")
+        count = record.get("num_examples")
+        if count is not None:
+            _integer(count, "num_examples", source, low=0)
+    for key, pattern, what in (("language", LANGUAGE_CODE, "language codes such as 'en'"),
+                               ("datasets", HUB_ID, "Hub dataset ids such as 'SetFit/sst2'")):
+        values = config.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) and pattern.fullmatch(v) for v in values):
+            raise damaged(source, f"its {key} {_short(values)} are not {what}")
+    epochs = config.get("epochs_trained")
+    if epochs is not None:
+        _integer(epochs, "epochs_trained", source, low=0)
+    version = config.get("textcnn_version", "")
+    if not isinstance(version, str) or not re.fullmatch(r"[0-9A-Za-z.+-]{0,40}", version):
+        raise damaged(source, f"textcnn_version is {_short(version)}")
+
+
+def check_weights(held: dict[str, tuple[str, tuple[int, ...]]], vocab_size: int, num_classes: int,
+                  config: TextCNNConfig, source: str) -> None:
+    """A weights file's tensors (name → dtype and shape, read from its header) against the network
+    ``config.json`` describes, before any of them is read: float32 only, every name and shape as built."""
+    expected = expected_tensor_shapes(vocab_size, num_classes, config, source)
+    check_tensor_shapes({name: shape for name, (_, shape) in held.items()}, expected, source, "config.json")
+    other = [f"{name} ({dtype})" for name, (dtype, _) in held.items() if dtype != "F32"]
+    if other:
+        raise damaged(source, f"its tensor {other[0]} is not float32, which textcnn writes")
 
 
 def check_label_names(names: Any, source: str, count: Optional[int] = None, minimum: int = 1) -> None:
@@ -138,25 +232,38 @@ def _check_tensors(state_dict: Any, vocab_size: int, num_classes: int, config: T
                    source: str) -> None:
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise damaged(source, "its state_dict is not a mapping of names to tensors")
-    try:
-        with torch.device("meta"), _ShapesOnly():  # nothing is allocated or initialised
-            expected = {f"model.{name}": tuple(t.shape) for name, t in
-                        TextCNN(vocab_size, num_classes, config).state_dict().items()}
-    except (RuntimeError, ValueError, OverflowError, TypeError) as error:  # sizes no tensor can have
-        raise damaged(source, f"its network cannot be built ({str(error).splitlines()[0][:200]})") from None
+    expected = {f"model.{name}": shape for name, shape in
+                expected_tensor_shapes(vocab_size, num_classes, config, source).items()}
     if multi_label:
         expected["decision_thresholds"] = (num_classes,)
     held = {name: tuple(t.shape) for name, t in state_dict.items()
             if name.startswith("model.") or name == "decision_thresholds"}
+    check_tensor_shapes(held, expected, source, "hyperparameters")
+
+
+def expected_tensor_shapes(vocab_size: int, num_classes: int, config: TextCNNConfig,
+                           source: str) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of the network ``config`` describes (``TextCNN.state_dict`` names),
+    from building it on the ``meta`` device: nothing is allocated however large it claims to be."""
+    try:
+        with torch.device("meta"), _ShapesOnly():  # nothing is allocated or initialised
+            return {name: tuple(t.shape) for name, t in TextCNN(vocab_size, num_classes, config).state_dict().items()}
+    except (RuntimeError, ValueError, OverflowError, TypeError) as error:  # sizes no tensor can have
+        raise damaged(source, f"its network cannot be built ({str(error).splitlines()[0][:200]})") from None
+
+
+def check_tensor_shapes(held: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]], source: str,
+                        described_by: str) -> None:
+    """The saved tensors are exactly the network's, name for name and shape for shape."""
     missing = [name for name in expected if name not in held]
     if missing:
-        raise damaged(source, f"its weights lack {', '.join(missing[:3])} (the hyperparameters describe another network)")
+        raise damaged(source, f"its weights lack {', '.join(missing[:3])} (the {described_by} describe another network)")
     unexpected = [name for name in held if name not in expected]
     if unexpected:
         raise damaged(source, f"its weights hold {', '.join(unexpected[:3])}, which its network does not have")
     for name, shape in expected.items():
         if held[name] != shape:
-            raise damaged(source, f"its tensor {name} has shape {list(held[name])}, its hyperparameters "
+            raise damaged(source, f"its tensor {name} has shape {list(held[name])}, its {described_by} "
                                    f"describe {list(shape)}")
 
 

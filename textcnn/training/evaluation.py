@@ -1,12 +1,14 @@
-"""Scores a checkpoint on a dataset split: accuracy, macro-F1, per-class precision/recall/F1; for a
-multi-label checkpoint micro/macro-F1 and exact match at the checkpoint's tuned thresholds."""
+"""Scores a checkpoint or a model directory on a dataset split: accuracy, macro-F1, per-class
+precision/recall/F1; for a multi-label model micro/macro-F1 and exact match at its tuned thresholds."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
+from tokenizers import Tokenizer
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
     multiclass_confusion_matrix,
@@ -30,7 +32,11 @@ from textcnn.inference.checkpoint import (
 )
 from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
+from textcnn.inference import hub
+from textcnn.inference.devices import DeviceSpec, resolve_device
+from textcnn.inference.model_directory import read_directory
 from textcnn.inference.predictor import decide
+from textcnn.inference.schema import damaged
 from textcnn.training.thresholds import DEFAULT_THRESHOLD
 
 
@@ -59,9 +65,14 @@ def evaluate_checkpoint(
     checkpoint_path: Union[str, Path],
     split: str = "test",
     data_overrides: Optional[dict[str, Any]] = None,
+    device: DeviceSpec = "cpu",
     data: Optional[TextDataModule] = None,
 ) -> dict[str, Any]:
     """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``.
+
+    ``checkpoint_path`` is a ``.ckpt``, a model directory (``textcnn export --format hf``, which keeps
+    the training data settings in its config.json) or a Hub id of one; a directory from another machine
+    or the Hub usually needs ``data_overrides={"path": …}``. ``device`` runs the network there (see ``textcnn.load``).
 
     ``calibration`` holds the temperature fitted on the validation split and the expected
     calibration error on ``split`` before and after it (see :mod:`textcnn.inference.calibration`). A
@@ -77,16 +88,16 @@ def evaluate_checkpoint(
     """
     if data is not None and data_overrides:
         raise ValueError("give either the run's data module or data_overrides, not both")
-    checkpoint = read_checkpoint(checkpoint_path)
-    label_names = label_names_from_checkpoint(checkpoint)
+    device = resolve_device(device)  # a missing GPU is found before the data is read
+    model, tokenizer, label_names, thresholds, saved_settings = _saved_model(checkpoint_path)
     own_file = (data_overrides or {}).get(f"{split}_file") if split != "train" else None
     if data is None:
-        settings = {**data_settings_from_checkpoint(checkpoint), **(data_overrides or {})}
+        settings = {**saved_settings, **(data_overrides or {})}
         if own_file:  # the file alone: every split role is that file, the classes are the model's
             settings.update(path=str(own_file), train_file=own_file, validation_file=own_file, test_file=own_file,
                             label_names=label_names, streaming=False)
-        data = TextDataModule(**settings)
-        data.use_tokenizer(tokenizer_from_checkpoint(checkpoint))
+        data = _data_module(settings, checkpoint_path)
+        data.use_tokenizer(tokenizer)
     try:
         data_label_names = data.label_names
     except UserInputError as error:
@@ -98,14 +109,13 @@ def evaluate_checkpoint(
             f"the dataset's labels {data.label_names} differ from the model's {label_names}; "
             "evaluate on data with the classes the model was trained on"
         )
-    thresholds = thresholds_from_checkpoint(checkpoint)
     if data.multi_label != (thresholds is not None):
         kinds = ("single-label", "multi-label")
         raise UserInputError(
             f"the dataset is {kinds[data.multi_label]} but the model is {kinds[thresholds is not None]}; "
             "evaluate on data labelled the way the model was trained"
         )
-    model = model_from_checkpoint(checkpoint)
+    model = model.to(device)
     logits, targets = _logits_and_labels(model, data, split)
     if thresholds is not None:
         report = multilabel_report(logits.sigmoid(), targets, torch.tensor(thresholds), label_names)
@@ -119,10 +129,37 @@ def evaluate_checkpoint(
             "calibration": calibration}
 
 
+def _saved_model(path: Union[str, Path]) -> tuple[torch.nn.Module, Tokenizer, list[str], Optional[list[float]],
+                                                  dict[str, Any]]:
+    """Network, tokenizer, label names, thresholds and training data settings of a checkpoint, a model
+    directory or a Hub model id (its model directory), read through their checked readers."""
+    if not Path(path).exists() and hub.looks_like_hub_id(str(path)):
+        path = hub.download(str(path))
+    if Path(path).is_dir():
+        if (Path(path) / "model.onnx").is_file():
+            raise UserInputError(f"{path} is an ONNX export; evaluate takes the .ckpt or a model directory "
+                                 "(textcnn export --format hf)")
+        model, tokenizer, config = read_directory(path)
+        return model, tokenizer, config["label_names"], config.get("thresholds"), config.get("data", {})
+    checkpoint = read_checkpoint(path)
+    return (model_from_checkpoint(checkpoint), tokenizer_from_checkpoint(checkpoint),
+            label_names_from_checkpoint(checkpoint), thresholds_from_checkpoint(checkpoint),
+            data_settings_from_checkpoint(checkpoint))
+
+
+def _data_module(settings: dict[str, Any], source: Union[str, Path]) -> TextDataModule:
+    known = inspect.signature(TextDataModule).parameters
+    unknown = sorted(key for key in settings if key not in known)
+    if unknown:
+        raise damaged(str(source), f"its data settings hold {', '.join(unknown[:3])}, which are not data settings")
+    return TextDataModule(**settings)
+
+
 def _logits_and_labels(model: torch.nn.Module, data: TextDataModule, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    device = next(model.parameters()).device
     logits, targets = [], []
     for batch in data.dataloader(split):
-        logits.append(model(batch["input_ids"]))
+        logits.append(model(batch["input_ids"].to(device)).cpu())
         targets.append(batch["labels"])
     return torch.cat(logits), torch.cat(targets)
 
