@@ -60,7 +60,7 @@ class EpochTimer(pl.Callback):
     def resolve_shapes(self, model) -> None:
         """Each batch's (rows, length) as the network ran it: packed or padded."""
         with torch.no_grad():
-            self.shapes[-1] = [tuple(packed.ids.shape) if (packed := model._packed(ids)) is not None else tuple(ids.shape)
+            self.shapes[-1] = [tuple(packed.ids.shape) if (packed := model.packed_batch(ids)) is not None else tuple(ids.shape)
                                for ids in self.shapes[-1]]
 
     def on_train_epoch_end(self, trainer, module):

@@ -48,7 +48,7 @@ def logits(model: TextCNN, ids: torch.Tensor, pack: bool) -> torch.Tensor:
 def test_packed_logits_equal_padded_and_alone(overrides, monkeypatch):
     monkeypatch.setattr("textcnn.model.PACK_WHEN_PADDED_OVER", 0.0)  # pack whenever it saves a position
     model, ids = make_model(**overrides), padded_batch(LENGTHS)
-    assert model._packed(ids) is not None
+    assert model.packed_batch(ids) is not None
     with torch.no_grad():
         packed, padded = logits(model, ids, pack=True), logits(model, ids, pack=False)
         torch.testing.assert_close(packed, padded, rtol=0, atol=1e-6)
@@ -81,7 +81,7 @@ def test_one_zero_fewer_between_texts_lets_a_window_see_two_texts(overrides):
         padded = model(ids)
         too_close = packing.pack(ids, align, gap - 1)
         maps, _ = model.feature_maps(too_close.ids)
-        features = packing.segment_max(maps, too_close.segments_every(align), too_close.num_texts)
+        features = packing.segment_max(maps, too_close.pooled_segments, too_close.num_texts)
         if model.ngrams is not None:
             features = torch.cat([features, model.ngrams.packed(too_close)], dim=1)
         assert not torch.allclose(model.classifier(features), padded, atol=1e-4)
@@ -109,8 +109,8 @@ def test_a_text_with_padding_inside_is_moved_whole():
 
 def test_packing_is_skipped_when_it_saves_little():
     model = make_model()
-    assert model._packed(padded_batch([20] * 8)) is None  # equal lengths: nothing to save
-    assert model._packed(padded_batch([60] + [5] * 15)) is not None
+    assert model.packed_batch(padded_batch([20] * 8)) is None  # equal lengths: nothing to save
+    assert model.packed_batch(padded_batch([60] + [5] * 15)) is not None
 
 
 def test_real_sst2_batches_run_packed_with_the_logits_of_the_padded_path(sst2_slice):
@@ -119,7 +119,7 @@ def test_real_sst2_batches_run_packed_with_the_logits_of_the_padded_path(sst2_sl
     data = TextDataModule(path=str(sst2_slice), batch_size=64, min_length=5)
     model = TextCNN(data.vocab_size, data.num_classes, TextCNNConfig()).eval()
     ids = next(iter(data.dataloader("train", shuffle=True)))["input_ids"]
-    packed = model._packed(ids)
+    packed = model.packed_batch(ids)
     assert packed is not None and packed.ids.numel() < 0.75 * ids.numel()
     with torch.no_grad():
         torch.testing.assert_close(logits(model, ids, True), logits(model, ids, False), rtol=0, atol=1e-6)
@@ -127,4 +127,4 @@ def test_real_sst2_batches_run_packed_with_the_logits_of_the_padded_path(sst2_sl
 
 def test_dpcnn_and_exported_graphs_stay_padded():
     model = make_model(conv_channels=[8], kernel_sizes=[3], architecture="dpcnn", dpcnn_blocks=2)
-    assert model._packed(padded_batch(LENGTHS)) is None
+    assert model.packed_batch(padded_batch(LENGTHS)) is None

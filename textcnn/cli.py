@@ -495,9 +495,11 @@ def exit_after(entry: Callable[[], None]) -> NoReturn:
         entry()
         code = 0
     except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        if not isinstance(stop.code, (int, type(None))):
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:  # sys.exit("message"): the message on stderr and status 1, as the interpreter does
             print(stop.code, file=sys.stderr)
+            code = 1
     except BrokenPipeError:
         code = 1
     try:

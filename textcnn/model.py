@@ -43,8 +43,8 @@ from textcnn.errors import UserInputError
 from textcnn.packing import PAD_ID, PackedBatch, pack, segment_max, segment_mean
 from textcnn.packing import layout as packing_layout
 
-# a batch runs packed when packing removes more than this share of its positions: below it, the
-# gaps and the bookkeeping cost about what they save (scripts/benchmark_speed.py)
+# a batch runs packed when packing removes more than this share of its positions; one that would
+# save less (e.g. length-sorted evaluation batches) is not worth the layout and the per-text pools
 PACK_WHEN_PADDED_OVER = 0.25
 EmbeddingMode = Literal["rand", "static", "non-static", "multichannel"]
 EMBEDDING_MODES = ("rand", "static", "non-static", "multichannel")
@@ -305,11 +305,10 @@ class TextCNN(nn.Module):
         With ``pack_batches`` (the textcnn stack, eager mode) a batch whose padding would cost more
         than :data:`PACK_WHEN_PADDED_OVER` of its positions runs packed (:mod:`textcnn.packing`):
         the same logits, computed over far fewer positions."""
-        packed = self._packed(input_ids)
+        packed = self.packed_batch(input_ids)
         if packed is not None:
-            align = self.packing_layout[0]
             maps, _ = self.feature_maps(packed.ids)
-            features = segment_max(maps, packed.segments_every(align), packed.num_texts)
+            features = segment_max(maps, packed.pooled_segments, packed.num_texts)
             if self.ngrams is not None:
                 features = torch.cat([features, self.ngrams.packed(packed)], dim=1)
             return self.classifier(self.dropout(features))
@@ -321,7 +320,8 @@ class TextCNN(nn.Module):
         """(align, gap) of this network's packed batches."""
         return packing_layout(self.config.kernel_sizes, self.config.pool_size, self.config.ngram_order)
 
-    def _packed(self, input_ids: torch.Tensor) -> Optional[PackedBatch]:
+    def packed_batch(self, input_ids: torch.Tensor) -> Optional[PackedBatch]:
+        """The packed batch :meth:`forward` runs for ``input_ids``, or None when it runs them padded."""
         if (not self.pack_batches or self.blocks or input_ids.shape[0] < 2 or torch.jit.is_tracing()
                 or torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()):
             return None  # packing reads the lengths in Python: graphs for export or compilation stay padded

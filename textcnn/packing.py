@@ -29,15 +29,18 @@ PAD_ID = 0
 @dataclass
 class PackedBatch:
     """``ids`` (rows, row_length) token ids; ``segments`` (rows, row_length): the text (0…B-1) whose
-    slot holds each position, ``B`` for the unused end of a row; ``num_texts`` B."""
+    slot holds each position, ``B`` for the unused end of a row; ``num_texts`` B; ``align``: slots
+    start at multiples of it."""
 
     ids: torch.Tensor
     segments: torch.Tensor
     num_texts: int
+    align: int
 
-    def segments_every(self, stride: int) -> torch.Tensor:
-        """The segment of each position after pooling by ``stride`` (slots are aligned to it)."""
-        return self.segments[:, ::stride]
+    @property
+    def pooled_segments(self) -> torch.Tensor:
+        """The segment of each position of the last layer, after pools of ``align`` tokens in all."""
+        return self.segments[:, :: self.align]
 
 
 def layout(kernel_sizes: list[list[int]], pool_size: int, ngram_order: int) -> tuple[int, int]:
@@ -98,7 +101,7 @@ def pack(input_ids: torch.Tensor, align: int, gap: int, rows: int = 4,
     flat[destinations[real]] = input_ids[real]
     segments = torch.repeat_interleave(torch.tensor(segment_ids, device=device),
                                        torch.tensor(segment_lengths, device=device))
-    return PackedBatch(flat.view(total_rows, row_length), segments.view(total_rows, row_length), batch)
+    return PackedBatch(flat.view(total_rows, row_length), segments.view(total_rows, row_length), batch, align)
 
 
 def segment_max(values: torch.Tensor, segments: torch.Tensor, num_texts: int) -> torch.Tensor:
