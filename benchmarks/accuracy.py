@@ -34,7 +34,7 @@ from textcnn.errors import UserInputError
 
 QUICK_DATASETS = ["sst2", "trec"]
 QUICK_EPOCHS = 3
-ON_REQUEST = ("sst2_phrases", "imdb_long", "imdb_dpcnn")  # 67k rows; longer IMDB runs; a second architecture
+ON_REQUEST = ("sst2_phrases", "imdb_long", "imdb_dpcnn", "imdb_region")  # 67k rows; longer IMDB runs; other architectures
 
 
 def run_textcnn(

@@ -58,6 +58,8 @@ def _right_pad(rows: list[list[int]]) -> torch.Tensor:
         dict(conv_channels=[10], kernel_sizes=[[3, 4, 5]]),
         dict(conv_channels=[8], kernel_sizes=[3], architecture="dpcnn", dpcnn_blocks=3),
         dict(conv_channels=[8, 8], kernel_sizes=[[3, 4], 3], ngram_order=3, ngram_buckets=64, ngram_dim=6),
+        dict(conv_channels=[8, 6], kernel_sizes=[4, 3], architecture="region", embedding_mode="rand", ngram_order=2,
+             ngram_buckets=64, ngram_dim=6),
     ],
 )
 def test_a_text_scores_the_same_alone_and_inside_a_padded_batch(overrides):
@@ -92,6 +94,8 @@ def test_texts_shorter_than_the_widest_kernel_get_finite_logits():
         (dict(architecture="resnet"), "architecture"),
         (dict(architecture="dpcnn", conv_channels=[8, 8], kernel_sizes=[3, 3]), "dpcnn_blocks"),
         (dict(ngram_order=-1), "ngram_order"),
+        (dict(architecture="region", conv_channels=[8], kernel_sizes=[3]), "embedding_mode=rand"),
+        (dict(architecture="region", embedding_mode="rand", conv_channels=[8], kernel_sizes=[[3, 4]]), "one width"),
         (dict(ngram_order=2, ngram_buckets=0), "ngram_buckets"),
     ],
 )
@@ -156,3 +160,26 @@ def test_ngram_bag_feeds_the_classifier_beside_the_convolutions():
     assert model.ngrams.embedding.weight.grad.abs().sum() > 0
     assert make_model(embed_dim=8, conv_channels=[10], kernel_sizes=[3], ngram_order=0).ngrams is None  # Kim's network
     assert TextCNNConfig().ngram_order == 2  # the default recipe has the bag
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_the_region_embedding_is_a_conv1d_over_one_hot_tokens(width):
+    model = make_model(architecture="region", embedding_mode="rand", conv_channels=[7], kernel_sizes=[width])
+    region = model.layers[0]
+    with torch.no_grad():
+        region.bias.normal_()
+    ids = torch.tensor([[5, 9, 9, 31, 2, 49, PAD_ID, PAD_ID], [3, 1, 4, 1, 5, 9, 2, 6]])
+    conv = torch.nn.Conv1d(50, 7, width)  # vocabulary-many input channels
+    with torch.no_grad():  # weight[c, v, j] is what token v adds to map c at offset j
+        conv.weight.copy_(region.weight.view(50, width, 7).permute(2, 0, 1))
+        conv.bias.copy_(region.bias)
+    one_hot = torch.nn.functional.one_hot(ids, 50).float().masked_fill((ids == PAD_ID)[:, :, None], 0.0)
+    same = torch.nn.functional.pad(one_hot.transpose(1, 2), ((width - 1) // 2, width // 2))
+    with torch.no_grad():
+        torch.testing.assert_close(region(ids), torch.relu(conv(same)), rtol=0, atol=1e-6)
+
+
+def test_the_region_architecture_refuses_pretrained_vectors():
+    config = TextCNNConfig(architecture="region", embedding_mode="rand", conv_channels=[8], kernel_sizes=[3])
+    with pytest.raises(UserInputError, match="pretrained_vectors=null"):
+        TextCNN(vocab_size=50, num_classes=2, config=config, pretrained=torch.zeros(50, 50))

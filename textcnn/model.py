@@ -14,6 +14,13 @@ region embedding and replaces the rest of the stack with residual blocks at a fi
       → [max-pool width 3, stride 2 → (B, C, ⌈L/2⌉) → 2 × (ReLU → Conv1d width 3) + shortcut] × dpcnn_blocks
       → ReLU → global max-pool over time → dropout → Linear
 
+``architecture: region`` (Johnson & Zhang 2015, "seq-CNN") takes the channels view to its limit: the
+first Conv1d's input channels are the whole vocabulary, one-hot, so a width-p filter bank is p rows of
+a (vocab, p·C) table, one per offset, summed; no dense one-hot tensor and no multiply::
+
+    input_ids (B, L) → Embedding (vocab, p·C) → (B, L, p, C) → Σ_j row j of token t-⌊(p-1)/2⌋+j
+      → (B, C, L) → + bias → ReLU → [max-pool → Conv1d layers] → global max-pool → …
+
 ``ngram_order`` adds a bag of n-grams beside the convolutions (the "bown" of Johnson & Zhang 2015,
 fastText's bigram embeddings): every 1…n-gram of the text is embedded, unigrams by token id and longer
 n-grams hashed into ``ngram_buckets`` rows, and the embeddings are averaged over the text::
@@ -48,8 +55,8 @@ from textcnn.packing import layout as packing_layout
 PACK_WHEN_PADDED_OVER = 0.25
 EmbeddingMode = Literal["rand", "static", "non-static", "multichannel"]
 EMBEDDING_MODES = ("rand", "static", "non-static", "multichannel")
-Architecture = Literal["textcnn", "dpcnn"]
-ARCHITECTURES = ("textcnn", "dpcnn")
+Architecture = Literal["textcnn", "dpcnn", "region"]
+ARCHITECTURES = ("textcnn", "dpcnn", "region")
 
 
 @dataclass
@@ -71,6 +78,9 @@ class TextCNNConfig:
     ``architecture`` names the stack: ``textcnn`` (the layers above) or ``dpcnn``: one layer
     (``conv_channels=[C]``, ``kernel_sizes=[3]``) as region embedding, then one residual block and
     ``dpcnn_blocks`` downsampling residual blocks, each halving the length with C channels kept.
+    ``region``: the first layer (one width p, C maps) convolves one-hot tokens, its weights a table of
+    vocabulary rows (region embeddings); ``embed_dim``, ``embedding_dropout`` and pretrained vectors
+    do not apply (``embedding_mode: rand``); later layers are the textcnn stack's.
 
     ``ngram_order`` n > 0 adds the bag-of-n-grams branch (unigrams … n-grams, ``ngram_dim`` features,
     n-grams of 2 or more tokens hashed into ``ngram_buckets`` rows); 0 leaves it out, as in Kim (2014).
@@ -117,6 +127,17 @@ class TextCNNConfig:
                 f"architecture dpcnn takes one region-embedding layer (e.g. conv_channels: [250], kernel_sizes: [3]), "
                 f"got {len(self.conv_channels)} layers; its depth is model.network.dpcnn_blocks"
             )
+        if self.architecture == "region":
+            if len(self.kernel_sizes[0]) != 1:
+                raise UserInputError(
+                    f"architecture region's first layer takes one width (e.g. kernel_sizes: [3]), got {self.kernel_sizes[0]}"
+                )
+            if self.embedding_mode != "rand":
+                raise UserInputError(
+                    f"architecture region learns its own region embeddings from one-hot tokens, so it takes no "
+                    f"pretrained vectors: set model.network.embedding_mode=rand and data.pretrained_vectors=null "
+                    f"(got embedding_mode {self.embedding_mode!r})"
+                )
         if self.dpcnn_blocks < 0:
             raise UserInputError(f"model.network.dpcnn_blocks must be 0 or more, got {self.dpcnn_blocks}")
         if self.ngram_order < 0:
@@ -176,6 +197,39 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, L) → (B, C_out, L)
         return F.relu(torch.cat([conv(F.pad(x, pad)) for conv, pad in zip(self.convs, self.paddings)], dim=1))
+
+
+class RegionEmbedding(nn.Embedding):
+    """A Conv1d of width p and C maps over one-hot tokens (vocabulary-many input channels), then ReLU.
+
+    Its weight (C, vocab, p) is stored as a table (vocab, p·C): token t's row holds what t adds to
+    each of the p windows it falls in, so the convolution is one lookup and p shifted sums. Padding
+    is the one-hot zero vector, so 'same' padding matches :class:`ConvLayer`'s and a text scores the
+    same alone, padded or packed.
+    """
+
+    def __init__(self, vocab_size: int, channels: int, width: int):
+        super().__init__(vocab_size, width * channels, padding_idx=PAD_ID)
+        self.channels, self.width = channels, width
+        self.bias = nn.Parameter(torch.zeros(channels))
+        nn.init.normal_(self.weight, std=0.01)  # Johnson & Zhang's scale; a Conv1d's 1/sqrt(vocab·p) is ~0
+        with torch.no_grad():
+            self.weight[PAD_ID].zero_()
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # (B, L) ids → (B, C, L)
+        batch, length = input_ids.shape
+        rows = super().forward(input_ids).masked_fill((input_ids == PAD_ID)[:, :, None], 0.0)  # whatever row 0 holds
+        rows = rows.view(batch, length, self.width, self.channels)
+        left = (self.width - 1) // 2
+        rows = F.pad(rows, (0, 0, 0, 0, left, self.width - 1 - left))  # (B, L + p - 1, p, C), zero = padding
+        out = rows[:, 0:length, 0]
+        for offset in range(1, self.width):  # window t sums token t-left+j's j-th part
+            out = out + rows[:, offset:offset + length, offset]
+        return F.relu(out + self.bias).transpose(1, 2)
 
 
 class ResidualBlock(nn.Module):
@@ -262,12 +316,18 @@ class TextCNN(nn.Module):
         super().__init__()
         config = config or TextCNNConfig()
         self.config = config
-        self.embedding = nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID)
+        region = config.architecture == "region"
+        # region: the one-hot convolution's weights, a row of width·C per token (see RegionEmbedding)
+        self.embedding = (RegionEmbedding(vocab_size, config.conv_channels[0], config.kernel_sizes[0][0]) if region
+                          else nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID))
         # multichannel: a frozen copy beside the trainable one; static: the only copy is frozen
         self.static_embedding = (
             nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID)
             if config.embedding_mode == "multichannel" else None
         )
+        if pretrained is not None and region:
+            raise UserInputError("architecture region learns its own region embeddings and takes no pretrained vectors; "
+                                 "set data.pretrained_vectors=null")
         if pretrained is not None:
             if tuple(pretrained.shape) != (vocab_size, config.embed_dim):
                 raise UserInputError(
@@ -284,7 +344,9 @@ class TextCNN(nn.Module):
             self.static_embedding.weight.requires_grad_(False)
         self.embedding_dropout = Dropout(config.embedding_dropout)
         layers, in_channels = [], config.embedding_channels  # embedding dims are the first layer's channels
-        for out_channels, widths in zip(config.conv_channels, config.kernel_sizes):
+        if region:  # the region embedding is the first layer
+            layers, in_channels = [self.embedding], config.conv_channels[0]
+        for out_channels, widths in list(zip(config.conv_channels, config.kernel_sizes))[len(layers):]:
             layers.append(ConvLayer(in_channels, out_channels, widths))
             in_channels = layers[-1].out_channels
         self.layers = nn.ModuleList(layers)
@@ -340,11 +402,14 @@ class TextCNN(nn.Module):
         """The last layer's maps (B, C_last, L') with padded positions zeroed, and the mask of real
         positions (B, 1, L'); explanations read which position won each feature's max."""
         mask = (input_ids != PAD_ID).unsqueeze(1)  # (B, 1, L)
-        x = self.embedding(input_ids)  # (B, L, E)
-        if self.static_embedding is not None:
-            x = torch.cat([self.static_embedding(input_ids), x], dim=2)  # (B, L, 2E)
-        x = self.embedding_dropout(x).transpose(1, 2)  # (B, E, L) (2E channels for multichannel)
-        x = x.masked_fill(~mask, 0.0)
+        if isinstance(self.embedding, RegionEmbedding):
+            x = input_ids  # the first layer reads token ids, one-hot
+        else:
+            x = self.embedding(input_ids)  # (B, L, E)
+            if self.static_embedding is not None:
+                x = torch.cat([self.static_embedding(input_ids), x], dim=2)  # (B, L, 2E)
+            x = self.embedding_dropout(x).transpose(1, 2)  # (B, E, L) (2E channels for multichannel)
+            x = x.masked_fill(~mask, 0.0)
         for i, layer in enumerate(self.layers):
             x = layer(x).masked_fill(~mask, 0.0)  # (B, C_i, L), ReLU ≥ 0 so zeros never win a max
             if i < len(self.layers) - 1:

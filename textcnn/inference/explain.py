@@ -83,7 +83,7 @@ class Explainer:
         if model.config.architecture != "textcnn":
             raise UserInputError(
                 f"explanations trace the textcnn stack's receptive fields; this checkpoint is "
-                f"architecture {model.config.architecture!r} (its residual blocks mix every position), so predict without --explain"
+                f"architecture {model.config.architecture!r}, so predict without --explain"
             )
         self.model = model.eval()
         self.tokenizer = tokenizer

@@ -123,11 +123,13 @@ def _model(config: dict[str, Any]) -> list[str]:
 def architecture_text(network: dict[str, Any], num_classes: int) -> str:
     """The network in one line, in the order data flows through it."""
     mode = network.get("embedding_mode", "non-static")
-    parts = [f"{network['embed_dim']}-dimensional token embeddings ({mode})"]
+    region = network.get("architecture") == "region"
+    parts = ["one-hot tokens"] if region else [f"{network['embed_dim']}-dimensional token embeddings ({mode})"]
     for index, (channels, widths) in enumerate(zip(network["conv_channels"], network["kernel_sizes"])):
         widths = [widths] if isinstance(widths, int) else widths
         parallel = f"widths {', '.join(map(str, widths))} in parallel" if len(widths) > 1 else f"width {widths[0]}"
-        parts.append(f"Conv1d {parallel}, {channels} maps each, ReLU")
+        kind = "region embedding (Conv1d over one-hot tokens)" if region and index == 0 else "Conv1d"
+        parts.append(f"{kind} {parallel}, {channels} maps each, ReLU")
         if index < len(network["conv_channels"]) - 1 and network.get("architecture") != "dpcnn":
             parts.append(f"max-pool /{network['pool_size']}")
     if network.get("architecture") == "dpcnn":
