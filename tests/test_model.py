@@ -60,6 +60,7 @@ def _right_pad(rows: list[list[int]]) -> torch.Tensor:
         dict(conv_channels=[8, 8], kernel_sizes=[[3, 4], 3], ngram_order=3, ngram_buckets=64, ngram_dim=6),
         dict(conv_channels=[8, 6], kernel_sizes=[4, 3], architecture="region", embedding_mode="rand", ngram_order=2,
              ngram_buckets=64, ngram_dim=6),
+        dict(conv_channels=[8], kernel_sizes=[[2, 3]], architecture="region", embedding_mode="rand"),
     ],
 )
 def test_a_text_scores_the_same_alone_and_inside_a_padded_batch(overrides):
@@ -95,7 +96,6 @@ def test_texts_shorter_than_the_widest_kernel_get_finite_logits():
         (dict(architecture="dpcnn", conv_channels=[8, 8], kernel_sizes=[3, 3]), "dpcnn_blocks"),
         (dict(ngram_order=-1), "ngram_order"),
         (dict(architecture="region", conv_channels=[8], kernel_sizes=[3]), "embedding_mode=rand"),
-        (dict(architecture="region", embedding_mode="rand", conv_channels=[8], kernel_sizes=[[3, 4]]), "one width"),
         (dict(ngram_order=2, ngram_buckets=0), "ngram_buckets"),
     ],
 )
@@ -162,21 +162,28 @@ def test_ngram_bag_feeds_the_classifier_beside_the_convolutions():
     assert TextCNNConfig().ngram_order == 2  # the default recipe has the bag
 
 
-@pytest.mark.parametrize("width", [1, 2, 3, 4])
-def test_the_region_embedding_is_a_conv1d_over_one_hot_tokens(width):
-    model = make_model(architecture="region", embedding_mode="rand", conv_channels=[7], kernel_sizes=[width])
+@pytest.mark.parametrize("widths", [[1], [2], [3], [4], [2, 3], [3, 1, 4]])
+def test_the_region_embedding_is_a_conv1d_over_one_hot_tokens(widths):
+    """Each width's part of the table is a Conv1d's weight over one-hot inputs; parallel widths are
+    concatenated in order, as ConvLayer's are."""
+    model = make_model(architecture="region", embedding_mode="rand", conv_channels=[7], kernel_sizes=[widths])
     region = model.layers[0]
     with torch.no_grad():
         region.bias.normal_()
     ids = torch.tensor([[5, 9, 9, 31, 2, 49, PAD_ID, PAD_ID], [3, 1, 4, 1, 5, 9, 2, 6]])
-    conv = torch.nn.Conv1d(50, 7, width)  # vocabulary-many input channels
-    with torch.no_grad():  # weight[c, v, j] is what token v adds to map c at offset j
-        conv.weight.copy_(region.weight.view(50, width, 7).permute(2, 0, 1))
-        conv.bias.copy_(region.bias)
     one_hot = torch.nn.functional.one_hot(ids, 50).float().masked_fill((ids == PAD_ID)[:, :, None], 0.0)
-    same = torch.nn.functional.pad(one_hot.transpose(1, 2), ((width - 1) // 2, width // 2))
+    expected, start = [], 0
+    for width in widths:
+        conv = torch.nn.Conv1d(50, 7, width)  # vocabulary-many input channels
+        with torch.no_grad():  # weight[c, v, j] is what token v adds to map c at offset j
+            conv.weight.copy_(region.weight[:, start:start + width * 7].reshape(50, width, 7).permute(2, 0, 1))
+            conv.bias.copy_(region.bias[7 * len(expected):7 * (len(expected) + 1)])
+            same = torch.nn.functional.pad(one_hot.transpose(1, 2), ((width - 1) // 2, width // 2))
+            expected.append(torch.relu(conv(same)))
+        start += width * 7
+    assert region.out_channels == 7 * len(widths)
     with torch.no_grad():
-        torch.testing.assert_close(region(ids), torch.relu(conv(same)), rtol=0, atol=1e-6)
+        torch.testing.assert_close(region(ids), torch.cat(expected, dim=1), rtol=0, atol=1e-6)
 
 
 def test_the_region_architecture_refuses_pretrained_vectors():

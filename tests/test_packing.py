@@ -15,6 +15,8 @@ NETWORKS = {
     "even widths, no pooling": dict(conv_channels=[8, 8], kernel_sizes=[[2, 4, 6], 2], pool_size=1),
     "two pools of 2": dict(conv_channels=[8, 8, 8], kernel_sizes=[[3, 4, 5], 4, 3], pool_size=2),
     "region embedding": dict(architecture="region", embedding_mode="rand", conv_channels=[8, 8], kernel_sizes=[4, 3]),
+    "region embeddings of two widths": dict(architecture="region", embedding_mode="rand", conv_channels=[8],
+                                            kernel_sizes=[[2, 3]]),
 }
 
 

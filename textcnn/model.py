@@ -15,11 +15,12 @@ region embedding and replaces the rest of the stack with residual blocks at a fi
       → ReLU → global max-pool over time → dropout → Linear
 
 ``architecture: region`` (Johnson & Zhang 2015, "seq-CNN") takes the channels view to its limit: the
-first Conv1d's input channels are the whole vocabulary, one-hot, so a width-p filter bank is p rows of
-a (vocab, p·C) table, one per offset, summed; no dense one-hot tensor and no multiply::
+first Conv1d's input channels are the whole vocabulary, one-hot, so a width-p filter bank is p parts
+of a token's row in a (vocab, p·C) table, one per offset, summed; no dense one-hot tensor and no
+multiply. Several widths in parallel ("seq2-CNN") share one table, their maps concatenated::
 
-    input_ids (B, L) → Embedding (vocab, p·C) → (B, L, p, C) → Σ_j row j of token t-⌊(p-1)/2⌋+j
-      → (B, C, L) → + bias → ReLU → [max-pool → Conv1d layers] → global max-pool → …
+    input_ids (B, L) → Embedding (vocab, p·C) → (B, L, p, C) → Σ_j part j of token t-⌊(p-1)/2⌋+j
+      → (B, C, L) [; other widths] → + bias → ReLU → [max-pool → Conv1d layers] → global max-pool → …
 
 ``ngram_order`` adds a bag of n-grams beside the convolutions (the "bown" of Johnson & Zhang 2015,
 fastText's bigram embeddings): every 1…n-gram of the text is embedded, unigrams by token id and longer
@@ -78,8 +79,8 @@ class TextCNNConfig:
     ``architecture`` names the stack: ``textcnn`` (the layers above) or ``dpcnn``: one layer
     (``conv_channels=[C]``, ``kernel_sizes=[3]``) as region embedding, then one residual block and
     ``dpcnn_blocks`` downsampling residual blocks, each halving the length with C channels kept.
-    ``region``: the first layer (one width p, C maps) convolves one-hot tokens, its weights a table of
-    vocabulary rows (region embeddings); ``embed_dim``, ``embedding_dropout`` and pretrained vectors
+    ``region``: the first layer (widths p₁…pₙ in parallel, C maps each) convolves one-hot tokens, its
+    weights a table of vocabulary rows (region embeddings); ``embed_dim``, ``embedding_dropout`` and pretrained vectors
     do not apply (``embedding_mode: rand``); later layers are the textcnn stack's.
 
     ``ngram_order`` n > 0 adds the bag-of-n-grams branch (unigrams … n-grams, ``ngram_dim`` features,
@@ -128,10 +129,6 @@ class TextCNNConfig:
                 f"got {len(self.conv_channels)} layers; its depth is model.network.dpcnn_blocks"
             )
         if self.architecture == "region":
-            if len(self.kernel_sizes[0]) != 1:
-                raise UserInputError(
-                    f"architecture region's first layer takes one width (e.g. kernel_sizes: [3]), got {self.kernel_sizes[0]}"
-                )
             if self.embedding_mode != "rand":
                 raise UserInputError(
                     f"architecture region learns its own region embeddings from one-hot tokens, so it takes no "
@@ -200,35 +197,41 @@ class ConvLayer(nn.Module):
 
 
 class RegionEmbedding(nn.Embedding):
-    """A Conv1d of width p and C maps over one-hot tokens (vocabulary-many input channels), then ReLU.
+    """Conv1d filter banks of widths p₁…pₙ, C maps each, over one-hot tokens (vocabulary-many input
+    channels), concatenated along channels like :class:`ConvLayer`'s, then ReLU.
 
-    Its weight (C, vocab, p) is stored as a table (vocab, p·C): token t's row holds what t adds to
-    each of the p windows it falls in, so the convolution is one lookup and p shifted sums. Padding
-    is the one-hot zero vector, so 'same' padding matches :class:`ConvLayer`'s and a text scores the
-    same alone, padded or packed.
+    The weight (C, vocab, p) of width p is stored as p·C columns of one table (vocab, Σp·C): token t's
+    row holds what t adds to each of the p windows it falls in, so the convolutions are one lookup and
+    p shifted sums each. Padding is the one-hot zero vector, so 'same' padding matches
+    :class:`ConvLayer`'s and a text scores the same alone, padded or packed.
     """
 
-    def __init__(self, vocab_size: int, channels: int, width: int):
-        super().__init__(vocab_size, width * channels, padding_idx=PAD_ID)
-        self.channels, self.width = channels, width
-        self.bias = nn.Parameter(torch.zeros(channels))
+    def __init__(self, vocab_size: int, channels: int, widths: list[int]):
+        super().__init__(vocab_size, sum(widths) * channels, padding_idx=PAD_ID)
+        self.channels, self.widths = channels, list(widths)
+        self.bias = nn.Parameter(torch.zeros(len(widths) * channels))
         nn.init.normal_(self.weight, std=0.01)  # Johnson & Zhang's scale; a Conv1d's 1/sqrt(vocab·p) is ~0
         with torch.no_grad():
             self.weight[PAD_ID].zero_()
 
     @property
     def out_channels(self) -> int:
-        return self.channels
+        return len(self.widths) * self.channels
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # (B, L) ids → (B, C, L)
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # (B, L) ids → (B, n·C, L)
         batch, length = input_ids.shape
         rows = super().forward(input_ids).masked_fill((input_ids == PAD_ID)[:, :, None], 0.0)  # whatever row 0 holds
-        rows = rows.view(batch, length, self.width, self.channels)
-        left = (self.width - 1) // 2
-        rows = F.pad(rows, (0, 0, 0, 0, left, self.width - 1 - left))  # (B, L + p - 1, p, C), zero = padding
-        out = rows[:, 0:length, 0]
-        for offset in range(1, self.width):  # window t sums token t-left+j's j-th part
-            out = out + rows[:, offset:offset + length, offset]
+        outputs, start = [], 0
+        for width in self.widths:
+            part = rows[:, :, start:start + width * self.channels].view(batch, length, width, self.channels)
+            start += width * self.channels
+            left = (width - 1) // 2
+            part = F.pad(part, (0, 0, 0, 0, left, width - 1 - left))  # (B, L + p - 1, p, C), zero = padding
+            out = part[:, 0:length, 0]
+            for offset in range(1, width):  # window t sums token t-left+j's j-th part
+                out = out + part[:, offset:offset + length, offset]
+            outputs.append(out)
+        out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
         return F.relu(out + self.bias).transpose(1, 2)
 
 
@@ -317,8 +320,8 @@ class TextCNN(nn.Module):
         config = config or TextCNNConfig()
         self.config = config
         region = config.architecture == "region"
-        # region: the one-hot convolution's weights, a row of width·C per token (see RegionEmbedding)
-        self.embedding = (RegionEmbedding(vocab_size, config.conv_channels[0], config.kernel_sizes[0][0]) if region
+        # region: the one-hot convolutions' weights, a row of Σwidths·C per token (see RegionEmbedding)
+        self.embedding = (RegionEmbedding(vocab_size, config.conv_channels[0], config.kernel_sizes[0]) if region
                           else nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID))
         # multichannel: a frozen copy beside the trainable one; static: the only copy is frozen
         self.static_embedding = (
@@ -345,7 +348,7 @@ class TextCNN(nn.Module):
         self.embedding_dropout = Dropout(config.embedding_dropout)
         layers, in_channels = [], config.embedding_channels  # embedding dims are the first layer's channels
         if region:  # the region embedding is the first layer
-            layers, in_channels = [self.embedding], config.conv_channels[0]
+            layers, in_channels = [self.embedding], self.embedding.out_channels
         for out_channels, widths in list(zip(config.conv_channels, config.kernel_sizes))[len(layers):]:
             layers.append(ConvLayer(in_channels, out_channels, widths))
             in_channels = layers[-1].out_channels
