@@ -80,6 +80,24 @@ def test_onnx_predictor_runs_without_lightning(exported, checkpoint):
         assert list(g["probabilities"].values()) == pytest.approx(list(w["probabilities"].values()), abs=1e-5)
 
 
+@pytest.mark.slow  # trains
+def test_a_region_embedding_model_exports_with_the_same_logits(sst2_slice, real_texts, tmp_path):
+    """The region architecture trains with embedding bags and exports its shifted-sum path."""
+    from textcnn.cli import train
+
+    report = train(
+        ["--config", str(ROOT / "configs" / "imdb_region.yaml"), f"--data.path={sst2_slice}", "--data.max_length=64",
+         "--model.network.conv_channels=[16]", "--model.network.kernel_sizes=[[2, 3]]",
+         "--model.network.ngram_buckets=1024", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
+         "--trainer.enable_model_summary=false", f"--trainer.default_root_dir={tmp_path}"]
+    )
+    exported = export_onnx(report["checkpoint"], tmp_path / "onnx")
+    torch_predictor, onnx_predictor = textcnn.load(report["checkpoint"]), textcnn.load(exported["output"])
+    for batch_size in (1, 64):
+        difference = (onnx_predictor.logits(real_texts, batch_size) - torch_predictor.logits(real_texts, batch_size)).abs()
+        assert float(difference.max()) <= MAX_ABS_DIFF
+
+
 def test_export_command_writes_beside_the_checkpoint_by_default(checkpoint, tmp_path):
     copy = tmp_path / "model.ckpt"
     copy.write_bytes(checkpoint.read_bytes())

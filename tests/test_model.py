@@ -186,6 +186,24 @@ def test_the_region_embedding_is_a_conv1d_over_one_hot_tokens(widths):
         torch.testing.assert_close(region(ids), torch.cat(expected, dim=1), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("widths", [[3], [2, 3]])
+def test_the_region_embeddings_export_path_matches_the_training_path(widths):
+    """ONNX export traces the shifted sums; training runs the window bags: same values, same gradients."""
+    model = make_model(architecture="region", embedding_mode="rand", conv_channels=[5], kernel_sizes=[widths])
+    region = model.layers[0]
+    with torch.no_grad():
+        region.weight[PAD_ID] = 50.0  # padding must count in neither path
+    ids = torch.tensor([[5, 9, 9, 31, 2, 49, PAD_ID, PAD_ID], [3, 1, 4, 1, 5, 9, 2, 6]])
+    gradients = []
+    for path in (region.window_bags, region.shifted_sums):
+        region.zero_grad()
+        out = path(ids)
+        (out * torch.arange(out.numel()).view_as(out).sin()).sum().backward()
+        gradients.append(region.weight.grad.clone())
+    torch.testing.assert_close(region.window_bags(ids), region.shifted_sums(ids), rtol=0, atol=1e-6)
+    torch.testing.assert_close(gradients[0], gradients[1], rtol=0, atol=1e-6)
+
+
 def test_the_region_architecture_refuses_pretrained_vectors():
     config = TextCNNConfig(architecture="region", embedding_mode="rand", conv_channels=[8], kernel_sizes=[3])
     with pytest.raises(UserInputError, match="pretrained_vectors=null"):

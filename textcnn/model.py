@@ -201,9 +201,9 @@ class RegionEmbedding(nn.Embedding):
     channels), concatenated along channels like :class:`ConvLayer`'s, then ReLU.
 
     The weight (C, vocab, p) of width p is stored as p·C columns of one table (vocab, Σp·C): token t's
-    row holds what t adds to each of the p windows it falls in, so the convolutions are one lookup and
-    p shifted sums each. Padding is the one-hot zero vector, so 'same' padding matches
-    :class:`ConvLayer`'s and a text scores the same alone, padded or packed.
+    row holds what t adds to each of the p windows it falls in, so a window's output is the sum of p
+    table parts: an ``embedding_bag``, no multiply. Padding is the one-hot zero vector, so 'same'
+    padding matches :class:`ConvLayer`'s and a text scores the same alone, padded or packed.
     """
 
     def __init__(self, vocab_size: int, channels: int, widths: list[int]):
@@ -219,6 +219,33 @@ class RegionEmbedding(nn.Embedding):
         return len(self.widths) * self.channels
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # (B, L) ids → (B, n·C, L)
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            out = self.shifted_sums(input_ids)  # plain gathers and adds, which every ONNX runtime runs
+        else:
+            out = self.window_bags(input_ids)
+        return F.relu(out + self.bias).transpose(1, 2)
+
+    def window_bags(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L, n·C) before bias and ReLU: each window's p parts summed by one ``embedding_bag``, with
+        no (B, L, p, C) intermediate; forward + backward about 5× faster on CPU than the shifted sums
+        at IMDB's sizes (30k tokens, 300 maps, width 3)."""
+        batch, length = input_ids.shape
+        parts_per_token = sum(self.widths)
+        parts = self.weight.view(-1, self.channels)  # row t·Σp + k: token t's k-th part
+        outputs, first_part = [], 0
+        for width in self.widths:
+            left = (width - 1) // 2
+            windows = F.pad(input_ids, (left, width - 1 - left), value=PAD_ID).unfold(1, width, 1)  # (B, L, p)
+            rows = windows * parts_per_token + first_part + torch.arange(width, device=input_ids.device)
+            # padding's parts are never trained (padding_idx), so every padded slot can point at row 0
+            rows = rows.masked_fill(windows == PAD_ID, PAD_ID * parts_per_token).view(batch * length, width)
+            summed = F.embedding_bag(rows, parts, mode="sum", padding_idx=PAD_ID * parts_per_token)
+            outputs.append(summed.view(batch, length, self.channels))
+            first_part += width
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
+
+    def shifted_sums(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The same sums as :meth:`window_bags` from one lookup of whole rows and p shifted slices."""
         batch, length = input_ids.shape
         rows = super().forward(input_ids).masked_fill((input_ids == PAD_ID)[:, :, None], 0.0)  # whatever row 0 holds
         outputs, start = [], 0
@@ -231,8 +258,7 @@ class RegionEmbedding(nn.Embedding):
             for offset in range(1, width):  # window t sums token t-left+j's j-th part
                 out = out + part[:, offset:offset + length, offset]
             outputs.append(out)
-        out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
-        return F.relu(out + self.bias).transpose(1, 2)
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
 
 
 class ResidualBlock(nn.Module):
