@@ -76,7 +76,7 @@ DATASETS: dict[str, Dataset] = {
     "imdb_dpcnn": Dataset("IMDB (DPCNN)", "configs/imdb_dpcnn.yaml",
                           note="DPCNN stack (Johnson & Zhang 2017) on the same splits as IMDB; run with --variants rand"),
     "imdb_region": Dataset("IMDB (region embeddings)", "configs/imdb_region.yaml",
-                           note="one-hot region embeddings (Johnson & Zhang 2015) and the n-gram bag, 512 tokens, on "
+                           note="one-hot region embeddings (Johnson & Zhang 2015) and the n-gram bag, 1,024 tokens, on "
                                 "the same splits as IMDB; run with --variants rand"),
 }
 

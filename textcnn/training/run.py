@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from textcnn.errors import UserInputError
 from textcnn.inference import Predictor, load
 from textcnn.training.build import TRAINER_DEFAULTS, build
 from textcnn.training.evaluation import evaluate_checkpoint
+from textcnn.training.recipe import with_derived_recipe
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
 def _fit_and_score(args: Optional[Sequence[str]]) -> tuple[Optional[dict], Any]:
     """:func:`fit_and_evaluate`'s report, and the data module to score more splits with (None when
     the run was distributed: its module holds one process's share)."""
-    cli = build(args)
+    cli = build(with_derived_recipe(sys.argv[1:] if args is None else args))
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     if not cli.trainer.is_global_zero:
         return None, None
