@@ -17,7 +17,8 @@ region embedding and replaces the rest of the stack with residual blocks at a fi
 ``architecture: region`` (Johnson & Zhang 2015, "seq-CNN") takes the channels view to its limit: the
 first Conv1d's input channels are the whole vocabulary, one-hot, so a width-p filter bank is p parts
 of a token's row in a (vocab, p·C) table, one per offset, summed; no dense one-hot tensor and no
-multiply. Several widths in parallel ("seq2-CNN") share one table, their maps concatenated::
+multiply (training sums each window's parts with one ``embedding_bag``; export with the shifted slices
+below). Several widths in parallel ("seq2-CNN") share one table, their maps concatenated::
 
     input_ids (B, L) → Embedding (vocab, p·C) → (B, L, p, C) → Σ_j part j of token t-⌊(p-1)/2⌋+j
       → (B, C, L) [; other widths] → + bias → ReLU → [max-pool → Conv1d layers] → global max-pool → …
