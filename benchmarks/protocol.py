@@ -69,7 +69,8 @@ DATASETS: dict[str, Dataset] = {
     "trec": Dataset("TREC (coarse)", "configs/trec.yaml", _kim(91.2, 92.8, 93.6, 92.2),
                     "validation carved from train"),
     "trec_fine": Dataset("TREC (fine, 50)", "configs/trec_fine.yaml", note="validation carved from train"),
-    "imdb": Dataset("IMDB", "configs/imdb.yaml", note="Kim's variants keep 400 tokens, the default recipe 1,024; validation carved from train"),
+    "imdb": Dataset("IMDB", "configs/imdb.yaml",
+                    note="Kim's variants keep 400 tokens, the default recipe 1,024; validation carved from train"),
     "imdb_long": Dataset("IMDB (1,000 tokens)", "configs/imdb_long.yaml",
                          note="configs/imdb.yaml tuned on validation: 1,000 tokens kept, up to 12 epochs; same splits "
                               "as IMDB; run with --variants rand"),

@@ -18,6 +18,7 @@ from benchmarks.baselines import TFIDF_NAME
 from benchmarks.protocol import DEFAULT_RECIPE, FROM_SCRATCH, VARIANTS, Dataset
 from textcnn.errors import UserInputError
 from textcnn.training.evaluation import classification_report
+from textcnn.training.recipe import DOCUMENT_MEDIAN_WORDS
 
 DEFAULT_MARGIN = 0.5  # points over the best baseline that the default recipe is held to
 
@@ -242,7 +243,7 @@ def results_markdown(parts: Sequence[Part], notes: Sequence[str] = ()) -> str:
         "  path, columns and splits given; `configs/sst2.yaml` spells the recipe out): GloVe 6B 50d fine-tuned,",
         "  widths 3, 4, 5 × 128 maps → max-pool /2 → width 3 × 256, beside a bag of unigrams and hashed",
         "  bigrams; 15 epochs at most, the checkpoint chosen on validation accuracy. On documents (median",
-        "  training text of 100 words or more: IMDB) the recipe derives region embeddings instead",
+        f"  training text of {DOCUMENT_MEDIAN_WORDS} words or more: IMDB) the recipe derives region embeddings instead",
         "  (`configs/imdb_region.yaml`): width-3 windows of one-hot tokens × 300 maps learned from scratch,",
         "  max-pooled, beside the same n-gram bag; 1,024 tokens; stops after 2 epochs without a better",
         "  validation accuracy. *default, no …*: the recipe with one lever taken out (the n-gram bag; GloVe,",
