@@ -255,3 +255,13 @@ def test_the_speed_benchmark_counts_the_positions_a_packed_batch_computes(sst2_s
                               precision="32-true")
     assert packed["tokens_per_s"] > 0 and packed["steps"] == padded["steps"] == 4
     assert padded["real_token_share"] < 0.75 < packed["real_token_share"] <= 1.0
+
+
+def test_the_speed_benchmark_times_the_region_recipe_it_trains_on_documents(sst2_slice):
+    from benchmarks.speed import measure_training
+
+    args = [f"--data.path={sst2_slice}", "--model.network.conv_channels=[8]", "--data.batch_size=16"]
+    run = measure_training(str(ROOT / "configs" / "imdb_region.yaml"), args, batches=3, precision="32-true")
+    assert run["steps"] == 3 and run["examples"] == 48 and run["epoch_seconds"] > 0
+    assert run["flops_per_example"] > 0  # the classifier's; the region windows are sums
+    assert 0.75 < run["real_token_share"] <= 1.0  # random batches, packed

@@ -44,3 +44,14 @@ def test_the_ngram_bag_adds_only_its_share_of_the_classifier():
     with FlopCounterMode(display=False) as forward:
         model(ids)
     assert forward.get_total_flops() == forward_flops(model, 12) == 2 * 16 * 8 * 3 * 12 + 2 * (8 + 6) * 2
+
+
+def test_region_embeddings_count_no_multiply_adds_as_torch_does():
+    """A region layer's windows are sums of table rows: only the classifier multiplies."""
+    config = TextCNNConfig(architecture="region", embedding_mode="rand", conv_channels=[8], kernel_sizes=[[2, 3]],
+                           ngram_order=0)
+    model = TextCNN(vocab_size=50, num_classes=2, config=config).eval()
+    ids = torch.randint(2, 50, (1, 12))
+    with FlopCounterMode(display=False) as forward:
+        model(ids)
+    assert forward.get_total_flops() == forward_flops(model, 12) == 2 * 16 * 2
