@@ -27,6 +27,7 @@ from torchmetrics.classification import (
 from textcnn.errors import UserInputError
 from textcnn.model import TextCNN, TextCNNConfig
 from textcnn.inference.checkpoint import CHECKPOINT_FORMAT, MULTI_LABEL_CHECKPOINT_FORMAT
+from textcnn.training.adversarial import adversarial_loss, perturbable_embedding
 from textcnn.training.thresholds import DEFAULT_THRESHOLD, THRESHOLD_GRID, tune_thresholds
 
 class TextCNNClassifier(pl.LightningModule):
@@ -48,6 +49,9 @@ class TextCNNClassifier(pl.LightningModule):
         ratio, and ``val_micro_f1`` / ``val_macro_f1`` are logged at threshold 0.5.
     pack_batches: a batch that is mostly padding runs packed (:mod:`textcnn.packing`): the same
         examples, logits and gradients over far fewer positions. ``false`` keeps every batch padded.
+    adversarial_epsilon: above 0, every training step also trains on the batch with its word
+        embeddings moved this far (L2, per text) in the direction that raises the loss most
+        (:mod:`textcnn.training.adversarial`); about 2× the cost of a step. 0: off.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class TextCNNClassifier(pl.LightningModule):
         class_weights: Union[Literal["balanced"], list[float], None] = None,
         label_counts: Optional[list[int]] = None,
         pack_batches: bool = True,
+        adversarial_epsilon: float = 0.0,
     ):
         super().__init__()
         config = TextCNNConfig.from_saved(network) if isinstance(network, dict) else network  # dict: from a checkpoint
@@ -74,6 +79,8 @@ class TextCNNClassifier(pl.LightningModule):
             raise UserInputError(f"{len(label_names)} label names given for {num_classes} classes")
         if learning_rate <= 0:
             raise UserInputError(f"model.learning_rate must be positive, got {learning_rate}")
+        if adversarial_epsilon < 0:
+            raise UserInputError(f"model.adversarial_epsilon must be 0 (off) or positive, got {adversarial_epsilon}")
         if pretrained_embeddings is not None and config.embedding_mode == "rand":
             raise UserInputError(
                 "model.network.embedding_mode is 'rand' (embeddings learned from scratch) but data.pretrained_vectors "
@@ -87,6 +94,8 @@ class TextCNNClassifier(pl.LightningModule):
         self.label_names = label_names
         self.tokenizer_json = tokenizer_json
         self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings, pack_batches=pack_batches)
+        if adversarial_epsilon:
+            perturbable_embedding(self.model)  # region networks have no word embeddings to perturb: say so now
         self.initialised_from_vectors = pretrained_embeddings is not None
         weights = loss_weights(class_weights, label_counts, num_classes, multi_label)
         self.register_buffer("loss_weight", weights, persistent=False)  # recomputed from hparams; not in checkpoints
@@ -113,8 +122,13 @@ class TextCNNClassifier(pl.LightningModule):
         return F.cross_entropy(logits, labels, weight=self.loss_weight)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["input_ids"])
-        loss = self.loss(logits, batch["labels"])
+        epsilon = self.hparams.get("adversarial_epsilon", 0.0)
+        if epsilon:
+            logits, loss = adversarial_loss(self.model, batch["input_ids"], lambda out: self.loss(out, batch["labels"]),
+                                            epsilon)
+        else:
+            logits = self(batch["input_ids"])
+            loss = self.loss(logits, batch["labels"])
         if self.hparams.multi_label:
             self.train_acc(logits.sigmoid(), batch["labels"].int())
         else:
