@@ -3,7 +3,7 @@
 The default recipe (``configs/sst2.yaml``'s settings, what a command without ``--config`` trains)
 is built for sentences: GloVe 50d fine-tuned, two stacked convolution layers. On documents (IMDB's
 reviews) one-hot region embeddings (Johnson & Zhang 2015) scored higher in a fraction of the time
-(docs/results-region.md), so when the median training text is a document the recipe switches to
+(docs/results.md), so when the median training text is a document the recipe switches to
 them. Only the length decides; nothing is set per dataset.
 """
 
