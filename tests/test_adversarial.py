@@ -75,10 +75,41 @@ def test_frozen_static_embeddings_are_perturbed_too():
     assert model.embedding.weight.grad is None  # still frozen
 
 
-def test_region_networks_and_negative_epsilons_are_refused_with_the_fix():
-    region = dict(architecture="region", embedding_mode="rand", conv_channels=[8], kernel_sizes=[3])
-    with pytest.raises(UserInputError, match="architecture region has none.*adversarial_epsilon=0"):
-        TextCNNClassifier(vocab_size=30, num_classes=2, network=TextCNNConfig(**region), adversarial_epsilon=1.0)
+def region_model(pack_batches: bool = True) -> TextCNN:
+    torch.manual_seed(0)
+    config = TextCNNConfig(architecture="region", embedding_mode="rand", conv_channels=[6], kernel_sizes=[[2, 3]],
+                           ngram_order=2, ngram_buckets=64, ngram_dim=4, dropout=0.0)
+    return TextCNN(vocab_size=40, num_classes=3, config=config, pack_batches=pack_batches)
+
+
+def test_a_region_network_perturbs_its_window_sums_by_epsilon_per_text_packed_or_padded():
+    """A region network reads one-hot tokens: its continuous input is each window's region embedding."""
+    lengths = [3, 20, 4, 2, 5, 3]
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = torch.randint(2, 40, (length,))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    loss_of = lambda out: F.cross_entropy(out, labels)  # noqa: E731
+    packed, padded = region_model(), region_model(pack_batches=False)
+    assert packed.packed_batch(ids) is not None
+    padded_logits, padded_total = adversarial_loss(padded, ids, loss_of, epsilon=2.0)
+    # by hand, padded: each text's window sums (B, L, 2 widths · 6 maps) moved 2.0 along the loss's gradient
+    with embedding_output(padded.embedding.window_sums) as sums:
+        clean_loss = loss_of(padded(ids))
+    (gradient,) = torch.autograd.grad(clean_loss, sums[0])
+    step = 2.0 * gradient / gradient.flatten(1).norm(dim=1)[:, None, None]  # padding's gradient is zero
+    with torch.no_grad(), embedding_output(padded.embedding.window_sums, change=lambda output: output + step):
+        by_hand = clean_loss.item() + loss_of(padded(ids)).item()
+    assert padded_total.item() == pytest.approx(by_hand, abs=1e-5)
+    assert padded_total.item() > 2 * clean_loss.item()  # the perturbation did raise the loss
+    packed_logits, packed_total = adversarial_loss(packed, ids, loss_of, epsilon=2.0)
+    assert torch.allclose(packed_logits, padded_logits, atol=1e-5)
+    assert torch.allclose(packed_total, padded_total, atol=1e-5)
+    packed_total.backward()
+    assert packed.embedding.weight.grad.abs().sum() > 0
+
+
+def test_negative_epsilons_are_refused_with_the_fix():
     with pytest.raises(UserInputError, match="adversarial_epsilon must be 0"):
         TextCNNClassifier(vocab_size=30, num_classes=2, adversarial_epsilon=-1.0)
 

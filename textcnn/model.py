@@ -211,6 +211,9 @@ class RegionEmbedding(nn.Embedding):
         super().__init__(vocab_size, sum(widths) * channels, padding_idx=PAD_ID)
         self.channels, self.widths = channels, list(widths)
         self.bias = nn.Parameter(torch.zeros(len(widths) * channels))
+        # the windows' sums before bias and ReLU, a module so that adversarial training can hook and perturb
+        # them: a region network's continuous input, as the lookup's output is a word-embedding network's
+        self.window_sums = nn.Identity()
         nn.init.normal_(self.weight, std=0.01)  # Johnson & Zhang's scale; a Conv1d's 1/sqrt(vocab·p) is ~0
         with torch.no_grad():
             self.weight[PAD_ID].zero_()
@@ -224,7 +227,7 @@ class RegionEmbedding(nn.Embedding):
             out = self.shifted_sums(input_ids)  # plain gathers and adds, which every ONNX runtime runs
         else:
             out = self.window_bags(input_ids)
-        return F.relu(out + self.bias).transpose(1, 2)
+        return F.relu(self.window_sums(out) + self.bias).transpose(1, 2)
 
     def window_bags(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, L, n·C) before bias and ReLU: each window's p parts summed by one ``embedding_bag`` over
@@ -399,13 +402,18 @@ class TextCNN(nn.Module):
         the same logits, computed over far fewer positions."""
         packed = self.packed_batch(input_ids)
         if packed is not None:
-            maps, _ = self.feature_maps(packed.ids)
-            features = segment_max(maps, packed.pooled_segments, packed.num_texts)
-            if self.ngrams is not None:
-                features = torch.cat([features, self.ngrams.packed(packed)], dim=1)
-            return self.classifier(self.dropout(features))
+            return self.forward_packed(packed)
         feature_maps, _ = self.feature_maps(input_ids)
         return self.classifier(self.dropout(self.pool(feature_maps, input_ids)))  # pooled (B, C_last [+ D])
+
+    def forward_packed(self, packed: PackedBatch) -> torch.Tensor:
+        """Logits (B, num_classes) of a batch :meth:`packed_batch` has already packed, for callers that
+        run one batch more than once (adversarial training) and need not pack it each time."""
+        maps, _ = self.feature_maps(packed.ids)
+        features = segment_max(maps, packed.pooled_segments, packed.num_texts)
+        if self.ngrams is not None:
+            features = torch.cat([features, self.ngrams.packed(packed)], dim=1)
+        return self.classifier(self.dropout(features))
 
     @property
     def packing_layout(self) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from torchmetrics.classification import (
 from textcnn.errors import UserInputError
 from textcnn.model import TextCNN, TextCNNConfig
 from textcnn.inference.checkpoint import CHECKPOINT_FORMAT, MULTI_LABEL_CHECKPOINT_FORMAT
-from textcnn.training.adversarial import adversarial_loss, perturbable_embedding
+from textcnn.training.adversarial import adversarial_loss
 from textcnn.training.thresholds import DEFAULT_THRESHOLD, THRESHOLD_GRID, tune_thresholds
 
 class TextCNNClassifier(pl.LightningModule):
@@ -50,8 +50,9 @@ class TextCNNClassifier(pl.LightningModule):
     pack_batches: a batch that is mostly padding runs packed (:mod:`textcnn.packing`): the same
         examples, logits and gradients over far fewer positions. ``false`` keeps every batch padded.
     adversarial_epsilon: above 0, every training step also trains on the batch with its word
-        embeddings moved this far (L2, per text) in the direction that raises the loss most
-        (:mod:`textcnn.training.adversarial`); about 2× the cost of a step. 0: off.
+        embeddings (a region network: its region embeddings) moved this far (L2, per text) in the
+        direction that raises the loss most (:mod:`textcnn.training.adversarial`); about 2× the cost
+        of a step. 0: off.
     """
 
     def __init__(
@@ -94,8 +95,6 @@ class TextCNNClassifier(pl.LightningModule):
         self.label_names = label_names
         self.tokenizer_json = tokenizer_json
         self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings, pack_batches=pack_batches)
-        if adversarial_epsilon:
-            perturbable_embedding(self.model)  # region networks have no word embeddings to perturb: say so now
         self.initialised_from_vectors = pretrained_embeddings is not None
         weights = loss_weights(class_weights, label_counts, num_classes, multi_label)
         self.register_buffer("loss_weight", weights, persistent=False)  # recomputed from hparams; not in checkpoints
@@ -122,7 +121,7 @@ class TextCNNClassifier(pl.LightningModule):
         return F.cross_entropy(logits, labels, weight=self.loss_weight)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        epsilon = self.hparams.get("adversarial_epsilon", 0.0)
+        epsilon = self.hparams.adversarial_epsilon
         if epsilon:
             logits, loss = adversarial_loss(self.model, batch["input_ids"], lambda out: self.loss(out, batch["labels"]),
                                             epsilon)
