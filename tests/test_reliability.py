@@ -79,6 +79,22 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(small_slice,
     assert_same_weights(final, last_of_uninterrupted)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_last_ckpt_holds_the_latest_epoch_and_shares_the_files_bytes_when_that_epoch_is_the_best(
+        small_slice, tmp_path, mode):
+    """Monitoring the epoch number itself: with mode max every epoch is a new best (last.ckpt is a hard
+    link to it), with min only the first (later epochs write last.ckpt on their own)."""
+    run = train(train_args(small_slice, tmp_path, "--trainer.max_epochs=2", "--checkpoint.monitor=epoch",
+                           f"--checkpoint.mode={mode}"))
+    best = Path(run["checkpoint"])
+    last = best.with_name("last.ckpt")
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    assert torch.load(best, weights_only=True)["epoch"] == (1 if mode == "max" else 0)
+    assert os.path.samefile(best, last) == (mode == "max")
+    assert sorted(p.name for p in best.parent.iterdir()) == sorted([best.name, "last.ckpt", "tokenizer.json"])
+
+
 def test_a_crash_while_saving_keeps_the_previous_checkpoint_whole(tmp_path, monkeypatch):
     path = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()

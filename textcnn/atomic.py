@@ -36,6 +36,26 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
+def link_atomic(source: Path, target: Path) -> None:
+    """Make ``target`` a hard link to ``source`` (the same bytes, nothing written), replacing whatever
+    ``target`` was in one atomic rename. Raises OSError where the filesystem has no hard links."""
+    source, target = Path(source), Path(target)
+    for _ in range(100):
+        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.link(source, temporary)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "no free temporary file name", str(target.parent))
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def _create_beside(path: Path) -> tuple[int, Path]:
     """A new, empty, uniquely named file in ``path``'s directory, opened for writing."""
     for _ in range(100):
