@@ -265,3 +265,24 @@ def test_the_speed_benchmark_times_the_region_recipe_it_trains_on_documents(sst2
     assert run["steps"] == 3 and run["examples"] == 48 and run["epoch_seconds"] > 0
     assert run["flops_per_example"] > 0  # the classifier's; the region windows are sums
     assert 0.75 < run["real_token_share"] <= 1.0  # random batches, packed
+
+
+def test_imbalance_scores_are_macro_f1_accuracy_and_the_rare_class_f1():
+    from benchmarks.imbalance import scores
+
+    result = scores([0, 0, 1, 1], [0, 1, 1, 1])  # negative F1 2/3, positive F1 4/5
+    assert result == pytest.approx({"macro_f1": (2 / 3 + 4 / 5) / 2, "accuracy": 0.75, "positive_f1": 0.8})
+
+
+def test_a_class_balanced_logistic_regression_chosen_on_macro_f1_finds_more_of_the_rare_class(tmp_path):
+    import datasets
+
+    from benchmarks.imbalance import imbalanced_sst2, macro_f1, scores
+
+    splits = datasets.load_dataset(str(imbalanced_sst2(tmp_path)))
+    train, validation = ((splits[s]["text"], splits[s]["label"]) for s in ("train", "validation"))
+    texts, labels = splits["test"]["text"], splits["test"]["label"]
+    plain = tfidf_logreg(train, validation, texts)
+    balanced = tfidf_logreg(train, validation, texts, class_weight="balanced", score=macro_f1)
+    assert balanced.name.endswith("class_weight=balanced") and plain.name == "TF-IDF 1-2-gram + LR"
+    assert scores(balanced.test_predictions, labels)["positive_f1"] > scores(plain.test_predictions, labels)["positive_f1"] + 0.1
