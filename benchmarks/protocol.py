@@ -35,7 +35,8 @@ RECIPE_ABLATIONS: dict[str, list[str]] = {
 RECIPE_ADDITIONS: dict[str, list[str]] = {
     "default + adversarial training": ["--model.adversarial_epsilon=1.0"],
     # documents' region embeddings have about half a sentence's norm per token: ε 2 moves a review
-    # as far relative to its own norm (~5%) as ε 1 moves a sentence's GloVe vectors
+    # as far relative to its own norm (~5%) as ε 1 moves a sentence's GloVe vectors. Measured on IMDB
+    # (seed 1, a GPU run): validation 90.6 against the recipe's 91.8, test 90.3 against 91.8 (README)
     "default + adversarial training (ε 2)": ["--model.adversarial_epsilon=2.0"],
 }
 FROM_SCRATCH = ("rand", "default, no GloVe")  # the variants whose embeddings start random
