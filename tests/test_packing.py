@@ -20,10 +20,23 @@ NETWORKS = {
 }
 
 
-def make_model(**overrides) -> TextCNN:
+# the exactness tests run on a CUDA GPU too where there is one, with TF32 off (cuDNN's default uses it for
+# convolutions, whose 10-bit mantissas would differ between any two shapes, packed or not)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))]
+
+
+@pytest.fixture
+def device(request, monkeypatch):
+    if request.param == "cuda":
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+        monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    return torch.device(request.param)
+
+
+def make_model(device: torch.device = torch.device("cpu"), **overrides) -> TextCNN:
     torch.manual_seed(0)
     config = TextCNNConfig(**{"embed_dim": 12, "conv_channels": [16, 24], "ngram_buckets": 128, **overrides})
-    model = TextCNN(vocab_size=60, num_classes=3, config=config).eval()
+    model = TextCNN(vocab_size=60, num_classes=3, config=config).eval().to(device)
     with torch.no_grad():  # padding and gaps must lose every max and stay out of every mean
         model.embedding.weight[PAD_ID] = 50.0
         if model.ngrams is not None:
@@ -47,10 +60,11 @@ def logits(model: TextCNN, ids: torch.Tensor, pack: bool) -> torch.Tensor:
     return model(ids)
 
 
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
 @pytest.mark.parametrize("overrides", NETWORKS.values(), ids=NETWORKS.keys())
-def test_packed_logits_equal_padded_and_alone(overrides, monkeypatch):
+def test_packed_logits_equal_padded_and_alone(overrides, device, monkeypatch):
     monkeypatch.setattr("textcnn.model.PACK_WHEN_PADDED_OVER", 0.0)  # pack whenever it saves a position
-    model, ids = make_model(**overrides), padded_batch(LENGTHS)
+    model, ids = make_model(device, **overrides), padded_batch(LENGTHS).to(device)
     assert model.packed_batch(ids) is not None
     with torch.no_grad():
         packed, padded = logits(model, ids, pack=True), logits(model, ids, pack=False)
@@ -60,13 +74,14 @@ def test_packed_logits_equal_padded_and_alone(overrides, monkeypatch):
             torch.testing.assert_close(packed[row : row + 1], alone, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
 @pytest.mark.parametrize("overrides", list(NETWORKS.values())[:3], ids=list(NETWORKS)[:3])
-def test_packed_gradients_equal_padded(overrides, monkeypatch):
+def test_packed_gradients_equal_padded(overrides, device, monkeypatch):
     monkeypatch.setattr("textcnn.model.PACK_WHEN_PADDED_OVER", 0.0)
-    ids, targets = padded_batch(LENGTHS), torch.arange(len(LENGTHS)) % 3
+    ids, targets = padded_batch(LENGTHS).to(device), (torch.arange(len(LENGTHS)) % 3).to(device)
     gradients = []
     for pack in (True, False):
-        model = make_model(**overrides, dropout=0.0, embedding_dropout=0.0).train()
+        model = make_model(device, **overrides, dropout=0.0, embedding_dropout=0.0).train()
         torch.nn.functional.cross_entropy(logits(model, ids, pack), targets).backward()
         gradients.append({name: p.grad for name, p in model.named_parameters() if p.grad is not None})
     assert gradients[0].keys() == gradients[1].keys()
