@@ -56,6 +56,8 @@ class RecordShares(Callback):
             "seen": self.seen,
             "mismatches": self.mismatches,
             "tokenizer_sha256": hashlib.sha256(pl_module.tokenizer_json.encode()).hexdigest(),
+            "weights_sha256": hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes()
+                                                      for p in pl_module.parameters())).hexdigest(),
         }
         (self.directory / f"rank-{trainer.global_rank}.json").write_text(json.dumps(record), encoding="utf-8")
 

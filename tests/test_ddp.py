@@ -151,6 +151,12 @@ def test_ddp_processes_train_and_validate_on_disjoint_shares_that_cover_the_data
     assert ranks[0]["seen"]["train"]["0"] != ranks[0]["seen"]["train"]["1"]  # a new shuffle each epoch
 
 
+def test_ddp_processes_end_with_the_same_weights(ddp_run):
+    """Every gradient, the lookup tables' sparse ones included, is averaged across the processes."""
+    digests = [r["weights_sha256"] for r in ddp_run["ranks"]]
+    assert digests[0] == digests[1]
+
+
 def test_ddp_trains_the_tokenizer_once_and_writes_each_file_once(ddp_run):
     stderr, root = ddp_run["stderr"], ddp_run["root"]
     assert stderr.count("trained the tokenizer") == 1
