@@ -13,11 +13,12 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from textcnn.errors import UserInputError
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+T = TypeVar("T")
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -39,16 +40,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
 def link_atomic(source: Path, target: Path) -> None:
     """Make ``target`` a hard link to ``source`` (the same bytes, nothing written), replacing whatever
     ``target`` was in one atomic rename. Raises OSError where the filesystem has no hard links."""
-    source, target = Path(source), Path(target)
-    for _ in range(100):
-        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.link(source, temporary)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(errno.EEXIST, "no free temporary file name", str(target.parent))
+    _, temporary = _beside(Path(target), lambda name: os.link(source, name))
     try:
         os.replace(temporary, target)
     except BaseException:
@@ -58,10 +50,15 @@ def link_atomic(source: Path, target: Path) -> None:
 
 def _create_beside(path: Path) -> tuple[int, Path]:
     """A new, empty, uniquely named file in ``path``'s directory, opened for writing."""
+    return _beside(path, lambda name: os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def _beside(path: Path, create: Callable[[Path], T]) -> tuple[T, Path]:
+    """``create`` run on a new temporary name in ``path``'s directory, retried while the name is taken."""
     for _ in range(100):
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+            return create(temporary), temporary
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path.parent))
