@@ -106,13 +106,13 @@ def tfidf_logreg(
         classifier = LogisticRegression(C=c, max_iter=1000, random_state=seed, class_weight=class_weight)
         classifier.fit(features, train[1])
         seconds = featurize_seconds + time.perf_counter() - start
-        accuracy = score(classifier.predict(validation_features), validation[1])
-        if best is None or accuracy > best[0]:
-            best = (accuracy, c, classifier, seconds)
-    accuracy, c, classifier, seconds = best
+        validation_score = score(classifier.predict(validation_features), validation[1])
+        if best is None or validation_score > best[0]:
+            best = (validation_score, c, classifier, seconds)
+    validation_score, c, classifier, seconds = best
     predictions = classifier.predict(vectorizer.transform(test_texts))
     name = TFIDF_NAME if class_weight is None else f"{TFIDF_NAME}, class_weight={class_weight}"
-    return BaselineResult(name, f"C={c:g}", accuracy, np.asarray(predictions), seconds)
+    return BaselineResult(name, f"C={c:g}", validation_score, np.asarray(predictions), seconds)
 
 
 def _unigrams_and_bigrams(text: str) -> list[str]:
