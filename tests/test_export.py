@@ -120,7 +120,7 @@ def test_unusable_export_directories_are_refused(exported, tmp_path):
     (broken / "metadata.json").write_text('{"format": 99}', encoding="utf-8")
     with pytest.raises(UserInputError, match="export format 99"):
         textcnn.load(broken)
-    with pytest.raises(UserInputError, match="--explain needs the PyTorch checkpoint"):
+    with pytest.raises(UserInputError, match="--explain needs one PyTorch checkpoint"):
         cli.predict(["--checkpoint", exported["output"], "--explain", "fine"])
 
 

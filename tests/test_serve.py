@@ -207,10 +207,23 @@ def test_serve_command_runs_an_onnx_export(checkpoint, tmp_path):
         predictions = httpx.post(f"{url}/predict", json={"texts": TEXTS}).json()["predictions"]
         assert [p["label"] for p in predictions] == [r["label"] for r in textcnn.load(checkpoint).predict(TEXTS)]
         response = httpx.post(f"{url}/predict", json={"texts": TEXTS, "explain": True})
-        assert response.status_code == 422 and "explanations need the PyTorch checkpoint" in response.json()["detail"]
+        assert response.status_code == 422 and "explanations need one PyTorch checkpoint" in response.json()["detail"]
     finally:
         process.terminate()
         process.wait(timeout=30)
         log = process.stderr.read().decode()
         process.stderr.close()
     assert f"Uvicorn running on http://127.0.0.1:{port}" in log  # loopback unless --host says otherwise
+
+
+def test_a_server_runs_an_ensemble_and_refuses_to_explain_it(checkpoint, tmp_path):
+    from tests.test_ensemble import another_model
+
+    ensemble = textcnn.load([checkpoint, another_model(checkpoint, tmp_path / "other.ckpt")])
+    with running(create_app(ensemble)) as base:
+        response = httpx.post(f"{base}/predict", json={"texts": TEXTS})
+        assert response.status_code == 200
+        assert response.json()["predictions"] == ensemble.predict(TEXTS)
+        assert httpx.get(f"{base}/metadata").json()["backend"] == "ensemble"
+        response = httpx.post(f"{base}/predict", json={"texts": TEXTS, "explain": True})
+        assert response.status_code == 422 and "or an ensemble" in response.json()["detail"]

@@ -51,20 +51,23 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     from textcnn.training.evaluation import evaluate_checkpoint
 
     parser = ArgumentParser(description="Evaluate a textcnn checkpoint or model directory on a dataset split.")
-    parser.add_argument("--checkpoint", required=True,
-                        help="a .ckpt written by train, a model directory (export --format hf) or its Hub id")
+    parser.add_argument("--checkpoint", required=True, action="append",
+                        help="a .ckpt written by train, a model directory (export --format hf) or its Hub id; "
+                             "give it more than once to score the ensemble of the models (mean probabilities)")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     parser.add_class_arguments(TextDataModule, "data", help="overrides of the checkpoint's data settings")
     given = parser.parse_args(argv, defaults=False)  # what the user typed, without the class defaults
     overrides = given.data.as_dict() if given.get("data") else {}
-    return evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides,
+    checkpoints = given.checkpoint[0] if len(given.checkpoint) == 1 else given.checkpoint
+    return evaluate_checkpoint(checkpoints, split=given.get("split") or "test", data_overrides=overrides,
                                device=given.get("device") or "cpu")
 
 
 DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N, mps, or auto (cuda, else mps, else cpu)"
 MODEL_HELP = ("a .ckpt written by train, a model directory or an ONNX directory written by export, "
-              "or a Hugging Face Hub model id (owner/name)")
+              "or a Hugging Face Hub model id (owner/name); give it more than once for the ensemble of the "
+              "models (their mean probabilities)")
 CHUNK_TEXTS = 4096  # texts read, predicted and printed at a time: memory stays flat in the input's size
 MAX_LINE_BYTES = 16 * 2**20  # a --file line longer than this is not one text per line (or /dev/zero)
 
@@ -89,7 +92,7 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     Texts are read, predicted and printed a chunk at a time, so memory does not grow with the input
     and the first predictions appear while the rest is still being read. Returns how many texts were labelled."""
     parser = ArgumentParser(description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
-    parser.add_argument("--checkpoint", required=True, help=MODEL_HELP)
+    parser.add_argument("--checkpoint", required=True, action="append", help=MODEL_HELP)
     parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line from stdin)")
     parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
     parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
@@ -117,7 +120,8 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     predictor = load(args.checkpoint, temperature=args.temperature, device=args.device)
     explaining = args.explain or bool(args.html)
     if explaining and not hasattr(predictor, "explain"):
-        raise UserInputError("--explain needs the PyTorch checkpoint (.ckpt) or model directory, not an ONNX export")
+        raise UserInputError("--explain needs one PyTorch checkpoint (.ckpt) or model directory, not an ONNX export "
+                             "or an ensemble")
     if explaining and args.top_ngrams < 1:
         raise UserInputError(f"--top-ngrams must be a positive integer, got {args.top_ngrams}")
     printer = _PredictionPrinter(args.format, predictor.label_names, args.top_k, predictor.multi_label, explaining)
@@ -352,7 +356,7 @@ def push_to_hub(argv: Optional[Sequence[str]] = None) -> dict:
 def serve(argv: Optional[Sequence[str]] = None) -> None:
     """Serve a checkpoint or ONNX export over HTTP until interrupted."""
     parser = ArgumentParser(description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
-    parser.add_argument("--checkpoint", required=True, help=MODEL_HELP)
+    parser.add_argument("--checkpoint", required=True, action="append", help=MODEL_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-texts", type=int, default=64, help="texts per request (more: 413)")

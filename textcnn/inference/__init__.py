@@ -7,11 +7,12 @@ or an ONNX Runtime predictor for an export directory (:mod:`~textcnn.inference.o
 :mod:`~textcnn.inference.export`), on the device :mod:`~textcnn.inference.devices` resolves. Every file
 is read through the checks of :mod:`~textcnn.inference.schema`.
 :mod:`~textcnn.inference.explain`, :mod:`~textcnn.inference.serve` and
-:mod:`~textcnn.inference.calibration` build on a predictor. Nothing here imports Lightning or torchmetrics
+:mod:`~textcnn.inference.calibration` build on a predictor; :mod:`~textcnn.inference.ensemble` averages several. Nothing here imports Lightning or torchmetrics
 except calibration (used by ``evaluate``).
 """
 
 from textcnn.inference.loader import load
+from textcnn.inference.ensemble import Ensemble
 from textcnn.inference.predictor import BasePredictor, Predictor
 
-__all__ = ["BasePredictor", "Predictor", "load"]
+__all__ = ["BasePredictor", "Ensemble", "Predictor", "load"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional, Union
 
@@ -14,9 +15,11 @@ from textcnn.inference.onnx import OnnxPredictor
 from textcnn.inference.predictor import BasePredictor, Predictor
 
 
-def load(path: Union[str, Path], temperature: Optional[float] = None, device: DeviceSpec = "cpu",
-         revision: Optional[str] = None, token: Optional[str] = None) -> BasePredictor:
-    """Load a checkpoint (``.ckpt``), a model directory, an ONNX export directory, or a Hub model id.
+def load(path: Union[str, Path, Sequence[Union[str, Path]]], temperature: Optional[float] = None,
+         device: DeviceSpec = "cpu", revision: Optional[str] = None, token: Optional[str] = None) -> BasePredictor:
+    """Load a checkpoint (``.ckpt``), a model directory, an ONNX export directory, or a Hub model id;
+    or, given a list of them, an :class:`~textcnn.inference.ensemble.Ensemble` that averages their
+    probabilities (each loaded with ``temperature``, ``device``, ``revision`` and ``token``).
 
     * a ``.ckpt`` written by training: a PyTorch :class:`Predictor` (with explanations);
     * a model directory (``model.safetensors``, ``config.json``, ``tokenizer.json``; ``textcnn export
@@ -30,6 +33,13 @@ def load(path: Union[str, Path], temperature: Optional[float] = None, device: De
     ``cpu`` (the default), ``cuda``, ``cuda:N``, ``mps``, or ``auto`` (cuda, else mps, else cpu); one that
     is not available here is an error. An ONNX export runs on cuda through ONNX Runtime's CUDA provider.
     """
+    if not isinstance(path, (str, Path)):
+        paths = list(path)
+        if len(paths) == 1:
+            return load(paths[0], temperature, device, revision, token)
+        from textcnn.inference.ensemble import Ensemble
+
+        return Ensemble([load(one, temperature, device, revision, token) for one in paths])
     text = str(path)
     path = Path(path)
     if path.is_dir():

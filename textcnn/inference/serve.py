@@ -208,7 +208,8 @@ def create_app(
                 raise HTTPException(422, f"text {index} holds a lone surrogate (U+{ord(text[position]):04X}) at "
                                     f"character {position}, which is not Unicode text; send valid UTF-8 text")
         if request.explain and not isinstance(predictor, Predictor):
-            raise HTTPException(422, "explanations need the PyTorch checkpoint; this server runs an ONNX export")
+            raise HTTPException(422, "explanations need one PyTorch checkpoint; this server runs an ONNX export "
+                                "or an ensemble")
         # In the thread pool, as a plain handler would be, but with a deadline that also covers the
         # wait for a free thread; a prediction past it is abandoned (its thread finishes on its own).
         with anyio.move_on_after(request_timeout_s) as deadline:

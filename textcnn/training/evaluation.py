@@ -4,6 +4,7 @@ precision/recall/F1; for a multi-label model micro/macro-F1 and exact match at i
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -62,7 +63,7 @@ def classification_report(predictions: torch.Tensor, targets: torch.Tensor, labe
 
 @torch.inference_mode()
 def evaluate_checkpoint(
-    checkpoint_path: Union[str, Path],
+    checkpoint_path: Union[str, Path, Sequence[Union[str, Path]]],
     split: str = "test",
     data_overrides: Optional[dict[str, Any]] = None,
     device: DeviceSpec = "cpu",
@@ -85,18 +86,34 @@ def evaluate_checkpoint(
 
     ``data`` is the data module that trained the checkpoint, at the end of its run: its splits are
     already read and encoded with the checkpoint's tokenizer, so they are not built a second time.
+
+    A list of two or more checkpoints (single-label, the same classes) is scored as an ensemble: the
+    mean of their probabilities (see :mod:`textcnn.inference.ensemble`), each model reading the split
+    through its own tokenizer, with the data settings of the first.
     """
     if data is not None and data_overrides:
         raise ValueError("give either the run's data module or data_overrides, not both")
     device = resolve_device(device)  # a missing GPU is found before the data is read
-    model, tokenizer, label_names, thresholds, saved_settings = _saved_model(checkpoint_path)
+    paths = [checkpoint_path] if isinstance(checkpoint_path, (str, Path)) else list(checkpoint_path)
+    if not paths:
+        raise UserInputError("no checkpoint given: pass one, or several to score their ensemble")
+    saved = [_saved_model(path) for path in paths]
+    _, tokenizer, label_names, thresholds, saved_settings = saved[0]
+    for path, (_, _, other_names, other_thresholds, _) in zip(paths[1:], saved[1:]):
+        if other_names != label_names:
+            raise UserInputError(f"{path} was trained on the classes {other_names}, {paths[0]} on {label_names}: "
+                                 "ensemble models trained on the same classes")
+        if thresholds is not None or other_thresholds is not None:
+            raise UserInputError("multi-label models cannot be ensembled: each decides with thresholds tuned on "
+                                 "its own probabilities; evaluate one model at a time")
+    checkpoint_path = str(paths[0]) if len(paths) == 1 else [str(path) for path in paths]
     own_file = (data_overrides or {}).get(f"{split}_file") if split != "train" else None
     if data is None:
         settings = {**saved_settings, **(data_overrides or {})}
         if own_file:  # the file alone: every split role is that file, the classes are the model's
             settings.update(path=str(own_file), train_file=own_file, validation_file=own_file, test_file=own_file,
                             label_names=label_names, streaming=False)
-        data = _data_module(settings, checkpoint_path)
+        data = _data_module(settings, paths[0])
         data.use_tokenizer(tokenizer)
     try:
         data_label_names = data.label_names
@@ -115,17 +132,17 @@ def evaluate_checkpoint(
             f"the dataset is {kinds[data.multi_label]} but the model is {kinds[thresholds is not None]}; "
             "evaluate on data labelled the way the model was trained"
         )
-    model = model.to(device)
-    logits, targets = _logits_and_labels(model, data, split)
+    members = [(saved_model.to(device), saved_tokenizer) for saved_model, saved_tokenizer, *_ in saved]
+    logits, targets = _scores_and_labels(members, data, split)
     if thresholds is not None:
         report = multilabel_report(logits.sigmoid(), targets, torch.tensor(thresholds), label_names)
-        return {"checkpoint": str(checkpoint_path), "data_path": data.path, "split": split, **report}
+        return {"checkpoint": checkpoint_path, "data_path": data.path, "split": split, **report}
     report = classification_report(logits.argmax(dim=-1), targets, label_names)
     if own_file:
-        return {"checkpoint": str(checkpoint_path), "data_path": str(own_file), "split": split, **report}
-    validation = (logits, targets) if split == "validation" else _logits_and_labels(model, data, "validation")
+        return {"checkpoint": checkpoint_path, "data_path": str(own_file), "split": split, **report}
+    validation = (logits, targets) if split == "validation" else _scores_and_labels(members, data, "validation")
     calibration = calibration_report(*validation, logits, targets, split)
-    return {"checkpoint": str(checkpoint_path), "data_path": data.path, "split": split, **report,
+    return {"checkpoint": checkpoint_path, "data_path": data.path, "split": split, **report,
             "calibration": calibration}
 
 
@@ -153,6 +170,21 @@ def _data_module(settings: dict[str, Any], source: Union[str, Path]) -> TextData
     if unknown:
         raise damaged(str(source), f"its data settings hold {', '.join(unknown[:3])}, which are not data settings")
     return TextDataModule(**settings)
+
+
+def _scores_and_labels(members: list[tuple[torch.nn.Module, Tokenizer]], data: TextDataModule,
+                       split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) logits of one model, or an ensemble's log mean probabilities (their softmax is that mean,
+    so argmax, calibration and reports treat both alike), and the (N,) labels of ``split``."""
+    if len(members) == 1:
+        return _logits_and_labels(members[0][0], data, split)
+    probabilities = []
+    for model, tokenizer in members:
+        data.use_tokenizer(tokenizer)
+        logits, targets = _logits_and_labels(model, data, split)
+        probabilities.append(logits.softmax(dim=-1))
+    mean = torch.stack(probabilities).mean(dim=0)
+    return mean.clamp_min(torch.finfo(mean.dtype).tiny).log(), targets
 
 
 def _logits_and_labels(model: torch.nn.Module, data: TextDataModule, split: str) -> tuple[torch.Tensor, torch.Tensor]:
