@@ -286,3 +286,27 @@ def test_a_class_balanced_logistic_regression_chosen_on_macro_f1_finds_more_of_t
     balanced = tfidf_logreg(train, validation, texts, class_weight="balanced", score=macro_f1)
     assert balanced.name.endswith("class_weight=balanced") and plain.name == "TF-IDF 1-2-gram + LR"
     assert scores(balanced.test_predictions, labels)["positive_f1"] > scores(plain.test_predictions, labels)["positive_f1"] + 0.1
+
+
+def test_the_ensemble_benchmark_scores_every_seeds_checkpoint_together_beside_the_runs_and_baselines(
+        checkpoint, tmp_path):
+    from benchmarks.ensemble import ensemble_rows, markdown
+    from tests.test_ensemble import another_model
+    from textcnn.training.evaluation import evaluate_checkpoint
+
+    runs, checkpoints = [], []
+    for seed in (1, 2):
+        run_dir = tmp_path / f"default-seed{seed}"
+        (run_dir / "lightning_logs" / "version_0" / "checkpoints").mkdir(parents=True)
+        target = run_dir / "lightning_logs" / "version_0" / "checkpoints" / "best-3-0.7.ckpt"
+        checkpoints.append(shutil.copy(checkpoint, target) if seed == 1 else another_model(checkpoint, target))
+        runs.append(Run("SST-2", "textcnn", "default", seed, 0.7 + seed / 100, 10.0 * seed, str(run_dir)))
+    runs += [Run("SST-2", "fastText bigrams", "", 1, 0.69, 1.0), Run("SST-2", "fastText bigrams", "", 2, 0.71, 1.0),
+             Run("SST-2", "TF-IDF 1-2-gram + LR", "", 1, 0.65, 1.0),
+             Run("SST-2", "textcnn", "rand", 1, 0.6, 5.0, str(tmp_path / "rand-seed1"))]  # one seed: no ensemble
+    [row] = ensemble_rows([Part("command", 1.0, "machine", [DATASETS["sst2"]], runs)])
+    assert row["single"] == [0.71, 0.72] and row["train_seconds"] == [10.0, 20.0]
+    assert row["all"] == pytest.approx(evaluate_checkpoint(checkpoints, split="test")["accuracy"])
+    assert row["pairs"] == [row["all"]] and row["baseline"] == (pytest.approx(0.70), "fastText bigrams")
+    table = markdown([row], "scripts/benchmark_ensemble.py RUN", [])
+    assert f"**{100 * row['all']:.1f}** (n=2)" in table and "| 15 s, 30 s |" in table
