@@ -47,9 +47,7 @@ class Ensemble(BasePredictor):
 
     def logits(self, texts: Texts, batch_size: int = 256) -> torch.Tensor:
         """(N, num_classes): the log of the members' mean probabilities, in input order."""
-        texts = checked_texts(texts)
-        mean = sum(member.predict_proba(texts, batch_size) for member in self.members) / len(self.members)
-        return mean.clamp_min(torch.finfo(mean.dtype).tiny).log()
+        return as_logits(self.predict_proba(texts, batch_size))
 
     def predict_proba(self, texts: Texts, batch_size: int = 256) -> torch.Tensor:
         """(N, num_classes): the mean of the members' probabilities."""
@@ -59,3 +57,8 @@ class Ensemble(BasePredictor):
     def describe(self) -> dict[str, Any]:
         return {"members": [{"backend": member.backend, "temperature": member.temperature, **member.describe()}
                             for member in self.members]}
+
+
+def as_logits(probabilities: torch.Tensor) -> torch.Tensor:
+    """Logits whose softmax is ``probabilities`` (rows summing to 1): their log, a zero kept finite."""
+    return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()

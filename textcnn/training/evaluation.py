@@ -35,6 +35,7 @@ from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.inference import hub
 from textcnn.inference.devices import DeviceSpec, resolve_device
+from textcnn.inference.ensemble import as_logits
 from textcnn.inference.model_directory import read_directory
 from textcnn.inference.predictor import decide
 from textcnn.inference.schema import damaged
@@ -183,8 +184,7 @@ def _scores_and_labels(members: list[tuple[torch.nn.Module, Tokenizer]], data: T
         data.use_tokenizer(tokenizer)
         logits, targets = _logits_and_labels(model, data, split)
         probabilities.append(logits.softmax(dim=-1))
-    mean = torch.stack(probabilities).mean(dim=0)
-    return mean.clamp_min(torch.finfo(mean.dtype).tiny).log(), targets
+    return as_logits(torch.stack(probabilities).mean(dim=0)), targets
 
 
 def _logits_and_labels(model: torch.nn.Module, data: TextDataModule, split: str) -> tuple[torch.Tensor, torch.Tensor]:
