@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shlex
 import statistics
 import sys
 import time
@@ -119,7 +120,7 @@ def main() -> None:
         rows = ensemble_rows(parts)
     except UserInputError as error:
         sys.exit(f"error: {error}")
-    command = " ".join([".venv/bin/python", "scripts/benchmark_ensemble.py", *sys.argv[1:]])
+    command = " ".join([".venv/bin/python", "scripts/benchmark_ensemble.py", *map(shlex.quote, sys.argv[1:])])
     text = markdown(rows, command, args.note)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
