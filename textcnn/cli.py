@@ -59,8 +59,7 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_class_arguments(TextDataModule, "data", help="overrides of the checkpoint's data settings")
     given = parser.parse_args(argv, defaults=False)  # what the user typed, without the class defaults
     overrides = given.data.as_dict() if given.get("data") else {}
-    checkpoints = given.checkpoint[0] if len(given.checkpoint) == 1 else given.checkpoint
-    return evaluate_checkpoint(checkpoints, split=given.get("split") or "test", data_overrides=overrides,
+    return evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides,
                                device=given.get("device") or "cpu")
 
 

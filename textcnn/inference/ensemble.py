@@ -30,19 +30,9 @@ class Ensemble(BasePredictor):
         members = list(members)
         if len(members) < 2:
             raise UserInputError(f"an ensemble needs two or more models, got {len(members)}")
-        label_names = members[0].label_names
-        for index, member in enumerate(members[1:], start=1):
-            if member.label_names != label_names:
-                raise UserInputError(
-                    f"model {index + 1} of the ensemble has the classes {member.label_names}, model 1 has "
-                    f"{label_names}: ensemble models trained on the same classes"
-                )
-        if any(member.multi_label for member in members):
-            raise UserInputError(
-                "multi-label models cannot be ensembled: each decides with thresholds tuned on its own "
-                "probabilities, which their mean does not fit; predict with one model"
-            )
-        super().__init__(members[0].tokenizer, label_names, members[0].max_length, members[0].min_length)
+        check_members([f"model {index}" for index in range(1, len(members) + 1)],
+                      [member.label_names for member in members], [member.multi_label for member in members])
+        super().__init__(members[0].tokenizer, members[0].label_names, members[0].max_length, members[0].min_length)
         self.members = members
 
     def logits(self, texts: Texts, batch_size: int = 256) -> torch.Tensor:
@@ -62,3 +52,14 @@ class Ensemble(BasePredictor):
 def as_logits(probabilities: torch.Tensor) -> torch.Tensor:
     """Logits whose softmax is ``probabilities`` (rows summing to 1): their log, a zero kept finite."""
     return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
+
+
+def check_members(names: Sequence[str], label_names: Sequence[list[str]], multi_label: Sequence[bool]) -> None:
+    """Refuses models that cannot be averaged: other classes than the first model's, or multi-label."""
+    for name, classes in zip(names[1:], label_names[1:]):
+        if classes != label_names[0]:
+            raise UserInputError(f"{name} of the ensemble has the classes {classes}, {names[0]} has "
+                                 f"{label_names[0]}: ensemble models trained on the same classes")
+    if any(multi_label):
+        raise UserInputError("multi-label models cannot be ensembled: each decides with thresholds tuned on its own "
+                             "probabilities, which their mean does not fit; use one model")

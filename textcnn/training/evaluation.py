@@ -35,7 +35,7 @@ from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.inference import hub
 from textcnn.inference.devices import DeviceSpec, resolve_device
-from textcnn.inference.ensemble import as_logits
+from textcnn.inference.ensemble import as_logits, check_members
 from textcnn.inference.model_directory import read_directory
 from textcnn.inference.predictor import decide
 from textcnn.inference.schema import damaged
@@ -100,13 +100,9 @@ def evaluate_checkpoint(
         raise UserInputError("no checkpoint given: pass one, or several to score their ensemble")
     saved = [_saved_model(path) for path in paths]
     _, tokenizer, label_names, thresholds, saved_settings = saved[0]
-    for path, (_, _, other_names, other_thresholds, _) in zip(paths[1:], saved[1:]):
-        if other_names != label_names:
-            raise UserInputError(f"{path} was trained on the classes {other_names}, {paths[0]} on {label_names}: "
-                                 "ensemble models trained on the same classes")
-        if thresholds is not None or other_thresholds is not None:
-            raise UserInputError("multi-label models cannot be ensembled: each decides with thresholds tuned on "
-                                 "its own probabilities; evaluate one model at a time")
+    if len(paths) > 1:
+        check_members([str(path) for path in paths], [classes for _, _, classes, _, _ in saved],
+                      [found is not None for _, _, _, found, _ in saved])
     checkpoint_path = str(paths[0]) if len(paths) == 1 else [str(path) for path in paths]
     own_file = (data_overrides or {}).get(f"{split}_file") if split != "train" else None
     if data is None:
