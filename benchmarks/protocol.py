@@ -80,6 +80,9 @@ DATASETS: dict[str, Dataset] = {
     "trec": Dataset("TREC (coarse)", "configs/trec.yaml", _kim(91.2, 92.8, 93.6, 92.2),
                     "validation carved from train"),
     "trec_fine": Dataset("TREC (fine, 50)", "configs/trec_fine.yaml", note="validation carved from train"),
+    "chnsenticorp": Dataset("ChnSentiCorp (Chinese)", "configs/chnsenticorp.yaml",
+                            note="Chinese hotel reviews, one token per Han character; the config spells out what the "
+                                 "default recipe derives for it, so run with --variants default"),
     "imdb": Dataset("IMDB", "configs/imdb.yaml",
                     note="Kim's variants keep 400 tokens, the default recipe 1,024; validation carved from train"),
     "imdb_long": Dataset("IMDB (1,000 tokens)", "configs/imdb_long.yaml",

@@ -15,7 +15,7 @@ import pytest
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from benchmarks.baselines import fasttext_bigrams, tfidf_logreg, words
-from benchmarks.protocol import (DATASETS, data_module, kfold_dirs, recipe_args, split_texts_and_labels,
+from benchmarks.protocol import (DATASETS, config_args, data_module, kfold_dirs, recipe_args, split_texts_and_labels,
                                  sst2_with_phrases)
 from benchmarks.report import Part, Run, results_markdown, results_table, summarise, targets_summary, write_report
 from tests.conftest import DATA_DIR, ROOT, TINY_MODEL_ARGS, write_slice
@@ -101,6 +101,22 @@ def test_the_default_recipe_reads_the_configs_rows_and_none_of_its_settings(tmp_
     config = data_module(DATASETS["trec"], tmp_path / "run")
     assert split_texts_and_labels(recipe, "validation") == split_texts_and_labels(config, "validation")
     assert recipe.hparams.pretrained_vectors == "glove-6b-50d" and recipe.hparams.max_length == 512
+
+
+def test_chinese_reviews_config_spells_out_what_the_recipe_derives_and_the_baselines_read_characters(tmp_path):
+    """The recipe's run (only the data given) and the config's build the same network on the same rows;
+    the baselines' n-grams are the characters textcnn's tokenizer splits, the usual practice for Chinese."""
+    from textcnn.training.recipe import with_derived_recipe
+
+    dataset, root = DATASETS["chnsenticorp"], [f"--trainer.default_root_dir={tmp_path}"]
+    recipe_run = with_derived_recipe([*recipe_args(dataset, DATA_DIR / "chnsenticorp"), *root])
+    recipe = build(recipe_run, instantiate=False).config
+    config = build([*config_args(dataset, DATA_DIR / "chnsenticorp"), *root], instantiate=False).config
+    assert recipe.model.network == config.model.network and recipe.model.network.embed_dim == 128
+    assert recipe.data.pretrained_vectors is None and config.data.pretrained_vectors is None
+    assert (split_texts_and_labels(build_data(recipe_run), "test")
+            == split_texts_and_labels(data_module(dataset, tmp_path / "run"), "test"))
+    assert words("酒店很好，WiFi 不错") == ["酒", "店", "很", "好", ",", "wifi", "不", "错"]  # NFKC: the full-width comma too
 
 
 def test_parts_run_separately_merge_into_one_table(tmp_path):

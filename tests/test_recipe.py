@@ -1,16 +1,23 @@
-"""The default recipe derives its network from the data: documents get region embeddings, sentences
-keep the sentence recipe, and whatever the command sets itself still wins."""
+"""The default recipe derives its network from the data: documents get region embeddings, text GloVe
+hardly knows gets embeddings learned from scratch, English sentences keep the sentence recipe, and
+whatever the command sets itself still wins."""
 
 import pytest
 
 import textcnn
-from textcnn.training.recipe import DOCUMENT_RECIPE, median_words, with_derived_recipe
+from textcnn.training.recipe import (DOCUMENT_RECIPE, FROM_SCRATCH_RECIPE, median_words, pretrained_word_share,
+                                     with_derived_recipe)
 from tests.conftest import ROOT, write_slice
 
 
 @pytest.fixture(scope="module")
 def imdb_slice(tmp_path_factory):
     return write_slice("imdb", tmp_path_factory.mktemp("imdb_slice"), {"train": 240, "test": 60})
+
+
+@pytest.fixture(scope="module")
+def chinese_slice(tmp_path_factory):
+    return write_slice("chnsenticorp", tmp_path_factory.mktemp("chinese_slice"), {"train": 300, "test": 60})
 
 
 def test_median_words_counts_whitespace_words():
@@ -27,6 +34,19 @@ def test_documents_get_the_document_recipe_before_the_command(imdb_slice):
 def test_sentences_keep_the_sentence_recipe(sst2_slice):
     command = [f"--data.path={sst2_slice}"]
     assert with_derived_recipe(command) == command
+
+
+def test_glove_knows_english_words_and_few_chinese_ones():
+    assert pretrained_word_share(["The film is a delight, start to finish.", None]) == 1.0
+    assert pretrained_word_share(["酒店很好，早餐一般"]) < 0.5  # Han characters, one word each; the comma is known
+    assert pretrained_word_share(["xqzv blorptastic, fine"]) == 0.5  # "," and "fine" of four words
+
+
+def test_text_glove_hardly_knows_learns_its_embeddings_from_scratch(chinese_slice):
+    command = [f"--data.path={chinese_slice}", "--model.network.embed_dim=64"]
+    assert with_derived_recipe(command) == [*FROM_SCRATCH_RECIPE, *command]  # the command's own width wins
+    chosen = [f"--data.path={chinese_slice}", "--data.pretrained_vectors=glove-6b-50d"]
+    assert with_derived_recipe(chosen) == chosen  # a command that names the vectors keeps them
 
 
 @pytest.mark.parametrize("choice", [

@@ -153,6 +153,12 @@ def _glove_package() -> tuple[list[str], np.ndarray, float]:
     return words, table, float(table.std())
 
 
+@functools.lru_cache(maxsize=1)
+def glove_words() -> frozenset[str]:
+    """The words GloVe 6B 50d has vectors for, to tell how much of a text it knows before training."""
+    return frozenset(_glove_package()[0])
+
+
 def _text_file(path: Path) -> Iterator[tuple[str, np.ndarray, float]]:
     """GloVe (``word v1 … vd``) or word2vec text (the same after a ``count dim`` line).
 
