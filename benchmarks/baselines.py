@@ -21,19 +21,12 @@ from typing import Optional
 
 import numpy as np
 
-from textcnn.tokenizer import normalizer, pre_tokenizer
+from textcnn.tokenizer import words
 
 TFIDF_NAME = "TF-IDF 1-2-gram + LR"  # deterministic: no seed changes it
 
 FASTTEXT_LEARNING_RATES = (0.05, 0.1, 0.5)
 LOGREG_C = (1.0, 10.0, 100.0, 1000.0)
-
-_NORMALIZER, _PRE_TOKENIZER = normalizer(), pre_tokenizer()
-
-
-def words(text: str) -> list[str]:
-    """The words textcnn's word tokenizer would look up for ``text``."""
-    return [word for word, _ in _PRE_TOKENIZER.pre_tokenize_str(_NORMALIZER.normalize_str(text or ""))]
 
 
 @dataclass

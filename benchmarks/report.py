@@ -18,7 +18,7 @@ from benchmarks.baselines import TFIDF_NAME
 from benchmarks.protocol import DEFAULT_RECIPE, FROM_SCRATCH, VARIANTS, Dataset
 from textcnn.errors import UserInputError
 from textcnn.training.evaluation import classification_report
-from textcnn.training.recipe import DOCUMENT_MEDIAN_WORDS, PRETRAINED_MIN_WORD_SHARE
+from textcnn.training.recipe import DOCUMENT_MEDIAN_WORDS, FROM_SCRATCH_EMBED_DIM, PRETRAINED_MIN_WORD_SHARE
 
 DEFAULT_MARGIN = 0.5  # points over the best baseline that the default recipe is held to
 
@@ -247,7 +247,8 @@ def results_markdown(parts: Sequence[Part], notes: Sequence[str] = ()) -> str:
         "  (`configs/imdb_region.yaml`): width-3 windows of one-hot tokens × 300 maps learned from scratch,",
         "  max-pooled, beside the same n-gram bag; 1,024 tokens; stops after 2 epochs without a better",
         f"  validation accuracy. On text where GloVe knows under {100 * PRETRAINED_MIN_WORD_SHARE:.0f}% of the words",
-        "  (ChnSentiCorp's Chinese: 14%) the recipe learns 128-dimensional embeddings from scratch instead",
+        f"  (ChnSentiCorp's Chinese: 14%) the recipe learns {FROM_SCRATCH_EMBED_DIM}-dimensional embeddings from "
+        "scratch instead",
         "  of starting from GloVe's 50.",
         "  *default, no …*: the recipe with one lever taken out (the n-gram bag; GloVe,",
         "  so embeddings learned from scratch). *default + adversarial training*: the recipe with one lever",

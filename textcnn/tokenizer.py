@@ -6,10 +6,11 @@ so prediction needs nothing else. ``[PAD]`` is id 0 (the model masks it) and ``[
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -78,6 +79,18 @@ def pre_tokenizer(kind: TokenizerKind = "word") -> pre_tokenizers.PreTokenizer:
                                         pre_tokenizers.Split(Regex(r"."), behavior="isolated")])
     return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(CJK_CHARACTER), behavior="isolated"),
                                     pre_tokenizers.Whitespace()])
+
+
+@functools.lru_cache(maxsize=1)
+def _word_splitter() -> tuple[normalizers.Normalizer, pre_tokenizers.PreTokenizer]:
+    return normalizer(), pre_tokenizer()
+
+
+def words(text: Optional[str]) -> list[str]:
+    """The words the word tokenizer would look up for ``text`` (lowercased, each CJK character alone),
+    for what reads text as words without a trained vocabulary: the baselines, the recipe's checks."""
+    normalize, split = _word_splitter()
+    return [word for word, _ in split.pre_tokenize_str(normalize.normalize_str(text or ""))]
 
 
 def tokenizer_from_json(text: str) -> Tokenizer:
