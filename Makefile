@@ -1,5 +1,6 @@
 # `make train` trains + evaluates the default model; `make test` runs the full test suite (what CI runs);
-# `make test-fast` the fast tier (no training, no extra processes) for the inner loop.
+# `make test-fast` the fast tier (no training, no extra processes) for the inner loop; `make test-portable`
+# the numerics tests on baseline CPU kernels; `make docs` the documentation site.
 # Both create the virtual environment on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -12,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORE_STAMP := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-fast bench-quick clean
+.PHONY: install train test test-fast test-portable bench-quick docs docs-serve clean
 
 install: $(STAMP)
 
@@ -36,10 +37,23 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow"
 
+# The tests whose figures depend on the CPU's kernels, again on the kernels a CPU without AVX2 or
+# AVX-512 gets (torch reads ATEN_CPU_CAPABILITY; oneDNN its own cap): what most users' machines run.
+test-portable: $(STAMP)
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(VENV)/bin/python -m pytest -m numerics
+
 # The accuracy benchmark's quick mode (SST-2 and TREC, 1 seed, 3 epochs, ~2 min): CI runs it so the
 # benchmark keeps working; its doc goes to runs/, docs/results.md holds the full run.
 bench-quick: $(STAMP)
 	$(VENV)/bin/python scripts/benchmark_accuracy.py --quick --run-dir runs/benchmark_quick --output runs/benchmark_quick/results.md
 
+# The documentation site (docs/*.md, mkdocs.yml): built into site/, --strict fails on a broken link
+# or a page missing from the nav.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,12 @@ def test_no_module_imports_one_that_imports_it_back():
         if name not in state:
             visit(name, [name])
     assert graph["textcnn.inference.onnx"] and graph["textcnn.data.datamodule"]  # the walk saw real edges
+
+
+def test_the_readme_is_a_quickstart_that_opens_with_the_two_commands():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert [line.split()[:2] for line in first_block.strip().splitlines()] == [["make", "train"], ["make", "test"]]
+    for target in re.findall(r"\]\(([^)#]+\.md)(?:#[^)]*)?\)", readme):  # every link into the docs resolves
+        assert (PACKAGE.parent / target).is_file(), target
