@@ -11,6 +11,9 @@ from textcnn import cli
 from textcnn.errors import UserInputError
 from textcnn.inference import Ensemble
 
+# results that depend on the CPU's kernels: CI runs these a second time with ATEN_CPU_CAPABILITY=default
+pytestmark = pytest.mark.numerics
+
 TEXTS = ["a gorgeous , witty , seductive movie .", "it 's a bad , bad film", "!", "", "fine " * 100]
 
 

@@ -16,6 +16,9 @@ from textcnn.model import TextCNN, TextCNNConfig
 from textcnn.inference.predictor import Predictor
 from textcnn.tokenizer import train_tokenizer
 
+# results that depend on the CPU's kernels: CI runs these a second time with ATEN_CPU_CAPABILITY=default
+pytestmark = pytest.mark.numerics
+
 SHORT_AND_ODD = ["!", "", "bad", "a gorgeous , witty , seductive movie .", "<b>great</b> & fun"]
 
 

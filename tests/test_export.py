@@ -16,6 +16,9 @@ from textcnn.inference.export import MAX_ABS_DIFF, export_onnx
 from textcnn.inference.onnx import OnnxPredictor
 from tests.conftest import ROOT
 
+# results that depend on the CPU's kernels: CI runs these a second time with ATEN_CPU_CAPABILITY=default
+pytestmark = pytest.mark.numerics
+
 
 @pytest.fixture(scope="module")
 def exported(checkpoint, tmp_path_factory):

@@ -4,6 +4,9 @@ import torch
 from textcnn.errors import UserInputError
 from textcnn.model import PAD_ID, TextCNN, TextCNNConfig
 
+# results that depend on the CPU's kernels: CI runs these a second time with ATEN_CPU_CAPABILITY=default
+pytestmark = pytest.mark.numerics
+
 
 def make_model(**overrides) -> TextCNN:
     """A network of the given shape; without the n-gram bag unless ``ngram_order`` is given."""
