@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,30 @@ def trained_by_script(tmp_path_factory) -> dict:
     report = json.loads(result.stdout)
     assert f"best checkpoint: {report['checkpoint']}" in result.stderr.decode()
     return {"report": report, "data": data, "root": root}
+
+
+# What must never reach a user's console: warnings of any kind, Lightning's banners and tips, its
+# model-summary table (whose FLOP count read 0), and tracebacks.
+NOISE = re.compile(r"warn|deprecat|tip:|💡|litlogger|gpu available|tpu available|hpu available|flops|local_rank|"
+                   r"trainable params|\| name|traceback|`trainer\.fit` stopped", re.IGNORECASE)
+
+
+def test_a_training_run_prints_only_its_own_lines_the_progress_bar_and_results(tmp_path):
+    data = write_slice("sst2", tmp_path / "sst2", {"train": 300, "validation": 100, "test": 100})
+    tiny = [arg for arg in TINY_MODEL_ARGS if not arg.startswith(("--trainer.enable_progress_bar",
+                                                                   "--trainer.enable_model_summary"))]
+    result = subprocess.run([sys.executable, "-m", "textcnn", "train", *tiny, f"--data.path={data}",
+                             "--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path / 'runs'}"],
+                            cwd=tmp_path, capture_output=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr[-3000:]
+    assert json.loads(result.stdout)["split"] == "test"  # stdout is the metrics alone
+    lines = [line.strip() for line in re.split(r"[\r\n]", stderr) if line.strip()]
+    noisy = [line for line in lines if NOISE.search(line)]
+    assert not noisy, noisy
+    assert any(line.startswith("model: textcnn") and "parameters" in line for line in lines), lines
+    assert any(line.startswith("Epoch 0:") for line in lines), lines  # the progress bar
+    assert any(line.startswith("calibration: temperature") for line in lines), lines
 
 
 def test_train_prints_the_best_checkpoint_and_test_metrics(trained_by_script):
@@ -107,6 +132,19 @@ def test_unknown_config_keys_are_rejected(tmp_path):
     result = run("train.py", "--config", "configs/sst2.yaml", "--model.network.no_such_field=3",
                  f"--trainer.default_root_dir={tmp_path}")
     assert result.returncode != 0 and "no_such_field" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "export", "serve", "tune", "push-to-hub"])
+def test_each_commands_help_names_it_and_states_each_default_once(command):
+    result = subprocess.run([sys.executable, "-m", "textcnn", command, "--help"], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: textcnn {command} "), result.stdout[:200]
+    for line in result.stdout.splitlines():
+        assert len(re.findall(r"\(default: ", line)) <= 1 and "default: ?" not in line, line
+    if command == "predict":  # texts come from arguments, a file or stdin: none of them is required
+        texts = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("texts "))
+        assert "required" not in texts
 
 
 def test_textcnn_help_lists_the_commands_and_exits_0(capsys):

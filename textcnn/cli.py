@@ -20,7 +20,6 @@ import math
 import os
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, Optional
@@ -28,6 +27,7 @@ from typing import NoReturn, Optional
 from jsonargparse import ArgumentParser, Namespace
 
 from textcnn.atomic import NO_SPACE, unwritable
+from textcnn.console import quiet_dependencies
 from textcnn.errors import UserInputError
 
 # Each command imports what it needs when it runs: predicting from a checkpoint never loads Lightning
@@ -50,7 +50,7 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     from textcnn.data.datamodule import TextDataModule
     from textcnn.training.evaluation import evaluate_checkpoint
 
-    parser = ArgumentParser(description="Evaluate a textcnn checkpoint or model directory on a dataset split.")
+    parser = ArgumentParser(prog="textcnn evaluate", description="Evaluate a textcnn checkpoint or model directory on a dataset split.")
     parser.add_argument("--checkpoint", required=True, action="append",
                         help="a .ckpt written by train, a model directory (export --format hf) or its Hub id; "
                              "give it more than once to score the ensemble of the models (mean probabilities)")
@@ -59,8 +59,13 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_class_arguments(TextDataModule, "data", help="overrides of the checkpoint's data settings")
     given = parser.parse_args(argv, defaults=False)  # what the user typed, without the class defaults
     overrides = given.data.as_dict() if given.get("data") else {}
-    return evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides,
-                               device=given.get("device") or "cpu")
+    report = evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides,
+                                 device=given.get("device") or "cpu")
+    if "calibration" in report:
+        from textcnn.inference.calibration import describe
+
+        log.info(describe(report["calibration"]))
+    return report
 
 
 DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N, mps, or auto (cuda, else mps, else cpu)"
@@ -90,17 +95,17 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
 
     Texts are read, predicted and printed a chunk at a time, so memory does not grow with the input
     and the first predictions appear while the rest is still being read. Returns how many texts were labelled."""
-    parser = ArgumentParser(description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
+    parser = ArgumentParser(prog="textcnn predict", description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
     parser.add_argument("--checkpoint", required=True, action="append", help=MODEL_HELP)
-    parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line from stdin)")
+    parser.add_argument("texts", nargs="*", default=[], help="texts to classify; none given: one per line from stdin")
     parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
     parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
-    parser.add_argument("--split", default="test", help="the --dataset split (default: test)")
+    parser.add_argument("--split", default="test", help="the --dataset split")
     parser.add_argument("--input", help="classify the texts of a CSV, TSV, JSON Lines or parquet file (--text-column)")
     parser.add_argument("--text-column", default="text", help="the --input / --dataset column holding the texts")
     parser.add_argument("--keep-columns", default="", help="--input columns to copy beside each prediction, e.g. id,date")
     parser.add_argument("--limit", type=int, help="only the first N texts of the --dataset split")
-    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default: jsonl)")
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format")
     parser.add_argument("--top-k", type=int, help="show only the K most probable classes, most probable first")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
@@ -273,12 +278,12 @@ def _write_text(path: str, text: str) -> None:
 def export(argv: Optional[Sequence[str]] = None) -> dict:
     """Export a checkpoint for serving without Lightning: ONNX (optionally int8), or a model directory
     (safetensors, config, tokenizer, model card) for the Hugging Face Hub. Both are checked against PyTorch."""
-    parser = ArgumentParser(description="Export a textcnn checkpoint to ONNX or to a model directory (--format hf).")
+    parser = ArgumentParser(prog="textcnn export", description="Export a textcnn checkpoint to ONNX or to a model directory (--format hf).")
     parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
     parser.add_argument("--format", choices=["onnx", "hf"], default="onnx",
                         help="onnx: model.onnx for ONNX Runtime; hf: model.safetensors + config.json + "
                              "tokenizer.json + README.md, the Hub's layout")
-    parser.add_argument("--output", help="directory to write (default: beside the checkpoint, NAME-onnx/ or NAME-hf/)")
+    parser.add_argument("--output", help="directory to write; unset: beside the checkpoint, NAME-onnx/ or NAME-hf/")
     parser.add_argument("--temperature", type=float, default=1.0, help="stored for the predictor (evaluate fits it)")
     parser.add_argument("--quantize", choices=["int8"],
                         help="onnx: int8 embedding tables (ONNX Runtime dynamic quantization), a file ~3x smaller")
@@ -328,12 +333,12 @@ def _listed(text: str) -> list[str]:
 
 def push_to_hub(argv: Optional[Sequence[str]] = None) -> dict:
     """Upload a checkpoint or model directory to the Hugging Face Hub as a model directory."""
-    parser = ArgumentParser(description="Push a textcnn model to the Hugging Face Hub (safetensors + model card).")
+    parser = ArgumentParser(prog="textcnn push-to-hub", description="Push a textcnn model to the Hugging Face Hub (safetensors + model card).")
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a model directory")
     parser.add_argument("--repo-id", required=True, help="the Hub repository, owner/name (created if need be)")
-    parser.add_argument("--token", help="a Hub token with write access (default: HF_TOKEN or `hf auth login`)")
+    parser.add_argument("--token", help="a Hub token with write access; unset: HF_TOKEN or `hf auth login`")
     parser.add_argument("--private", action="store_true", help="create the repository private")
-    parser.add_argument("--temperature", type=float, help="stored for the predictor (default: the saved one, or 1)")
+    parser.add_argument("--temperature", type=float, help="stored for the predictor; unset: the saved one, or 1")
     parser.add_argument("--metrics", help="a JSON file holding what `textcnn evaluate` printed, for the model card")
     parser.add_argument("--language", default="", help="the texts' languages for the model card, e.g. en")
     parser.add_argument("--dataset-id", default="", help="the Hub id(s) of the training data, e.g. SetFit/sst2")
@@ -354,9 +359,9 @@ def push_to_hub(argv: Optional[Sequence[str]] = None) -> dict:
 
 def serve(argv: Optional[Sequence[str]] = None) -> None:
     """Serve a checkpoint or ONNX export over HTTP until interrupted."""
-    parser = ArgumentParser(description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
+    parser = ArgumentParser(prog="textcnn serve", description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
     parser.add_argument("--checkpoint", required=True, action="append", help=MODEL_HELP)
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-texts", type=int, default=64, help="texts per request (more: 413)")
     parser.add_argument("--max-chars", type=int, default=5000, help="characters per text (more: 413)")
@@ -385,7 +390,7 @@ def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Se
     argv = [arg for arg in argv if arg != "--verbose"]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not verbose:
-        _quiet_dependencies()
+        quiet_dependencies()
     try:
         result = command(argv)
     except UserInputError as error:
@@ -418,22 +423,6 @@ def _finite(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
-
-
-def _quiet_dependencies() -> None:
-    """What a run prints is textcnn's: the data summary, progress and metrics. Lightning's banners
-    and tips, the datasets' progress bars and dependencies' deprecation warnings stay hidden unless
-    ``--verbose`` is given. (The entry point owns the process; the library never does this.)"""
-    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "datasets", "optuna"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    for message in (".*tensorboardX.*", ".*LeafSpec.*", ".*number of training batches.*logging interval.*",
-                    ".*does not have many workers.*", ".*args parameter is intended to run from within Python.*"):
-        warnings.filterwarnings("ignore", message=message)
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # read when datasets is imported, if ever
-    if "datasets" in sys.modules:
-        sys.modules["datasets"].disable_progress_bars()
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> None:

@@ -2,6 +2,10 @@
 often the model is right. Fitted on the validation split by minimising the negative log-likelihood;
 it never changes a prediction, only its confidence. Expected calibration error (ECE, 15 equal-width
 confidence bins) measures the gap between confidence and accuracy before and after.
+
+The temperature is judged where it was fitted: it is kept only when it lowers the validation
+split's NLL by at least :data:`MIN_NLL_GAIN`; otherwise the model's own probabilities (T = 1) stand.
+The evaluated split (test) is reported beside it as the check, never used to decide.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 ECE_BINS = 15
+# Nats of validation NLL a temperature must save to be kept: a smaller gain is within what the fit
+# picks up from the split's noise, and a well-calibrated model's T ~ 1 changes nothing worth a setting.
+MIN_NLL_GAIN = 1e-3
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 100) -> float:
@@ -44,19 +51,47 @@ def calibration_report(
     labels: torch.Tensor,
     split: str,
 ) -> dict[str, Any]:
-    """Fit ``T`` on validation; ECE and NLL on ``split`` (``logits``, ``labels``) with T = 1 and T."""
-    temperature = fit_temperature(validation_logits, validation_labels)
+    """Fit ``T`` on validation; NLL and ECE with T = 1 and T on validation (where it was fitted) and
+    on ``split`` (``logits``, ``labels``: the check). ``temperature`` is the one to predict with: the
+    fitted one when ``kept``, else 1."""
+    fitted = fit_temperature(validation_logits, validation_labels)
+    on_validation = _nll_and_ece(validation_logits, validation_labels, fitted)
+    kept = on_validation["nll_before"] - on_validation["nll_after"] >= MIN_NLL_GAIN
+    report = {
+        "temperature": fitted if kept else 1.0,
+        "fitted_temperature": fitted,
+        "kept": kept,
+        "fitted_on": "validation",
+        "evaluated_on": split,
+        "ece_bins": ECE_BINS,
+        "validation": on_validation,
+    }
+    if split != "validation":
+        report[split] = _nll_and_ece(logits, labels, fitted)
+    return report
 
+
+def _nll_and_ece(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> dict[str, float]:
     def nll(t: float) -> float:
         return float(F.cross_entropy(logits.float() / t, labels))
 
     return {
-        "temperature": temperature,
-        "fitted_on": "validation",
-        "evaluated_on": split,
-        "ece_bins": ECE_BINS,
-        "ece_before": expected_calibration_error(logits, labels),
-        "ece_after": expected_calibration_error(logits, labels, temperature),
         "nll_before": nll(1.0),
         "nll_after": nll(temperature),
+        "ece_before": expected_calibration_error(logits, labels),
+        "ece_after": expected_calibration_error(logits, labels, temperature),
     }
+
+
+def describe(report: dict[str, Any]) -> str:
+    """One line on what the fitted temperature did and whether it is kept."""
+    fitted, validation = report["fitted_temperature"], report["validation"]
+    line = (f"calibration: temperature {fitted:.3f} fitted on validation: NLL {validation['nll_before']:.4f} → "
+            f"{validation['nll_after']:.4f}, ECE {validation['ece_before']:.3f} → {validation['ece_after']:.3f}")
+    check = report.get(report["evaluated_on"]) if report["evaluated_on"] != "validation" else None
+    if check is not None:
+        line += (f"; {report['evaluated_on']} (the check): NLL {check['nll_before']:.4f} → {check['nll_after']:.4f}, "
+                 f"ECE {check['ece_before']:.3f} → {check['ece_after']:.3f}")
+    if report["kept"]:
+        return line + f"; kept: predict with --temperature {fitted:.3f}"
+    return line + f"; not kept (validation NLL improved by under {MIN_NLL_GAIN}): probabilities stay as trained"

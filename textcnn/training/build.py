@@ -22,7 +22,13 @@ from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.inference.checkpoint import read_checkpoint
 from textcnn.model import widest_kernel
-from textcnn.training.callbacks import BestAndLastCheckpoint, RandomState, SaveTokenizer, StopOnNonFiniteLoss
+from textcnn.training.callbacks import (
+    BestAndLastCheckpoint,
+    RandomState,
+    SaveTokenizer,
+    StderrProgressBar,
+    StopOnNonFiniteLoss,
+)
 from textcnn.training.module import TextCNNClassifier
 
 SEED = 42
@@ -31,6 +37,9 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "default_root_dir": "runs/default",
     "plugins": {"class_path": "textcnn.training.checkpoint_io.AtomicCheckpointIO"},
     "use_distributed_sampler": False,  # TextDataModule shards its batches itself
+    # Lightning's table counts FLOPs only with an example input and showed "Total Flops 0"; the run
+    # logs its own one line instead (textcnn.training.run), and --trainer.enable_model_summary=true brings it back
+    "enable_model_summary": False,
 }
 DATA_LINKS = ("vocab_size", "num_classes", "label_names", "tokenizer_json", "pretrained_embeddings", "multi_label",
               "label_counts")
@@ -85,6 +94,8 @@ class TrainCLI(LightningCLI):
                 f"model.lr_schedule {schedule!r} needs the number of steps, and a stream's epoch "
                 "length is unknown (data.streaming); set trainer.max_steps, or model.lr_schedule=constant"
             )
+        if self.config.trainer.enable_progress_bar is not False and not _configures_progress_bar(self.config):
+            self.trainer_defaults["callbacks"] = [*self.trainer_defaults.get("callbacks", []), StderrProgressBar()]
         root = self.config.trainer.default_root_dir or "."
         if self.instantiate:  # logs, checkpoints and the tokenizer go there: find out now, not after training
             check_writable(Path(root), "trainer.default_root_dir")
@@ -96,6 +107,12 @@ class TrainCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         if self.instantiate:
             super().instantiate_classes()
+
+
+def _configures_progress_bar(config) -> bool:
+    """Whether the config's own trainer.callbacks bring a progress bar (Lightning takes one only)."""
+    callbacks = config.trainer.callbacks or []
+    return any("ProgressBar" in str(getattr(callback, "class_path", callback)) for callback in callbacks)
 
 
 def build(
@@ -124,7 +141,7 @@ def build(
         seed_everything_default=SEED,
         trainer_defaults={**TRAINER_DEFAULTS, **selection_defaults,
                           "callbacks": [SaveTokenizer(), RandomState(), StopOnNonFiniteLoss(), *callbacks]},
-        parser_kwargs={"description": "Train a TextCNN from a YAML config."},
+        parser_kwargs={"prog": "textcnn train", "description": "Train a TextCNN from a YAML config."},
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any, Optional
 from weakref import proxy
@@ -11,7 +13,7 @@ from weakref import proxy
 import torch
 import torch.distributed as dist
 from pytorch_lightning import Callback, LightningModule, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from textcnn.atomic import link_atomic
 from textcnn.errors import UserInputError
@@ -34,6 +36,32 @@ class SaveTokenizer(Callback):
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(pl_module.tokenizer_json, encoding="utf-8")
+
+
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's progress bar on stderr, beside the log, so that stdout holds the results alone
+    (``textcnn train > metrics.json`` writes JSON). Lightning builds its bars on ``sys.stdout`` as
+    it stands when each bar starts; each is built with stdout pointing at stderr."""
+
+    def init_sanity_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_sanity_tqdm()
+
+    def init_train_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_train_tqdm()
+
+    def init_validation_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_validation_tqdm()
+
+    def init_test_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_test_tqdm()
+
+    def init_predict_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_predict_tqdm()
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):

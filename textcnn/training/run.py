@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import datasets
+import torch
 
+from textcnn.console import known_warnings_hidden
 from textcnn.errors import UserInputError
 from textcnn.inference import Predictor, load
+from textcnn.inference.calibration import describe as describe_calibration
 from textcnn.training.build import TRAINER_DEFAULTS, build
 from textcnn.training.evaluation import evaluate_checkpoint
 from textcnn.training.recipe import with_derived_recipe
@@ -38,11 +41,24 @@ def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
     return _fit_and_score(args)[0]
 
 
+def describe_model(network: torch.nn.Module) -> str:
+    """The architecture and its parameter count, e.g. ``textcnn, widths [3, 4, 5] × [128], 1,234,567 parameters``."""
+    config = network.config
+    count = sum(parameter.numel() for parameter in network.parameters())
+    trainable = sum(parameter.numel() for parameter in network.parameters() if parameter.requires_grad)
+    frozen = f" ({count - trainable:,} frozen)" if trainable < count else ""
+    return (f"{config.architecture}, kernel widths {list(config.kernel_sizes)}, {list(config.conv_channels)} maps, "
+            f"{count:,} parameters{frozen}")
+
+
 def _fit_and_score(args: Optional[Sequence[str]]) -> tuple[Optional[dict], Any]:
     """:func:`fit_and_evaluate`'s report, and the data module to score more splits with (None when
     the run was distributed: its module holds one process's share)."""
-    cli = build(with_derived_recipe(sys.argv[1:] if args is None else args))
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    with known_warnings_hidden():
+        cli = build(with_derived_recipe(sys.argv[1:] if args is None else args))
+        if cli.trainer.is_global_zero:
+            log.info("model: %s", describe_model(cli.model.model))
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     if not cli.trainer.is_global_zero:
         return None, None
     best = cli.trainer.checkpoint_callback.best_model_path
@@ -52,16 +68,20 @@ def _fit_and_score(args: Optional[Sequence[str]]) -> tuple[Optional[dict], Any]:
     # one process's data module holds every split, read and encoded: score with it (a distributed
     # run's module holds this process's share, so the checkpoint's data is rebuilt whole)
     data = cli.datamodule if cli.trainer.world_size == 1 else None
-    if cli.datamodule.has_test_split:
-        return evaluate_checkpoint(best, split="test", data=data), data
-    log.warning("no test split: the figures below are on the validation split, which chose the checkpoint; "
-                "give data.test_file (or a test split) for an unbiased estimate")
-    return evaluate_checkpoint(best, split="validation", data=data), data
+    split = "test" if cli.datamodule.has_test_split else "validation"
+    if split == "validation":
+        log.warning("no test split: the figures below are on the validation split, which chose the checkpoint; "
+                    "give data.test_file (or a test split) for an unbiased estimate")
+    report = evaluate_checkpoint(best, split=split, data=data)
+    if "calibration" in report:
+        log.info(describe_calibration(report["calibration"]))
+    return report, data
 
 
 @dataclass
 class TrainingResult:
-    """What :func:`train` returns: the model ready to predict, where it was saved, and its scores."""
+    """What :func:`train` returns: the model ready to predict (with the temperature calibration kept,
+    if it kept one), where it was saved, and its scores."""
 
     predictor: Predictor
     checkpoint: str
@@ -115,7 +135,8 @@ def train(
     metrics = {report["split"]: report}
     if report["split"] == "test":
         metrics["validation"] = evaluate_checkpoint(checkpoint, split="validation", data=data)
-    return TrainingResult(load(checkpoint), checkpoint, metrics)
+    temperature = report.get("calibration", {}).get("temperature", 1.0)  # 1 unless validation kept a fitted one
+    return TrainingResult(load(checkpoint, temperature=temperature), checkpoint, metrics)
 
 
 def _as_dataset(data: Any, role: str, text_column: str, label_column: str) -> datasets.Dataset:
