@@ -288,7 +288,7 @@ def test_a_chunked_body_over_the_limit_is_refused_as_it_arrives():
             sent += len(chunk)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"over the limit of" in answer
-    assert sent < 64 * 2**20  # the limit is about 2 MB; the rest sat in socket buffers
+    assert sent < 64 * 2**20  # the limit is about 4 MB; the rest sat in socket buffers
 
 
 def test_a_body_sent_too_slowly_gets_408():

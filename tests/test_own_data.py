@@ -172,6 +172,26 @@ def test_unreadable_csv_files_get_one_clear_error(tmp_path, content, message):
     assert "train.csv" in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"text,label\ngood,pos\nfine,pos\nok,pos\n", r"holds one class only \('pos' in data.label_column 'label'\)"),
+    (b"text,label,text\na,pos,b\nc,neg,d\n", "the header names the column 'text' twice"),
+    (b"text,label\n,pos\n,neg\n", "'text' of .*train.csv is empty in every row"),
+])
+def test_data_a_classifier_cannot_learn_from_gets_one_line_saying_why(tmp_path, content, message):
+    with pytest.raises(UserInputError, match=message) as error:
+        data_module(tmp_path, content).num_classes
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("values, kind", [([{"title": "a", "body": "b"}, {"title": "c", "body": "d"}], "records"),
+                                          ([["a", "b"], ["c"]], "lists")])
+def test_a_nested_parquet_text_column_is_named_with_its_type(tmp_path, values, kind):
+    path = tmp_path / "train.parquet"
+    datasets.Dataset.from_dict({"text": values, "label": ["pos", "neg"]}).to_parquet(str(path))
+    with pytest.raises(UserInputError, match=f"'text' of .*train.parquet holds {kind}.*not strings"):
+        TextDataModule(train_file=str(path)).num_classes
+
+
 def test_a_misspelt_column_lists_the_columns_found(tmp_path):
     with pytest.raises(UserInputError, match=r"'review' is not a column of .*train.csv \(columns: text, label\)"):
         data_module(tmp_path, b"text,label\nfine,pos\nbad,neg\n", text_column="review").num_classes

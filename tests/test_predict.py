@@ -187,7 +187,7 @@ def test_predict_command_top_k_and_explanations(checkpoint, tmp_path, capsys):
     (["--top-k", "5", "fine"], "top_k must be between 1 and 2"),
     (["--dataset", "{data}", "--split", "nope"], "no split 'nope'"),
     (["--dataset", "{data}", "--text-column", "body"], "--text-column 'body' is not a column"),
-    (["--dataset", "{data}", "--text-column", "label"], "does not hold strings"),
+    (["--dataset", "{data}", "--text-column", "label"], "not strings"),
     (["--explain", "--top-ngrams", "0", "fine"], "--top-ngrams must be a positive integer"),
 ])
 def test_predict_command_errors_are_one_line(checkpoint, sst2_slice, capsys, argv, message):

@@ -69,6 +69,20 @@ def test_predict_returns_the_predictors_labels_and_probabilities(url, predictor)
     assert [list(p["probabilities"]) for p in top] == [[e["label"]] for e in expected]
 
 
+def test_a_request_within_the_limits_passes_however_its_json_escapes_the_texts(url):
+    """The limits count characters after decoding: the longest texts of emoji, each written as json.dumps
+    writes it (a surrogate pair of \\u escapes, 12 bytes a character), are answered, one more is refused."""
+    texts = ["\U0001F600" * MAX_CHARS] * MAX_TEXTS
+    body = json.dumps({"texts": texts})  # ensure_ascii: "\ud83d\ude00" for each emoji
+    assert len(body) > MAX_TEXTS * MAX_CHARS * 12
+    response = httpx.post(f"{url}/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["predictions"]) == MAX_TEXTS
+    longer = json.dumps({"texts": ["\U0001F600" * (MAX_CHARS + 1)]})
+    refused = httpx.post(f"{url}/predict", content=longer, headers={"content-type": "application/json"})
+    assert refused.status_code == 413 and "characters" in refused.json()["detail"]
+
+
 def test_explanations_on_request(url, predictor):
     plain = httpx.post(f"{url}/predict", json={"texts": TEXTS}).json()["predictions"]
     assert all("explanation" not in p for p in plain)

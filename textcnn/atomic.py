@@ -8,12 +8,13 @@ The temporary file is created with mode 0666 less the umask, as ``open`` would c
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TextIO, TypeVar
 
 from textcnn.errors import UserInputError
 
@@ -35,6 +36,49 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def text_file_atomic(path: Path) -> Iterator[TextIO]:
+    """A UTF-8 text file to write a piece at a time (a page streamed as predictions come): it is a
+    temporary file beside ``path`` until the block ends, then renamed onto it; on an error it is
+    removed and ``path`` keeps what it held."""
+    path = Path(path)
+    handle, temporary = _create_beside(path)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def path_atomic(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that takes a file name (the ONNX exporter, the
+    quantizer): renamed onto ``path`` when the block ends; on an error removed, so ``path`` keeps
+    what it held (a good export is never left truncated by a full disk)."""
+    path = Path(path)
+    handle, temporary = _create_beside(path)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def refuse_overwriting_inputs(output: Path, inputs: list, option: str) -> None:
+    """An output that is one of the command's inputs would replace the user's data with the result."""
+    for given in inputs:
+        if given and given != "-" and Path(given).exists() and Path(output).exists() \
+                and os.path.samefile(given, output):
+            raise UserInputError(f"{option} {output} is also an input of this command; writing it would replace "
+                                 "your data: choose another output path")
 
 
 def link_atomic(source: Path, target: Path) -> None:

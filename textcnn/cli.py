@@ -11,6 +11,7 @@ command) shows what dependencies log and warn besides.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import csv
 import errno
 import itertools
@@ -26,7 +27,7 @@ from typing import NoReturn, Optional
 
 from jsonargparse import ArgumentParser, Namespace
 
-from textcnn.atomic import NO_SPACE, unwritable
+from textcnn.atomic import NO_SPACE, check_writable, refuse_overwriting_inputs, text_file_atomic, unwritable
 from textcnn.console import quiet_dependencies
 from textcnn.errors import UserInputError
 
@@ -34,6 +35,22 @@ from textcnn.errors import UserInputError
 # or datasets, and no command loads ONNX Runtime, FastAPI or Optuna unless it uses them.
 
 log = logging.getLogger("textcnn")
+
+
+class CommandParser(ArgumentParser):
+    """A command's parser: YAML values read through :mod:`textcnn.config_loader` (bounded alias
+    expansion), errors that quote a long value as an excerpt."""
+
+    def __init__(self, *args, **kwargs):
+        from textcnn.config_loader import MODE
+
+        kwargs.setdefault("parser_mode", MODE)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
+        from textcnn.config_loader import excerpt
+
+        super().error(excerpt(message), ex)
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, *NO_SPACE)
 
 
@@ -50,7 +67,7 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
     from textcnn.data.datamodule import TextDataModule
     from textcnn.training.evaluation import evaluate_checkpoint
 
-    parser = ArgumentParser(prog="textcnn evaluate", description="Evaluate a textcnn checkpoint or model directory on a dataset split.")
+    parser = CommandParser(prog="textcnn evaluate", description="Evaluate a textcnn checkpoint or model directory on a dataset split.")
     parser.add_argument("--checkpoint", required=True, action="append",
                         help="a .ckpt written by train, a model directory (export --format hf) or its Hub id; "
                              "give it more than once to score the ensemble of the models (mean probabilities)")
@@ -95,7 +112,7 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
 
     Texts are read, predicted and printed a chunk at a time, so memory does not grow with the input
     and the first predictions appear while the rest is still being read. Returns how many texts were labelled."""
-    parser = ArgumentParser(prog="textcnn predict", description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
+    parser = CommandParser(prog="textcnn predict", description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
     parser.add_argument("--checkpoint", required=True, action="append", help=MODEL_HELP)
     parser.add_argument("texts", nargs="*", default=[], help="texts to classify; none given: one per line from stdin")
     parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
@@ -114,6 +131,8 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     args = parser.parse_args(argv)
+    if args.html:
+        _check_html_path(args)
     chunks = _text_chunks(args)
     first = next(chunks, None)  # a source that cannot be read is refused before the model is loaded
     if first is None:
@@ -123,28 +142,50 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
 
     predictor = load(args.checkpoint, temperature=args.temperature, device=args.device)
     explaining = args.explain or bool(args.html)
+    if args.html:
+        from textcnn.inference.explain import html_section, html_tail
     if explaining and not hasattr(predictor, "explain"):
         raise UserInputError("--explain needs one PyTorch checkpoint (.ckpt) or model directory, not an ONNX export "
                              "or an ensemble")
     if explaining and args.top_ngrams < 1:
         raise UserInputError(f"--top-ngrams must be a positive integer, got {args.top_ngrams}")
     printer = _PredictionPrinter(args.format, predictor.label_names, args.top_k, predictor.multi_label, explaining)
-    page, count = [], 0  # --html: the explanations of every text, for one page
-    for texts, kept in itertools.chain([first], chunks):
-        results = predictor.predict(texts, top_k=args.top_k, batch_size=args.batch_size)
-        if explaining:
-            explanations = predictor.explain(texts, batch_size=args.batch_size)
-            for result, explanation in zip(results, explanations):
-                result["explanation"] = explanation.to_dict(args.top_ngrams)
-            if args.html:
-                page += explanations
-        printer.print(texts, results, kept)
-        count += len(texts)
-    if args.html:
-        from textcnn.inference.explain import to_html
-
-        _write_text(args.html, to_html(page, args.top_ngrams))
+    with contextlib.ExitStack() as stack:
+        page = stack.enter_context(_html_page(args)) if args.html else None  # written as predictions come
+        count, exact = 0, True
+        for texts, kept in itertools.chain([first], chunks):
+            results = predictor.predict(texts, top_k=args.top_k, batch_size=args.batch_size)
+            if explaining:
+                explanations = predictor.explain(texts, batch_size=args.batch_size)
+                for result, explanation in zip(results, explanations):
+                    result["explanation"] = explanation.to_dict(args.top_ngrams)
+                if page is not None:
+                    page.write("".join(html_section(explanation, args.top_ngrams) for explanation in explanations))
+                    exact = exact and all(explanation.exact for explanation in explanations)
+            printer.print(texts, results, kept)
+            count += len(texts)
+        if page is not None:
+            page.write(html_tail(exact))
     return count
+
+
+def _check_html_path(args: Namespace) -> None:
+    """Before any text is read: the --html page can be written, and is none of the inputs."""
+    path = Path(args.html)
+    if path.is_dir():
+        raise UserInputError(f"--html {path} is a directory; give the path of the HTML file to write")
+    refuse_overwriting_inputs(path, [args.file, args.input], "--html")
+    check_writable(path.parent, "--html")
+
+
+@contextlib.contextmanager
+def _html_page(args: Namespace) -> Iterator:
+    """The --html page, a temporary file beside its path until the last text is in."""
+    from textcnn.inference.explain import html_head
+
+    with text_file_atomic(Path(args.html)) as page:
+        page.write(html_head())
+        yield page
 
 
 def _text_chunks(args: Namespace) -> Iterator[tuple[list[str], dict[str, list]]]:
@@ -197,17 +238,19 @@ def _column_chunks(rows, column: str, keep: list[str]) -> Iterator[tuple[list[st
 
 def _file_rows(path: Path, column: str, keep: list[str]):
     from textcnn.data.files import file_format, read_file
+    from textcnn.data.sources import check_text_column
 
     rows = read_file(path, file_format(path, None), column, "label", None)
     for name in [column, *keep]:
         if name not in rows.column_names:
             option = "--text-column" if name == column else "--keep-columns"
             raise UserInputError(f"{option} {name!r} is not a column of {path} (columns: {', '.join(rows.column_names)})")
+    check_text_column(rows.features[column], f"--text-column {column!r}", str(path))
     return rows
 
 
 def _dataset_rows(path: str, split: str, column: str, limit: Optional[int]):
-    from textcnn.data.sources import load_dataset_dict
+    from textcnn.data.sources import check_text_column, load_dataset_dict
 
     splits = load_dataset_dict(path)
     if split not in splits:
@@ -219,8 +262,7 @@ def _dataset_rows(path: str, split: str, column: str, limit: Optional[int]):
     if limit is not None and limit < 1:
         raise UserInputError(f"--limit must be a positive integer, got {limit}")
     rows = splits[split] if limit is None else splits[split].select(range(min(limit, len(splits[split]))))
-    if rows.features[column].dtype not in ("string", "large_string"):
-        raise UserInputError(f"--text-column {column!r} does not hold strings; pick the text column")
+    check_text_column(rows.features[column], f"--text-column {column!r}", f"{path} ({split})")
     return rows
 
 
@@ -268,17 +310,10 @@ class _PredictionPrinter:
                                   *values])
 
 
-def _write_text(path: str, text: str) -> None:
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise UserInputError(f"cannot write {path}: {error.strerror}") from None
-
-
 def export(argv: Optional[Sequence[str]] = None) -> dict:
     """Export a checkpoint for serving without Lightning: ONNX (optionally int8), or a model directory
     (safetensors, config, tokenizer, model card) for the Hugging Face Hub. Both are checked against PyTorch."""
-    parser = ArgumentParser(prog="textcnn export", description="Export a textcnn checkpoint to ONNX or to a model directory (--format hf).")
+    parser = CommandParser(prog="textcnn export", description="Export a textcnn checkpoint to ONNX or to a model directory (--format hf).")
     parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
     parser.add_argument("--format", choices=["onnx", "hf"], default="onnx",
                         help="onnx: model.onnx for ONNX Runtime; hf: model.safetensors + config.json + "
@@ -291,6 +326,9 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--language", default="", help="hf: the texts' languages for the model card, e.g. en or en,fr")
     parser.add_argument("--dataset-id", default="", help="hf: the Hub id(s) of the training data, e.g. SetFit/sst2")
     parser.add_argument("--repo-id", help="hf: the Hub id (owner/name) the model card's loading example uses")
+    parser.add_argument("--force", action="store_true",
+                        help="hf: replace a README.md, config.json, tokenizer.json or model.safetensors in --output "
+                             "that textcnn did not write (refused otherwise)")
     args = parser.parse_args(argv)
     if args.format == "onnx":
         given = [f"--{name}" for name in ("metrics", "language", "dataset-id", "repo-id")
@@ -307,7 +345,7 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
     from textcnn.inference.export import export_model_directory
 
     return export_model_directory(args.checkpoint, args.output or _beside(args.checkpoint, "-hf"),
-                                  temperature=args.temperature, **_card_options(args))
+                                  temperature=args.temperature, force=args.force, **_card_options(args))
 
 
 def _beside(checkpoint: str, suffix: str) -> str:
@@ -333,7 +371,7 @@ def _listed(text: str) -> list[str]:
 
 def push_to_hub(argv: Optional[Sequence[str]] = None) -> dict:
     """Upload a checkpoint or model directory to the Hugging Face Hub as a model directory."""
-    parser = ArgumentParser(prog="textcnn push-to-hub", description="Push a textcnn model to the Hugging Face Hub (safetensors + model card).")
+    parser = CommandParser(prog="textcnn push-to-hub", description="Push a textcnn model to the Hugging Face Hub (safetensors + model card).")
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a model directory")
     parser.add_argument("--repo-id", required=True, help="the Hub repository, owner/name (created if need be)")
     parser.add_argument("--token", help="a Hub token with write access; unset: HF_TOKEN or `hf auth login`")
@@ -359,7 +397,7 @@ def push_to_hub(argv: Optional[Sequence[str]] = None) -> dict:
 
 def serve(argv: Optional[Sequence[str]] = None) -> None:
     """Serve a checkpoint or ONNX export over HTTP until interrupted."""
-    parser = ArgumentParser(prog="textcnn serve", description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
+    parser = CommandParser(prog="textcnn serve", description="Serve a textcnn model over HTTP (FastAPI on uvicorn).")
     parser.add_argument("--checkpoint", required=True, action="append", help=MODEL_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)

@@ -12,6 +12,7 @@ with ``__label__`` are read as such). Every read error names the file and the fi
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 from typing import Literal, Optional
@@ -60,6 +61,7 @@ def read_file(path: Path, fmt: str, text_column: str, label_column: str, csv_del
     if fmt in ("csv", "tsv"):
         builder = "csv"
         options = {"sep": csv_delimiter or ("\t" if fmt == "tsv" else ","), "encoding": "utf-8-sig"}
+        _check_header(path, options["sep"])
     elif fmt == "fasttext":
         builder = "text"
     try:
@@ -76,6 +78,18 @@ def read_file(path: Path, fmt: str, text_column: str, label_column: str, csv_del
     if not len(split):
         raise UserInputError(f"{path} holds no examples (a header row only?); add labelled rows")
     return split
+
+
+def _check_header(path: Path, delimiter: str) -> None:
+    """A column named twice: the reader would rename the second (``text.1``) and train on the first."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        header = next(csv.reader(handle, delimiter=delimiter), [])
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise UserInputError(f"{path}: the header names the column {name[:80]!r} twice; rename or drop one "
+                                 "so that each column has its own name")
+        seen.add(name)
 
 
 def _reason(error: BaseException) -> str:

@@ -20,7 +20,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 import datasets
@@ -167,13 +167,35 @@ class SplitSource:
                     f"data.{key} {column!r} is not a column of {self.where} "
                     f"(columns: {', '.join(columns)}); set --data.{key}=<one of them>"
                 )
-        if raw[train_name].features[self.text_column].dtype not in ("string", "large_string"):
-            raise UserInputError(f"data.text_column {self.text_column!r} does not hold strings; pick the text column")
+        train = raw[train_name]
+        if isinstance(train, datasets.Dataset) and len(train) and train.data.column(self.text_column).null_count == len(train):
+            raise UserInputError(f"data.text_column {self.text_column!r} of {self.where} is empty in every row; fill "
+                                 "it with the texts, or pick the column that holds them")
+        check_text_column(train.features[self.text_column], f"data.text_column {self.text_column!r}", self.where)
 
     def by_role(self, raw: AnySplits) -> dict:
         """The splits this source names, keyed by role, with the text and label columns only."""
         return {role: raw[name].select_columns([self.text_column, self.label_column])
                 for role, name in self.split_names.items() if name in raw}
+
+
+def check_text_column(feature: Any, name: str, where: str) -> None:
+    """The text column holds strings: one clear line for numbers, nested values or an empty column."""
+    if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+        return
+    if isinstance(feature, datasets.Value) and feature.dtype == "null":
+        raise UserInputError(f"{name} of {where} is empty in every row; fill it with the texts, or pick the "
+                             "column that holds them")
+    if isinstance(feature, dict):
+        kind = f"records (fields {', '.join(list(feature)[:5])})"
+    elif isinstance(feature, (list, datasets.Sequence)) or type(feature).__name__ in ("List", "LargeList"):
+        kind = "lists"
+    elif isinstance(feature, datasets.ClassLabel):
+        kind = "class labels"
+    else:
+        kind = f"{getattr(feature, 'dtype', type(feature).__name__)} values"
+    raise UserInputError(f"{name} of {where} holds {kind}, not strings; pick the column of plain text, or flatten "
+                         "it into one first (e.g. join a list of strings into one text)")
 
 
 def load_splits(source: SplitSource) -> datasets.DatasetDict:
@@ -185,7 +207,12 @@ def load_splits(source: SplitSource) -> datasets.DatasetDict:
         raise UserInputError(f"the {train_name!r} split of {source.where} is empty; nothing to train on")
     splits = prepare_labels(datasets.DatasetDict(source.by_role(raw)), source.text_column, source.label_column,
                             list(source.label_names) if source.label_names else None, source.label_separator)
-    num_classes = len(label_names(splits, source.label_column))
+    names = label_names(splits, source.label_column)
+    if len(names) < 2 and not is_multi_label(splits, source.label_column):
+        raise UserInputError(f"the training data of {source.where} holds one class only ({names[0][:80]!r} in "
+                             f"data.label_column {source.label_column!r}); a classifier needs examples of two "
+                             "or more classes: add them, or check that the label column is the right one")
+    num_classes = len(names)
     for role, split in splits.items():
         check_label_range(split, source.split_names[role], source.label_column, num_classes)
     if "validation" not in splits:

@@ -179,33 +179,45 @@ class Explainer:
 def to_html(explanations: Sequence[Explanation], top_n: int = 5) -> str:
     """A standalone HTML page: each text with its tokens shaded by contribution (green adds to the
     explained class's logit, red takes away), and its top n-grams."""
-    sections = []
-    for explanation in explanations:
-        scores = explanation.token_scores()
-        scale = max((abs(s) for s in scores), default=0.0) or 1.0
-        parts, cursor = [], 0
-        for (a, b), token, score in zip(explanation.offsets, explanation.tokens, scores):
-            parts.append(html.escape(explanation.text[cursor:a]))
-            colour = "0, 150, 60" if score >= 0 else "210, 40, 40"
-            parts.append(
-                f'<span style="background: rgba({colour}, {abs(score) / scale:.2f})" '
-                f'title="{score:+.4f}">{html.escape(token)}</span>'
-            )
-            cursor = max(cursor, b)
-        parts.append(html.escape(explanation.text[cursor:]))
-        top = ", ".join(f"{html.escape(g.text)} ({g.contribution:+.3f})" for g in explanation.ngrams[:top_n])
-        sections.append(
-            f"<section><p class=\"text\">{''.join(parts)}</p>"
-            f"<p class=\"meta\">{html.escape(explanation.label)}: logit {explanation.logit:+.3f} = bias "
-            f"{explanation.bias:+.3f} + n-grams. Top n-grams: {top}</p></section>"
-        )
-    attribution = "exact" if all(e.exact for e in explanations) else "receptive field (stacked layers)"
+    exact = all(e.exact for e in explanations)
+    return html_head() + "".join(html_section(e, top_n) for e in explanations) + html_tail(exact)
+
+
+def html_head() -> str:
+    """The page up to its first text: what :func:`to_html` writes, in pieces, so that a long page can
+    be written to disk a chunk of texts at a time."""
     return (
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>textcnn explanations</title><style>"
         "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         ".text{font-size:1.2em;line-height:1.8}.meta{color:#555;font-size:.9em}</style></head><body>"
-        f"<h1>textcnn explanations</h1><p>Attribution: {attribution}. Green tokens add to the class's "
-        "logit, red ones take away; hover for the value.</p>"
-        + "\n".join(sections)
-        + "</body></html>\n"
+        "<h1>textcnn explanations</h1><p>Green tokens add to the class's logit, red ones take away; hover for "
+        "the value.</p>\n"
     )
+
+
+def html_section(explanation: Explanation, top_n: int = 5) -> str:
+    """One text, its tokens shaded, and its top ``top_n`` n-grams."""
+    scores = explanation.token_scores()
+    scale = max((abs(s) for s in scores), default=0.0) or 1.0
+    parts, cursor = [], 0
+    for (a, b), token, score in zip(explanation.offsets, explanation.tokens, scores):
+        parts.append(html.escape(explanation.text[cursor:a]))
+        colour = "0, 150, 60" if score >= 0 else "210, 40, 40"
+        parts.append(
+            f'<span style="background: rgba({colour}, {abs(score) / scale:.2f})" '
+            f'title="{score:+.4f}">{html.escape(token)}</span>'
+        )
+        cursor = max(cursor, b)
+    parts.append(html.escape(explanation.text[cursor:]))
+    top = ", ".join(f"{html.escape(g.text)} ({g.contribution:+.3f})" for g in explanation.ngrams[:top_n])
+    return (
+        f"<section><p class=\"text\">{''.join(parts)}</p>"
+        f"<p class=\"meta\">{html.escape(explanation.label)}: logit {explanation.logit:+.3f} = bias "
+        f"{explanation.bias:+.3f} + n-grams. Top n-grams: {top}</p></section>\n"
+    )
+
+
+def html_tail(exact: bool) -> str:
+    """The page's end: how the contributions were attributed (``exact``: one convolution layer)."""
+    attribution = "exact" if exact else "receptive field (stacked layers)"
+    return f"<p class=\"meta\">Attribution: {attribution}.</p></body></html>\n"

@@ -19,16 +19,22 @@ A model directory (``format="hf"``, :mod:`textcnn.inference.model_directory`) is
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import logging
+import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import torch
 
+from textcnn.atomic import path_atomic, unwritable
 from textcnn.errors import UserInputError
+from textcnn.inference.model_directory import refuse_replacing_others
 from textcnn.inference.onnx import (
     EXPORT_FORMAT,
     METADATA_FILE,
@@ -73,14 +79,44 @@ def export_onnx(
         raise UserInputError(f"--output {output_dir} holds a model directory (model.safetensors); export elsewhere")
     output_dir.mkdir(parents=True, exist_ok=True)
     texts = probe_texts(predictor)
-    graph = output_dir / (MODEL_FILE if quantize is None else f".{MODEL_FILE}.float32")
-    _export_graph(predictor, texts, graph)
+    try:  # the three files are written beside their names and renamed together at the end: an export
+        # that fails (a full disk) leaves an earlier one whole
+        with contextlib.ExitStack() as files:
+            model_file, tokenizer_file, metadata_file = (files.enter_context(path_atomic(output_dir / name))
+                                                         for name in (MODEL_FILE, TOKENIZER_FILE, METADATA_FILE))
+            if quantize is None:
+                _export_graph(predictor, texts, model_file)
+            else:
+                graph = model_file.with_name(model_file.name + ".float32")  # the quantizer's input, scratch
+                try:
+                    _export_graph(predictor, texts, graph)
+                    quantize_int8(graph, model_file)
+                finally:
+                    graph.unlink(missing_ok=True)
+            tokenizer_file.write_text(predictor.tokenizer.to_str(), encoding="utf-8")
+            metadata_file.write_text(json.dumps(_metadata(predictor, checkpoint_path, quantize), indent=2),
+                                     encoding="utf-8")
+    except OSError as error:
+        raise unwritable(output_dir, error, "--output") from None
+    except RuntimeError:  # the exporter's and quantizer's writers wrap a full disk in errors of their own
+        if shutil.disk_usage(output_dir).free >= _model_bytes(predictor):
+            raise
+        raise unwritable(output_dir, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "--output") from None
+    exported = OnnxPredictor(output_dir)
+    report = {
+        "output": str(output_dir),
+        "files": [str(output_dir / name) for name in (MODEL_FILE, TOKENIZER_FILE, METADATA_FILE)],
+        **check_against_pytorch(exported, predictor, texts, quantize),
+        "probe_texts": len(texts),
+        "size_bytes": (output_dir / MODEL_FILE).stat().st_size,
+    }
     if quantize is not None:
-        try:
-            quantize_int8(graph, output_dir / MODEL_FILE)
-        finally:
-            graph.unlink(missing_ok=True)
-    (output_dir / TOKENIZER_FILE).write_text(predictor.tokenizer.to_str(), encoding="utf-8")
+        report["quantization"] = quantize
+    return report
+
+
+def _metadata(predictor: Predictor, checkpoint_path: Union[str, Path], quantize: Optional[str]) -> dict[str, Any]:
+    """What ``metadata.json`` holds: everything the ONNX predictor needs besides the graph and tokenizer."""
     description = predictor.describe()
     metadata = {
         "format": MULTI_LABEL_EXPORT_FORMAT if predictor.multi_label else EXPORT_FORMAT,
@@ -99,19 +135,11 @@ def export_onnx(
     if quantize is not None:  # formats 1 and 2 readers ignore these: the graph is still a graph
         metadata["quantization"] = quantize
         metadata["quantized_operators"] = list(INT8_OPERATORS)
-    (output_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    return metadata
 
-    exported = OnnxPredictor(output_dir)
-    report = {
-        "output": str(output_dir),
-        "files": [str(output_dir / name) for name in (MODEL_FILE, TOKENIZER_FILE, METADATA_FILE)],
-        **check_against_pytorch(exported, predictor, texts, quantize),
-        "probe_texts": len(texts),
-        "size_bytes": (output_dir / MODEL_FILE).stat().st_size,
-    }
-    if quantize is not None:
-        report["quantization"] = quantize
-    return report
+
+def _model_bytes(predictor: Predictor) -> int:
+    return int(predictor.describe()["size_bytes"])
 
 
 def _export_graph(predictor: Predictor, texts: list[str], path: Path) -> None:
@@ -198,8 +226,12 @@ def margins(predictor: BasePredictor, logits: torch.Tensor) -> torch.Tensor:
 def export_model_directory(
     checkpoint_path: Union[str, Path], output_dir: Union[str, Path], temperature: float = 1.0,
     metrics: Optional[dict[str, Any]] = None, language: Sequence[str] = (), datasets: Sequence[str] = (),
-    repo_id: Optional[str] = None,
+    repo_id: Optional[str] = None, force: bool = False,
 ) -> dict[str, Any]:
-    """Write a checkpoint as a model directory (see :meth:`Predictor.save`), checked on probe texts."""
+    """Write a checkpoint as a model directory (see :meth:`Predictor.save`), checked on probe texts.
+    ``force``: replace files of a model directory's names in ``output_dir`` that textcnn did not write."""
+    if not force and Path(output_dir).is_dir() and not (Path(output_dir) / MODEL_FILE).exists():
+        refuse_replacing_others(Path(output_dir))  # before the checkpoint is read (an ONNX export: refused on save)
     predictor = Predictor.from_checkpoint(checkpoint_path, temperature=temperature)
-    return predictor.save(output_dir, repo_id=repo_id, metrics=metrics, language=language, datasets=datasets)
+    return predictor.save(output_dir, repo_id=repo_id, metrics=metrics, language=language, datasets=datasets,
+                          force=force)

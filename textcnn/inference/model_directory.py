@@ -79,10 +79,31 @@ def model_config(predictor: Any, provenance: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def refuse_replacing_others(directory: Path) -> None:
+    """A directory holding files named as ours that an earlier save did not write (no textcnn config.json
+    beside them) is someone else's: refuse rather than replace them."""
+    clashes = [name for name in FILES if (directory / name).exists()]
+    if not clashes or written_by_textcnn(directory):
+        return
+    raise UserInputError(f"{directory} holds {', '.join(clashes)}, which textcnn did not write; choose an empty or "
+                         "new directory for --output, or pass --force to replace those files (nothing else is touched)")
+
+
+def written_by_textcnn(directory: Path) -> bool:
+    """Whether ``directory``'s config.json is a textcnn model directory's (as an earlier export wrote it)."""
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == MODEL_TYPE
+
+
 def save_directory(predictor: Any, directory: Union[str, Path], repo_id: Optional[str] = None,
                    metrics: Optional[dict[str, Any]] = None, language: Sequence[str] = (),
-                   datasets: Sequence[str] = ()) -> list[Path]:
+                   datasets: Sequence[str] = (), force: bool = False) -> list[Path]:
     """Write the four files of a PyTorch ``predictor`` into ``directory``, each atomically; returns their paths.
+    Files of the same names that textcnn did not write (the user's own README.md or config.json) are
+    replaced only with ``force``; nothing else in the directory is touched.
 
     ``metrics`` is a report printed by ``textcnn evaluate`` (added to the card); ``language`` and
     ``datasets`` (Hub dataset ids) go into the card's metadata; ``repo_id`` is the Hub id the card's
@@ -97,6 +118,8 @@ def save_directory(predictor: Any, directory: Union[str, Path], repo_id: Optiona
         raise UserInputError(f"{directory} is a file; pass a directory for the model")
     if (directory / "model.onnx").exists():
         raise UserInputError(f"{directory} holds an ONNX export (model.onnx); write the model directory elsewhere")
+    if not force:
+        refuse_replacing_others(directory)
     provenance = dict(predictor.provenance)
     if metrics is not None:
         record = evaluation_record(metrics, predictor.label_names, predictor.multi_label)

@@ -244,14 +244,15 @@ class Predictor(BasePredictor):
 
     def save(self, directory: Union[str, Path], repo_id: Optional[str] = None,
              metrics: Optional[dict[str, Any]] = None, language: Sequence[str] = (),
-             datasets: Sequence[str] = ()) -> dict[str, Any]:
+             datasets: Sequence[str] = (), force: bool = False) -> dict[str, Any]:
         """Write the model directory the way Hugging Face models ship (safetensors weights, config.json,
         tokenizer.json, README.md model card), then read it back and check that it gives the same logits.
+        ``force``: replace files of those names that textcnn did not write (refused otherwise).
 
         ``metrics``: a report printed by ``textcnn evaluate``, for the card; ``language``: language codes
         (``["en"]``); ``datasets``: Hub dataset ids; ``repo_id``: the Hub id the card's example loads.
         """
-        files = model_directory.save_directory(self, directory, repo_id, metrics, language, datasets)
+        files = model_directory.save_directory(self, directory, repo_id, metrics, language, datasets, force=force)
         texts = probe_texts(self)
         max_abs_diff = float((Predictor.from_directory(directory, self.temperature, self.device).logits(texts)
                               - self.logits(texts)).abs().max())

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 DEFAULT_MAX_TEXTS, DEFAULT_MAX_CHARS = 64, 5000
 JSON_OVERHEAD = 1024  # bytes of JSON around the texts, plus escaping (below)
+ESCAPED_BYTES_PER_CHAR = 12  # "\\ud83d\\ude00": one character (code point) of a text, JSON-escaped as a surrogate pair
 # Slow clients: a connection must send a request's headers within HEADER_TIMEOUT_S of opening (or of
 # its previous response), and the whole body within BODY_TIMEOUT_S of the headers; an idle
 # keep-alive connection is closed after KEEP_ALIVE_S.
@@ -136,7 +137,10 @@ def create_app(
         raise UserInputError(f"--max-texts and --max-chars must be positive, got {max_texts} and {max_chars}")
     if not request_timeout_s > 0:
         raise UserInputError(f"--request-timeout must be a positive number of seconds, got {request_timeout_s}")
-    max_body_bytes = max_texts * (6 * max_chars + 8) + JSON_OVERHEAD  # ≤ 6 bytes per char once JSON-escaped
+    # The limits are characters, counted once the JSON is decoded; the body's byte bound only stops what
+    # no request within them can be: a character JSON-escaped takes at most 12 bytes (an emoji written as
+    # a surrogate pair, "\ud83d\ude00", as json.dumps writes it by default).
+    max_body_bytes = max_texts * (ESCAPED_BYTES_PER_CHAR * max_chars + 8) + JSON_OVERHEAD
     app = FastAPI(title="textcnn", description="Text classification with a TextCNN.")
     too_large = f"send at most {max_texts} texts of at most {max_chars} characters"
     # A chunked body declares no length: BodyLimits counts its bytes as they arrive. (FastAPI's own

@@ -15,9 +15,11 @@ from typing import Any, Optional
 
 from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import EarlyStopping
-from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from textcnn.atomic import check_writable, write_text_atomic
+from textcnn.config_loader import MODE as YAML_MODE
+from textcnn.config_loader import excerpt
 from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.inference.checkpoint import read_checkpoint
@@ -43,6 +45,18 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 DATA_LINKS = ("vocab_size", "num_classes", "label_names", "tokenizer_json", "pretrained_embeddings", "multi_label",
               "label_counts")
+
+
+class TrainParser(LightningArgumentParser):
+    """The training parser: YAML read through :mod:`textcnn.config_loader` (bounded alias expansion),
+    and errors that quote a long value as an excerpt."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("parser_mode", YAML_MODE)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str, ex: Optional[Exception] = None):
+        super().error(excerpt(message), ex)
 
 
 class TrainCLI(LightningCLI):
@@ -137,6 +151,7 @@ def build(
         args=None if args is None else list(args),
         instantiate=instantiate,
         model_selection=model_selection,
+        parser_class=TrainParser,
         auto_configure_optimizers=False,
         seed_everything_default=SEED,
         trainer_defaults={**TRAINER_DEFAULTS, **selection_defaults,

@@ -27,6 +27,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from textcnn.config_loader import bounded_load
+
 from textcnn.errors import UserInputError
 
 Number = Union[int, float]
@@ -100,7 +102,7 @@ def read_search_space(path: Union[str, Path], config: Mapping[str, Any]) -> dict
     except (OSError, UnicodeDecodeError) as error:
         raise UserInputError(f"cannot read search space {path}: {getattr(error, 'strerror', None) or error}") from None
     try:
-        spec = yaml.safe_load(text)
+        spec = bounded_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -1,0 +1,78 @@
+"""The YAML loader every textcnn parser reads configs and values with: jsonargparse's own, behind a
+bound on alias expansion.
+
+YAML aliases let a 600-byte document stand for gigabytes (``&a [*b, *b, …]`` nested a few levels,
+the "billion laughs"); the loader would build all of it before any key is checked. The document is
+composed first (aliases stay references, so this is cheap), its expanded size counted, and one far
+beyond its text is refused in one line. Registered as the parser mode :data:`MODE`; jsonargparse's
+own modes are left as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from jsonargparse import get_loader, set_loader
+
+from textcnn.errors import UserInputError
+
+MODE = "textcnn_yaml"
+MAX_EXPANSION = 100  # expanded characters per character of text: lists and mappings repeated by aliases
+MAX_EXPANDED = 10 * 2**20  # characters: no config or value is this large written out
+
+
+def expanded_size(text: str) -> int:
+    """About how many characters ``text`` holds with every alias written out (a recursive alias counts
+    as unbounded)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return len(text)  # the real loader reports the syntax error
+    sizes: dict[int, int] = {}
+    in_progress: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in in_progress:  # an alias inside its own anchor
+            return MAX_EXPANDED + 1
+        in_progress.add(key)
+        if isinstance(node, yaml.ScalarNode):
+            total = len(node.value) + 1
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in node.value)
+        else:
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        in_progress.discard(key)
+        sizes[key] = min(total, MAX_EXPANDED + 1)
+        return sizes[key]
+
+    return 0 if root is None else size(root)
+
+
+def bounded_load(text: str) -> Any:
+    """jsonargparse's YAML loader, after refusing a document whose aliases expand far beyond its text."""
+    if "*" in text:  # without an alias there is nothing to expand
+        expanded = expanded_size(text)
+        if expanded > MAX_EXPANDED or expanded > MAX_EXPANSION * max(len(text), 1000):
+            raise UserInputError(
+                f"a config of {len(text):,} characters whose YAML aliases (*name) expand to over "
+                f"{min(expanded, MAX_EXPANDED):,} characters was refused; write the values out instead of "
+                "repeating aliases of aliases"
+            )
+    return get_loader("yaml")(text)
+
+
+set_loader(MODE, bounded_load, (yaml.YAMLError,))
+
+
+MAX_MESSAGE_LINE = 400  # characters of an error message line: a long value is quoted as an excerpt
+
+
+def excerpt(message: str) -> str:
+    """A parser's error message with each over-long line (one quoting a huge value) cut to an excerpt."""
+    return "\n".join(line if len(line) <= MAX_MESSAGE_LINE else
+                     f"{line[:MAX_MESSAGE_LINE]}… ({len(line) - MAX_MESSAGE_LINE:,} more characters)"
+                     for line in message.splitlines())
