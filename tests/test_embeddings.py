@@ -75,8 +75,37 @@ def test_bad_vector_sources_are_one_line_errors(tmp_path):
         pretrained_matrix(str(tmp_path / "missing.txt"), vocab)
     ragged = tmp_path / "ragged.txt"
     ragged.write_text("film 1 2 3\ndull 1 2\n", encoding="utf-8")
-    with pytest.raises(UserInputError, match="line 2 has 2 values, expected 3"):
+    with pytest.raises(UserInputError, match="cannot read data.pretrained_vectors .*ragged.txt as GloVe text") as error:
         pretrained_matrix(str(ragged), vocab)
+    assert "\n" not in str(error.value)
+    truncated = tmp_path / "truncated.bin"
+    truncated.write_bytes(b"3 3\nfilm \x00\x00\x80?\x00")
+    with pytest.raises(UserInputError, match="as word2vec binary vectors"):
+        pretrained_matrix(str(truncated), vocab)
+
+
+@pytest.mark.parametrize("suffix, binary", [(".bin", True), (".vec", False), (".kv", None)])
+def test_word2vec_binary_fasttext_vec_and_gensim_files_are_read_by_gensim(tmp_path, suffix, binary):
+    from gensim.models import KeyedVectors
+
+    from textcnn.data.vectors import vectors_format
+
+    vectors = KeyedVectors(vector_size=3)
+    vectors.add_vectors(["Film", "film", "Dull"], np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], dtype=np.float32))
+    path = tmp_path / f"vectors{suffix}"
+    if binary is None:
+        vectors.save(str(path))
+    else:
+        vectors.save_word2vec_format(str(path), binary=binary)
+    assert vectors_format(path) == {".bin": "word2vec binary", ".vec": "word2vec text", ".kv": "gensim"}[suffix]
+    renamed = path.with_suffix(".data")  # the format is told from the bytes too, not only the suffix
+    if binary is not None:
+        path.rename(renamed)
+        assert vectors_format(renamed) == ("word2vec binary" if binary else "word2vec text")
+        path = renamed
+    matrix, coverage = pretrained_matrix(str(path), {"[PAD]": 0, "[UNK]": 1, "film": 2, "dull": 3, "gripping": 4})
+    assert matrix[2].tolist() == [4, 5, 6] and matrix[3].tolist() == [7, 8, 9]
+    assert (coverage.words_found, coverage.dim) == (2, 3)
 
 
 def test_embed_dim_must_match_the_vectors():
@@ -122,17 +151,23 @@ def test_vectors_with_rand_or_a_pretrained_mode_without_vectors_are_refused(sst2
 
 
 @pytest.mark.slow
-def test_a_multichannel_checkpoint_predicts_identically_without_the_vectors_file(sst2_slice, tmp_path, glove):
+def test_a_multichannel_checkpoint_from_word2vec_binary_vectors_predicts_identically_without_the_file(sst2_slice, tmp_path, glove):
     from textcnn.cli import train
 
+    from gensim.models import KeyedVectors
+
     vocab = TextDataModule(path=str(sst2_slice)).tokenizer.get_vocab()
-    vectors = write_glove_file(tmp_path / "vectors.txt", {w: glove[w].tolist() for w in vocab if w in glove})
+    known = [w for w in vocab if w in glove]
+    binary = KeyedVectors(vector_size=50)
+    binary.add_vectors(known, np.stack([glove[w] for w in known]))
+    vectors = str(tmp_path / "vectors.bin")  # word2vec binary, the format published vectors ship in
+    binary.save_word2vec_format(vectors, binary=True)
     report = train(
         ["--config", str(ROOT / "configs" / "sst2_kim.yaml"), *TINY_MODEL_ARGS, f"--data.path={sst2_slice}",
          "--model.network.embed_dim=50", "--model.network.embedding_mode=multichannel",
          f"--data.pretrained_vectors={vectors}", "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path}"]
     )
-    (tmp_path / "vectors.txt").unlink()
+    (tmp_path / "vectors.bin").unlink()
     checkpoint = read_checkpoint(report["checkpoint"])
     assert "pretrained_embeddings" not in checkpoint["hyper_parameters"]
     assert checkpoint["hyper_parameters"]["network"]["embedding_mode"] == "multichannel"

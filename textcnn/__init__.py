@@ -6,7 +6,7 @@
     predictor = textcnn.load(result.checkpoint)           # later: no Lightning needed to predict
 """
 
-from textcnn.errors import UserInputError
+from textcnn.errors import UserInputError, missing_extra
 
 __version__ = "0.1.0"
 __all__ = ["Predictor", "TextCNN", "TextCNNConfig", "UserInputError", "load", "train"]
@@ -20,7 +20,11 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        try:
+            module = importlib.import_module(_LAZY[name])
+        except ModuleNotFoundError as error:  # e.g. textcnn.train without the [train] extra
+            raise (missing_extra(error, f"textcnn.{name}") or error) from None
+        return getattr(module, name)
     raise AttributeError(f"module 'textcnn' has no attribute {name!r}")
 
 

@@ -29,7 +29,7 @@ from jsonargparse import ArgumentParser, Namespace
 
 from textcnn.atomic import NO_SPACE, check_writable, refuse_overwriting_inputs, text_file_atomic, unwritable
 from textcnn.console import quiet_dependencies
-from textcnn.errors import UserInputError
+from textcnn.errors import UserInputError, missing_extra
 
 # Each command imports what it needs when it runs: predicting from a checkpoint never loads Lightning
 # or datasets, and no command loads ONNX Runtime, FastAPI or Optuna unless it uses them.
@@ -433,6 +433,12 @@ def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Se
         result = command(argv)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except ModuleNotFoundError as error:  # an optional dependency the command needs is not installed
+        explained = missing_extra(error, f"textcnn {command.__name__.replace('_', '-')}")
+        if explained is None:
+            raise
+        print(f"error: {explained}", file=sys.stderr)
         sys.exit(2)
     except OSError as error:
         if error.errno not in UNWRITABLE:

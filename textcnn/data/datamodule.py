@@ -117,7 +117,7 @@ class TextDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        path: str = "../shared/data/sst2",
+        path: Optional[str] = None,
         text_column: str = "text",
         label_column: str = "label",
         train_file: Optional[str] = None,

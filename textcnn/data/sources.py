@@ -119,18 +119,20 @@ def load_dataset_dict(path: str, streaming: bool = False, offline: Optional[bool
         if offline:
             raise UserInputError(
                 f"data.path {path!r} is not a local directory, the Hugging Face Hub is unreachable "
-                "and it is not in the local cache; pass a local dataset directory (e.g. "
-                "../shared/data/sst2) or connect to the internet"
+                "and it is not in the local cache; pass a local dataset directory or connect to the internet"
             ) from None
         raise UserInputError(f"cannot load dataset {path!r} from the Hub: {error}") from None
 
 
 # -- splits -------------------------------------------------------------------------------------------
+NO_DATA = ("no training data given: set data.train_file=FILE (a CSV, TSV, JSON Lines or parquet file; "
+           "data.test_file=FILE too for test figures), or data.path=DIR (a dataset directory) or a Hub id, "
+           "or --config FILE with a data section")
 @dataclass(frozen=True)
 class SplitSource:
     """Which dataset, columns and splits to read, and how to carve a missing validation split."""
 
-    path: str
+    path: Optional[str]  # a dataset directory or Hub id; None: the user's own files alone
     text_column: str
     label_column: str
     split_names: dict[str, str]  # role (train / validation / test) → the dataset's split name
@@ -146,13 +148,18 @@ class SplitSource:
         """The raw splits, keyed by the dataset's split names: the user's own files or a dataset directory / Hub id."""
         own = read_layout(self.path, self.files, self.format, self.text_column, self.label_column, self.csv_delimiter)
         if own is None:
-            return load_dataset_dict(self.path)
+            return load_dataset_dict(self.require_path())
         return datasets.DatasetDict({self.split_names[role]: split for role, split in own.items()})
 
     @property
     def where(self) -> str:
         """The data as the user named it, for messages."""
-        return self.files.get("train") or self.path
+        return self.files.get("train") or self.path or "the data"
+
+    def require_path(self) -> str:
+        if self.path is None:
+            raise UserInputError(NO_DATA)
+        return self.path
 
     def check_columns(self, raw: AnySplits) -> None:
         train_name = self.split_names["train"]
@@ -236,7 +243,7 @@ def load_stream_splits(source: SplitSource) -> datasets.IterableDatasetDict:
 
     The classes must be declared in the files (a ``ClassLabel`` feature): finding them otherwise
     would mean reading the whole corpus first."""
-    if any(source.files.values()) or (Path(source.path).expanduser().is_file()):
+    if any(source.files.values()) or (Path(source.require_path()).expanduser().is_file()):
         raise UserInputError(
             "data.streaming reads a directory of parquet files or a Hub id; convert the files to parquet "
             "(with a ClassLabel label column) or set data.streaming=false"

