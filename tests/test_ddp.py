@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -99,12 +98,12 @@ def test_other_processes_wait_for_the_tokenizer_rank_zero_trained(small_slice, t
         waiting.tokenizer
 
 
-def test_lightnings_distributed_sampler_is_refused_because_the_data_shards_itself(small_slice):
-    data = TextDataModule(path=str(small_slice), tokenizer_cache_dir=None)
-    data.trainer = SimpleNamespace(world_size=2, global_rank=0,
-                                   _accelerator_connector=SimpleNamespace(use_distributed_sampler=True))
+def test_lightnings_distributed_sampler_is_refused_because_the_data_shards_itself(small_slice, tmp_path):
+    from textcnn.training.build import build
+
     with pytest.raises(UserInputError, match="trainer.use_distributed_sampler=false"):
-        data.val_dataloader()
+        build([f"--data.path={small_slice}", "--trainer.use_distributed_sampler=true",
+               f"--trainer.default_root_dir={tmp_path}"], instantiate=False)
 
 
 def launch_ddp(data: Path, base: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -382,16 +382,11 @@ class TextDataModule(pl.LightningDataModule):
         The loaders shard themselves (Lightning's ``DistributedSampler`` would re-shuffle our seeded
         order, repeat examples to even out the shares, and cannot shard a custom batch sampler), so
         Lightning must leave them alone: the training CLI sets ``trainer.use_distributed_sampler``
-        to false.
+        to false and refuses true (a Trainer of your own needs ``use_distributed_sampler=False``).
         """
         trainer = self.trainer
         if trainer is None or trainer.world_size == 1:
             return 0, 1
-        if trainer._accelerator_connector.use_distributed_sampler:  # no public accessor
-            raise UserInputError(
-                "trainer.use_distributed_sampler is true, but textcnn's data module shards its batches across "
-                "processes itself; set trainer.use_distributed_sampler=false"
-            )
         if 0 < size < trainer.world_size:
             raise UserInputError(
                 f"the {self.split_names[role]!r} split has {size} examples, fewer than the {trainer.world_size} "

@@ -102,6 +102,11 @@ class TrainCLI(LightningCLI):
             if not path.exists():  # every process may get here: each writes the same text, atomically
                 write_text_atomic(path, checkpoint["tokenizer_json"])
             self.config.data.tokenizer_path = str(path)
+        if self.config.trainer.use_distributed_sampler:
+            raise UserInputError(
+                "trainer.use_distributed_sampler is true, but textcnn's data module shards its batches across "
+                "processes itself; set trainer.use_distributed_sampler=false"
+            )
         schedule, max_steps = self.config.model.lr_schedule, self.config.trainer.max_steps
         if self.config.data.streaming and schedule != "constant" and max_steps in (None, -1):
             raise UserInputError(
