@@ -81,17 +81,6 @@ def refuse_overwriting_inputs(output: Path, inputs: list, option: str) -> None:
                                  "your data: choose another output path")
 
 
-def link_atomic(source: Path, target: Path) -> None:
-    """Make ``target`` a hard link to ``source`` (the same bytes, nothing written), replacing whatever
-    ``target`` was in one atomic rename. Raises OSError where the filesystem has no hard links."""
-    _, temporary = _beside(Path(target), lambda name: os.link(source, name))
-    try:
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def _create_beside(path: Path) -> tuple[int, Path]:
     """A new, empty, uniquely named file in ``path``'s directory, opened for writing."""
     return _beside(path, lambda name: os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))

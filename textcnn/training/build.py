@@ -26,6 +26,7 @@ from textcnn.inference.checkpoint import read_checkpoint
 from textcnn.model import widest_kernel
 from textcnn.training.callbacks import (
     BestAndLastCheckpoint,
+    LatestCheckpoint,
     RandomState,
     SaveTokenizer,
     StderrProgressBar,
@@ -113,6 +114,9 @@ class TrainCLI(LightningCLI):
                 f"model.lr_schedule {schedule!r} needs the number of steps, and a stream's epoch "
                 "length is unknown (data.streaming); set trainer.max_steps, or model.lr_schedule=constant"
             )
+        if self.model_selection and self.config.checkpoint.save_last:
+            self.trainer_defaults["callbacks"] = [*self.trainer_defaults.get("callbacks", []),
+                                                  LatestCheckpoint(self.config.checkpoint.dirpath)]
         if self.config.trainer.enable_progress_bar is not False and not _configures_progress_bar(self.config):
             self.trainer_defaults["callbacks"] = [*self.trainer_defaults.get("callbacks", []), StderrProgressBar()]
         root = self.config.trainer.default_root_dir or "."

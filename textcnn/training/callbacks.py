@@ -8,14 +8,12 @@ import math
 import sys
 from pathlib import Path
 from typing import Any, Optional
-from weakref import proxy
 
 import torch
 import torch.distributed as dist
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from textcnn.atomic import link_atomic
 from textcnn.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -65,70 +63,52 @@ class StderrProgressBar(TQDMProgressBar):
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` whose ``last.ckpt`` always holds the latest epoch.
+    """The training config's ``checkpoint`` section: the best epoch by ``monitor``, where an epoch
+    whose validation loss is NaN or infinite is never a candidate (a diverged model can still score
+    a fair ``val_acc``: the argmax of NaN logits is class 0).
 
-    Since Lightning 2.6 ``save_last`` writes ``last.ckpt`` only when a top-k checkpoint is saved in
-    the same step, so with ``save_top_k: 1`` it is the best epoch, not the latest: a killed run
-    would resume from its last improvement and redo the epochs after it. This writes it every time
-    Lightning would save, as earlier versions did. The state key stays ``ModelCheckpoint``'s, so
-    checkpoints written before this class resume with their best score.
-
-    When the epoch is a new best, ``last.ckpt`` is the checkpoint just written, so it becomes a hard
-    link to that file instead of a second copy of the same state (a default-recipe checkpoint holds
-    weights and optimizer moments: 66 MB on SST-2). A hard link, not a symbolic one, so removing an
-    older best file never leaves ``last.ckpt`` dangling; where the filesystem has none, it is written.
+    ``save_last`` asks for ``last.ckpt`` holding the latest epoch, for resuming a killed run. Since
+    Lightning 2.6 ``ModelCheckpoint``'s own ``save_last`` writes it only in a step that saves a
+    top-k checkpoint, i.e. the best epoch, not the latest; so this callback keeps ``save_last`` off
+    and the training CLI adds a :class:`LatestCheckpoint` beside it. Public hooks only: the state key
+    stays ``ModelCheckpoint``'s, so checkpoints written before this class resume with their best score.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.keeps_last = bool(kwargs.get("save_last"))
+        kwargs["save_last"] = False
+        super().__init__(*args, **kwargs)
 
     @property
     def state_key(self) -> str:
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_latest(trainer)
+        if not self._diverged(trainer):
+            super().on_train_epoch_end(trainer, pl_module)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_latest(trainer)
-
-    def _save_topk_checkpoint(self, trainer: Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
-        # a diverged epoch can still score a fair val_acc (the argmax of NaN logits is class 0):
-        # it must never become the best model
-        loss = monitor_candidates.get("val_loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            log.warning("epoch %d: val_loss is %s; this epoch is not a candidate for the best checkpoint",
-                        trainer.current_epoch, float(loss))
-            return
-        super()._save_topk_checkpoint(trainer, monitor_candidates)
-
-    def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
-        just_written = self._last_checkpoint_saved
-        if (filepath == self.last_model_path and just_written and just_written == self.best_model_path
-                and self._last_global_step_saved == trainer.global_step and self._link(trainer, just_written, filepath)):
-            self._last_checkpoint_saved = filepath
-            if trainer.is_global_zero:
-                for logger in trainer.loggers:
-                    logger.after_save_checkpoint(proxy(self))
-            return
-        super()._save_checkpoint(trainer, filepath)
+        if not self._diverged(trainer):
+            super().on_validation_end(trainer, pl_module)
 
     @staticmethod
-    def _link(trainer: Trainer, source: str, target: str) -> bool:
-        """Whether ``target`` now links to ``source`` on every process (rank 0 links; the others wait)."""
-        linked = True
-        if trainer.is_global_zero:
-            try:
-                link_atomic(Path(source), Path(target))
-            except OSError:  # no hard links here (or a remote path): the caller writes the file instead
-                linked = False
-        return trainer.strategy.broadcast(linked)
+    def _diverged(trainer: Trainer) -> bool:
+        loss = trainer.callback_metrics.get("val_loss")
+        if loss is None or math.isfinite(float(loss)):
+            return False
+        if not trainer.sanity_checking:
+            log.warning("epoch %d: val_loss is %s; this epoch is not a candidate for the best checkpoint",
+                        trainer.current_epoch, float(loss))
+        return True
 
-    def _save_latest(self, trainer: Trainer) -> None:
-        # skipped when Lightning saved at this step already (then last.ckpt was written with it)
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+class LatestCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` in the run's checkpoint directory, replaced every epoch: where a killed run
+    resumes from (``--ckpt_path .../last.ckpt``)."""
+
+    def __init__(self, dirpath: Optional[str] = None):
+        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, save_last=False,
+                         enable_version_counter=False)
 
 
 class StopOnNonFiniteLoss(Callback):
