@@ -13,10 +13,11 @@ GloVe's share of the words decide; nothing is set per dataset.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from textcnn.data.vectors import GLOVE_6B_50D, glove_words
 from textcnn.tokenizer import words as split_words
@@ -55,6 +56,20 @@ CHOOSES_THE_NETWORK = ("--config", "--model.network.architecture", "--model.netw
                        "--data.pretrained_vectors")
 
 
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """textcnn's own data loggers below WARNING while the recipe looks at the data."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def median_words(texts: Sequence[object]) -> float:
     return statistics.median(len(str(text or "").split()) for text in texts) if texts else 0.0
 
@@ -81,7 +96,8 @@ def with_derived_recipe(args: Sequence[str]) -> list[str]:
     data = build_data(args)
     if data.hparams.streaming:  # a stream's length is unknown until read: the sentence recipe
         return args
-    train = data.splits["train"]
+    with _quiet("textcnn.data.sources", "textcnn.data.datamodule"):  # the run reads the data again and says so
+        train = data.splits["train"]
     rows = random.Random(0).sample(range(len(train)), min(len(train), LENGTH_SAMPLE))
     sample = train.select(rows)[data.text_column]
     words = median_words(sample)
