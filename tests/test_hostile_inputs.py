@@ -249,9 +249,10 @@ def test_a_port_out_of_range_is_one_error_line(port, capsys):
 @contextlib.contextmanager
 def quick_server(header_timeout_s: float = 1.0, body_timeout_s: float = 1.0):
     from tests.test_serve import running
-    from textcnn.inference.serve import SLOW_CLIENT_LIMITS, HeaderDeadlineProtocol, create_app
+    from textcnn.inference.serve import SLOW_CLIENT_LIMITS, create_app
+    from textcnn.inference.slow_clients import HeaderDeadline
 
-    protocol = type("QuickHeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout_s": header_timeout_s})
+    protocol = type("QuickHeaderDeadline", (HeaderDeadline,), {"header_timeout_s": header_timeout_s})
     app = create_app(textcnn.load(BACKENDS["onnx"]), body_timeout_s=body_timeout_s)
     with running(app, **{**SLOW_CLIENT_LIMITS, "http": protocol, "timeout_keep_alive": 1}) as url:
         yield int(url.rsplit(":", 1)[1])
@@ -325,6 +326,21 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off():
             except socket.timeout:
                 pass
     assert closed is not None and 0.9 < closed < 5, closed
+
+
+def test_pipelined_requests_are_all_answered_and_the_idle_connection_closed_after():
+    """Requests sent back to back before any answer: the header deadline counts each as it arrives."""
+    import socket
+
+    body = b'{"texts": ["fine"]}'
+    request = (b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    with quick_server(header_timeout_s=1.0) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request * 3)
+        start = time.monotonic()
+        answer = read_until_closed(sock, 10)
+    assert answer.count(b"HTTP/1.1 200") == 3, answer[:500]
+    assert time.monotonic() - start < 8  # then closed: no fourth request came
 
 
 def test_an_idle_connection_and_a_normal_request_still_work():

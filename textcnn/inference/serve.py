@@ -33,8 +33,9 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
-    from uvicorn.protocols.http.h11_impl import H11Protocol
     from pydantic import BaseModel, ConfigDict, Field
+
+    from textcnn.inference.slow_clients import HeaderDeadline
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise UserInputError("serving needs fastapi and uvicorn; pip install 'textcnn[serve]'") from None
 
@@ -47,7 +48,7 @@ ESCAPED_BYTES_PER_CHAR = 12  # "\\ud83d\\ude00": one character (code point) of a
 # Slow clients: a connection must send a request's headers within HEADER_TIMEOUT_S of opening (or of
 # its previous response), and the whole body within BODY_TIMEOUT_S of the headers; an idle
 # keep-alive connection is closed after KEEP_ALIVE_S.
-HEADER_TIMEOUT_S, BODY_TIMEOUT_S, KEEP_ALIVE_S = 10.0, 30.0, 5
+BODY_TIMEOUT_S, KEEP_ALIVE_S = 30.0, 5  # HEADER_TIMEOUT_S: textcnn.inference.slow_clients
 # A prediction not done REQUEST_TIMEOUT_S after its request arrived (queued behind others on an
 # overloaded server, or slow) is answered 503 with Retry-After instead of holding the client.
 REQUEST_TIMEOUT_S = 30.0
@@ -97,34 +98,10 @@ class BodyLimits:
         await self.app(scope, limited_receive, send)
 
 
-class HeaderDeadlineProtocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, closing a connection that has not sent a complete request's
-    headers ``header_timeout_s`` after it opened or got its last response: uvicorn itself has no
-    such limit, so a client sending headers a byte at a time holds a connection for ever.
-    (Uses ``H11Protocol``'s ``loop``, ``cycle`` and ``transport``, not public: pyproject pins the uvicorn tested.)"""
-
-    header_timeout_s = HEADER_TIMEOUT_S
-
-    def connection_made(self, transport) -> None:
-        super().connection_made(transport)
-        self._arm_header_deadline()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._arm_header_deadline()
-
-    def _arm_header_deadline(self) -> None:
-        self.loop.call_later(self.header_timeout_s, self._close_if_no_new_request, self.cycle)
-
-    def _close_if_no_new_request(self, cycle_then) -> None:
-        if self.cycle is cycle_then and not self.transport.is_closing():  # no headers came in time
-            self.transport.close()
-
-
 # uvicorn settings that bound what a slow or idle client can hold: the header deadline (above), idle
 # keep-alive connections closed, headers larger than 16 KiB refused, and at most 10 s for requests
 # in flight when the server is stopped.
-SLOW_CLIENT_LIMITS = dict(http=HeaderDeadlineProtocol, timeout_keep_alive=KEEP_ALIVE_S,
+SLOW_CLIENT_LIMITS = dict(http=HeaderDeadline, timeout_keep_alive=KEEP_ALIVE_S,
                           h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=10)
 
 
