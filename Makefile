@@ -31,7 +31,7 @@ $(STAMP): $(CORE_STAMP)
 	touch $(STAMP)
 
 train: $(CORE_STAMP)
-	$(VENV)/bin/python scripts/train.py --config configs/sst2.yaml
+	$(VENV)/bin/textcnn train --config configs/sst2.yaml
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -93,8 +93,8 @@ def markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--export", required=True, help="float32 directory written by scripts/export.py")
-    parser.add_argument("--int8", help="directory written by scripts/export.py --quantize int8")
+    parser.add_argument("--export", required=True, help="float32 directory written by textcnn export")
+    parser.add_argument("--int8", help="directory written by textcnn export --quantize int8")
     parser.add_argument("--int8-all-operators", action="store_true",
                         help="also measure int8 with every operator quantized, convolutions included (not shipped)")
     parser.add_argument("--dataset", default=str(DATA_DIR / "sst2"))

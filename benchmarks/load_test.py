@@ -86,18 +86,18 @@ def free_loopback_port() -> int:
 
 @contextlib.contextmanager
 def server_process(checkpoint: str, extra: list[str]) -> Iterator[str]:
-    """`scripts/serve.py` on a free loopback port until the block ends."""
+    """`textcnn serve` on a free loopback port until the block ends."""
     port = free_loopback_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "serve.py"), "--checkpoint", checkpoint, "--port", str(port), *extra],
+        [sys.executable, "-m", "textcnn", "serve", "--checkpoint", checkpoint, "--port", str(port), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"error: the server exited with status {process.returncode}; run scripts/serve.py to see why")
+                raise SystemExit(f"error: the server exited with status {process.returncode}; run textcnn serve to see why")
             try:
                 if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
                     break
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="a running server on loopback, e.g. http://127.0.0.1:8000")
-    target.add_argument("--checkpoint", help="start scripts/serve.py with this checkpoint or export directory")
+    target.add_argument("--checkpoint", help="start textcnn serve with this checkpoint or export directory")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     parser.add_argument("--texts-per-request", type=int, default=1)

@@ -27,7 +27,7 @@ def train_once(dataset: str, seed: int, precision: str, run_dir: str) -> dict:
     args = ["--config", str(ROOT / "configs" / "sst2.yaml"), *recipe_args(DATASETS[dataset], DATA_DIR / dataset),
             f"--seed_everything={seed}", f"--trainer.precision={precision}", f"--trainer.default_root_dir={run_dir}"]
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *args], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "textcnn", "train", *args], capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"{dataset} seed {seed} {precision} failed: {result.stderr[-2000:]}")
     report = json.loads(result.stdout[result.stdout.index("{"):])

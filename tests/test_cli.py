@@ -1,4 +1,4 @@
-"""The three scripts as a user runs them: separate processes, real files, real data."""
+"""The commands as a user runs them (``python -m textcnn COMMAND``): separate processes, real files, real data."""
 
 import json
 import os
@@ -12,9 +12,9 @@ import pytest
 from tests.conftest import ROOT, TINY_MODEL_ARGS, write_slice
 
 
-def run(script: str, *args: str, cwd=ROOT, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+def run(command: str, *args: str, cwd=ROOT, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
+        [sys.executable, "-m", "textcnn", command, *args],
         cwd=cwd, input=stdin, capture_output=True, timeout=300,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -34,7 +34,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 def trained_by_script(tmp_path_factory) -> dict:
     data = write_slice("sst2", tmp_path_factory.mktemp("data") / "sst2_small", {"train": 600, "validation": 150, "test": 200})
     root = tmp_path_factory.mktemp("runs")
-    result = run("train.py", "--config", "configs/sst2.yaml", *TINY_MODEL_ARGS, f"--data.path={data}",
+    result = run("train", "--config", "configs/sst2.yaml", *TINY_MODEL_ARGS, f"--data.path={data}",
                  "--trainer.max_epochs=1", f"--trainer.default_root_dir={root}")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     report = json.loads(result.stdout)
@@ -75,7 +75,7 @@ def test_train_prints_the_best_checkpoint_and_test_metrics(trained_by_script):
 
 def test_evaluate_reproduces_the_training_metrics(trained_by_script):
     report = trained_by_script["report"]
-    result = run("evaluate.py", "--checkpoint", report["checkpoint"], "--split", "test")
+    result = run("evaluate", "--checkpoint", report["checkpoint"], "--split", "test")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     evaluated = json.loads(result.stdout)
     # train scores with its own data module, evaluate rebuilds it from the checkpoint: same report
@@ -85,7 +85,7 @@ def test_evaluate_reproduces_the_training_metrics(trained_by_script):
 
 def test_evaluate_accepts_data_overrides(trained_by_script, sst2_dir):
     checkpoint = trained_by_script["report"]["checkpoint"]
-    result = run("evaluate.py", "--checkpoint", checkpoint, f"--data.path={sst2_dir}", "--split", "validation")
+    result = run("evaluate", "--checkpoint", checkpoint, f"--data.path={sst2_dir}", "--split", "validation")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     assert json.loads(result.stdout)["num_examples"] == 872
 
@@ -94,7 +94,7 @@ def test_predict_needs_only_the_checkpoint(trained_by_script, tmp_path):
     checkpoint = tmp_path / "model.ckpt"
     shutil.copy(trained_by_script["report"]["checkpoint"], checkpoint)
     shutil.rmtree(trained_by_script["data"])  # the dataset is gone
-    from_args = run("predict.py", "--checkpoint", str(checkpoint), "a warm , funny film", "dull and lifeless", cwd=tmp_path)
+    from_args = run("predict", "--checkpoint", str(checkpoint), "a warm , funny film", "dull and lifeless", cwd=tmp_path)
     assert from_args.returncode == 0, from_args.stderr.decode()[-3000:]
     lines = [json.loads(line) for line in from_args.stdout.decode().splitlines()]
     assert [line["text"] for line in lines] == ["a warm , funny film", "dull and lifeless"]
@@ -102,34 +102,34 @@ def test_predict_needs_only_the_checkpoint(trained_by_script, tmp_path):
 
     texts = tmp_path / "texts.txt"
     texts.write_text("a warm , funny film\ndull and lifeless\n", encoding="utf-8")
-    from_file = run("predict.py", "--checkpoint", str(checkpoint), "--file", str(texts), cwd=tmp_path)
-    from_stdin = run("predict.py", "--checkpoint", str(checkpoint), cwd=tmp_path, stdin=texts.read_bytes())
+    from_file = run("predict", "--checkpoint", str(checkpoint), "--file", str(texts), cwd=tmp_path)
+    from_stdin = run("predict", "--checkpoint", str(checkpoint), cwd=tmp_path, stdin=texts.read_bytes())
     assert from_file.stdout == from_stdin.stdout == from_args.stdout
 
 
 def test_errors_are_one_line_with_a_fix(tmp_path, sst2_dir, trained_by_script):
     assert_one_line_error(
-        run("train.py", "--config", "configs/sst2.yaml", f"--data.path={sst2_dir}", "--data.label_column=stars",
+        run("train", "--config", "configs/sst2.yaml", f"--data.path={sst2_dir}", "--data.label_column=stars",
             f"--trainer.default_root_dir={tmp_path}"),
         "data.label_column 'stars'",
     )
     assert_one_line_error(
-        run("train.py", "--config", "configs/sst2.yaml", "--data.path=no-such-org/no-such-dataset",
+        run("train", "--config", "configs/sst2.yaml", "--data.path=no-such-org/no-such-dataset",
             f"--trainer.default_root_dir={tmp_path}"),
         "no-such-org/no-such-dataset",
     )
-    assert_one_line_error(run("evaluate.py", "--checkpoint", str(tmp_path / "nope.ckpt")), "does not exist")
-    assert_one_line_error(run("predict.py", "--checkpoint", str(tmp_path / "nope.ckpt"), "hi"), "does not exist")
+    assert_one_line_error(run("evaluate", "--checkpoint", str(tmp_path / "nope.ckpt")), "does not exist")
+    assert_one_line_error(run("predict", "--checkpoint", str(tmp_path / "nope.ckpt"), "hi"), "does not exist")
     checkpoint = trained_by_script["report"]["checkpoint"]
-    assert_one_line_error(run("predict.py", "--checkpoint", checkpoint, stdin=b""), "no texts")
+    assert_one_line_error(run("predict", "--checkpoint", checkpoint, stdin=b""), "no texts")
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine\n\xff\xfe broken\n")
-    assert_one_line_error(run("predict.py", "--checkpoint", checkpoint, "--file", str(bad)), "line 2")
+    assert_one_line_error(run("predict", "--checkpoint", checkpoint, "--file", str(bad)), "line 2")
 
 
 @pytest.mark.slow
 def test_unknown_config_keys_are_rejected(tmp_path):
-    result = run("train.py", "--config", "configs/sst2.yaml", "--model.network.no_such_field=3",
+    result = run("train", "--config", "configs/sst2.yaml", "--model.network.no_such_field=3",
                  f"--trainer.default_root_dir={tmp_path}")
     assert result.returncode != 0 and "no_such_field" in result.stderr.decode()
 
@@ -179,7 +179,7 @@ def test_the_fast_exit_still_flushes_joins_threads_and_runs_atexit(ending, code)
 def test_a_reader_that_leaves_early_ends_predict_quietly(trained_by_script, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("a fine film\n" * 50_000, encoding="utf-8")
-    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "predict.py"), "--checkpoint",
+    process = subprocess.Popen([sys.executable, "-m", "textcnn", "predict", "--checkpoint",
                                 trained_by_script["report"]["checkpoint"], "--file", str(texts)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert b'"label"' in process.stdout.readline()  # like `| head -1`

@@ -109,7 +109,7 @@ def test_lightnings_distributed_sampler_is_refused_because_the_data_shards_itsel
 def launch_ddp(data: Path, base: Path, *extra: str) -> subprocess.CompletedProcess:
     """Train a tiny model with 2 CPU processes (Lightning's DDP launcher, gloo) from the script."""
     command = [
-        sys.executable, str(ROOT / "scripts" / "train.py"), "--config", str(ROOT / "configs" / "sst2.yaml"),
+        sys.executable, "-m", "textcnn", "train", "--config", str(ROOT / "configs" / "sst2.yaml"),
         "--model.network.embed_dim=16", "--model.network.embedding_mode=rand", "--data.pretrained_vectors=null",
         "--model.network.conv_channels=[16]", "--model.network.kernel_sizes=[3]",
         "--model.learning_rate=0.003", f"--data.path={data}", f"--data.batch_size={BATCH_SIZE}",

@@ -122,7 +122,7 @@ def is_utf8(data: bytes) -> bool:
 @pytest.mark.slow
 def test_an_argument_of_invalid_utf8_is_one_error_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "predict.py"), "--checkpoint", str(BACKENDS["onnx"]),
+        [sys.executable, "-m", "textcnn", "predict", "--checkpoint", str(BACKENDS["onnx"]),
          "fine", os.fsdecode(b"broken \xff\xfe")],
         capture_output=True, timeout=120,
     )
@@ -132,7 +132,7 @@ def test_an_argument_of_invalid_utf8_is_one_error_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"text": "fine"}\n{"text": "broken \xff"}\n')
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "predict.py"), "--checkpoint", str(BACKENDS["onnx"]), "--input", str(bad)],
+        [sys.executable, "-m", "textcnn", "predict", "--checkpoint", str(BACKENDS["onnx"]), "--input", str(bad)],
         capture_output=True, timeout=120,
     )
     stderr = result.stderr.decode()
@@ -154,7 +154,7 @@ def test_predict_cli_handles_odd_lines_and_nul_bytes(checkpoint, tmp_path):
     path = tmp_path / "odd.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "predict.py"), "--checkpoint", str(checkpoint), "--file", str(path)],
+        [sys.executable, "-m", "textcnn", "predict", "--checkpoint", str(checkpoint), "--file", str(path)],
         capture_output=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr.decode()[-2000:]

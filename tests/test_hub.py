@@ -120,7 +120,7 @@ def test_pushing_without_the_hub_fails_in_seconds_with_exit_status_2(how, model_
     env = {"HF_HUB_OFFLINE": "1"} if how == "HF_HUB_OFFLINE=1" else {
         "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
     began = time.perf_counter()
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "push_to_hub.py"), "--checkpoint", str(model_dir),
+    result = subprocess.run([sys.executable, "-m", "textcnn", "push-to-hub", "--checkpoint", str(model_dir),
                              "--repo-id", REPO_ID, "--token", "hf_not_a_token"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120, env={**os.environ, **env})
     assert time.perf_counter() - began < SECONDS + 10  # the interpreter's start-up (torch) on top
@@ -171,7 +171,7 @@ def test_evaluate_scores_a_cached_hub_model(hub_cache):
     from tests.conftest import dataset_dir
 
     data = [f"--data.path={dataset_dir('sst2')}", "--split", "validation"]
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--checkpoint", REPO_ID, *data],
+    result = subprocess.run([sys.executable, "-m", "textcnn", "evaluate", "--checkpoint", REPO_ID, *data],
                             cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-2000:]

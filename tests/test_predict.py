@@ -224,7 +224,7 @@ def test_predict_prints_chunk_after_chunk_exactly_what_one_call_gives(output_for
 
 
 def test_the_first_predictions_come_out_while_stdin_is_still_open():
-    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "predict.py"), "--checkpoint", str(FIXTURE)],
+    process = subprocess.Popen([sys.executable, "-m", "textcnn", "predict", "--checkpoint", str(FIXTURE)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         process.stdin.write(b"a fine film\n" * cli.CHUNK_TEXTS)

@@ -55,7 +55,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(small_slice,
     assert torch.load(last_of_uninterrupted, weights_only=True)["epoch"] == EPOCHS - 1  # the latest, not the best
 
     killed_root = tmp_path / "killed"
-    command = [sys.executable, str(ROOT / "scripts" / "train.py"), *train_args(small_slice, killed_root)]
+    command = [sys.executable, "-m", "textcnn", "train", *train_args(small_slice, killed_root)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = killed_root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
@@ -67,7 +67,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(small_slice,
     assert saved_epoch < EPOCHS - 1  # really interrupted before the end
 
     resumed = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *train_args(small_slice, killed_root),
+        [sys.executable, "-m", "textcnn", "train", *train_args(small_slice, killed_root),
          f"--ckpt_path={last}"],
         capture_output=True, timeout=300,
     )
@@ -131,7 +131,7 @@ def test_a_diverging_run_stops_with_one_error_and_saves_no_best_checkpoint(small
     with pytest.raises(UserInputError, match=r"training diverged: the training loss is nan at epoch 0.*learning rate 1e\+30"):
         train(train_args(small_slice, tmp_path, "--model.learning_rate=1e30", "--model.optimizer=sgd"))
     assert not list(tmp_path.rglob("best-*.ckpt"))
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"),
+    result = subprocess.run([sys.executable, "-m", "textcnn", "train",
                              *train_args(small_slice, tmp_path / "cli", "--model.learning_rate=1e30", "--model.optimizer=sgd")],
                             capture_output=True, timeout=300)
     stderr = result.stderr.decode()

@@ -200,13 +200,13 @@ def test_load_script_reports_throughput_and_latency(predictor):
 
 
 def test_serve_command_runs_an_onnx_export(checkpoint, tmp_path):
-    """`scripts/serve.py` as a user starts it, on an export directory: no checkpoint needed."""
+    """`textcnn serve` as a user starts it, on an export directory: no checkpoint needed."""
     export = export_onnx(checkpoint, tmp_path / "onnx")["output"]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "serve.py"), "--checkpoint", export, "--port", str(port)],
+        [sys.executable, "-m", "textcnn", "serve", "--checkpoint", export, "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     url = f"http://127.0.0.1:{port}"
