@@ -14,6 +14,7 @@ import torch
 import textcnn
 from tests.conftest import ROOT
 from textcnn import cli
+from textcnn.inference import prediction_io
 from textcnn.errors import UserInputError
 from textcnn.training.module import TextCNNClassifier
 
@@ -206,7 +207,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "textcnn-0.1.0" / "sst2_tiny.ckpt
 
 @pytest.mark.parametrize("output_format", ["jsonl", "csv"])
 def test_predict_prints_chunk_after_chunk_exactly_what_one_call_gives(output_format, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "CHUNK_TEXTS", 3)
+    monkeypatch.setattr(prediction_io, "CHUNK_TEXTS", 3)
     texts = [f"{word} film , {index}" for index, word in enumerate(["fine", "dull", "witty", "bad"] * 5)]
     path = tmp_path / "texts.txt"
     path.write_text("\n".join(texts) + "\n")
@@ -227,7 +228,7 @@ def test_the_first_predictions_come_out_while_stdin_is_still_open():
     process = subprocess.Popen([sys.executable, "-m", "textcnn", "predict", "--checkpoint", str(FIXTURE)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        process.stdin.write(b"a fine film\n" * cli.CHUNK_TEXTS)
+        process.stdin.write(b"a fine film\n" * prediction_io.CHUNK_TEXTS)
         process.stdin.flush()
         ready, _, _ = select.select([process.stdout], [], [], 60)
         assert ready, "no prediction printed within 60 s of the first chunk"

@@ -12,23 +12,21 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import csv
 import errno
 import itertools
 import json
 import logging
-import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, Optional
 
 from jsonargparse import ArgumentParser, Namespace
 
-from textcnn.atomic import NO_SPACE, check_writable, refuse_overwriting_inputs, text_file_atomic, unwritable
-from textcnn.console import quiet_dependencies
+from textcnn.atomic import NO_SPACE, unwritable
+from textcnn.console import quiet_dependencies, strict_json
 from textcnn.errors import UserInputError, missing_extra
 
 # Each command imports what it needs when it runs: predicting from a checkpoint never loads Lightning
@@ -89,24 +87,6 @@ DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N, mps, or auto (
 MODEL_HELP = ("a .ckpt written by train, a model directory or an ONNX directory written by export, "
               "or a Hugging Face Hub model id (owner/name); give it more than once for the ensemble of the "
               "models (their mean probabilities)")
-CHUNK_TEXTS = 4096  # texts read, predicted and printed at a time: memory stays flat in the input's size
-MAX_LINE_BYTES = 16 * 2**20  # a --file line longer than this is not one text per line (or /dev/zero)
-
-
-def _read_lines(source) -> Iterator[str]:
-    """The lines of a binary stream as text, one at a time, without their line ends."""
-    number = 0
-    while raw := source.readline(MAX_LINE_BYTES + 1):
-        number += 1
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            raise UserInputError(f"line {number} is longer than {MAX_LINE_BYTES // 2**20} MiB; texts are read one per "
-                                 "line: is it a text file?")
-        try:
-            yield raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as error:
-            raise UserInputError(f"line {number} is not valid UTF-8 ({error.reason}); re-encode the file as UTF-8") from None
-
-
 def predict(argv: Optional[Sequence[str]] = None) -> int:
     """Label texts from arguments, a file, stdin or a dataset split; JSON lines or CSV on stdout.
 
@@ -131,9 +111,11 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     args = parser.parse_args(argv)
+    from textcnn.inference import prediction_io
+
     if args.html:
-        _check_html_path(args)
-    chunks = _text_chunks(args)
+        prediction_io.check_html_path(args)
+    chunks = prediction_io.text_chunks(args)
     first = next(chunks, None)  # a source that cannot be read is refused before the model is loaded
     if first is None:
         raise UserInputError("no texts given; pass texts as arguments, --input FILE, --file PATH, --dataset PATH, "
@@ -149,9 +131,9 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
                              "or an ensemble")
     if explaining and args.top_ngrams < 1:
         raise UserInputError(f"--top-ngrams must be a positive integer, got {args.top_ngrams}")
-    printer = _PredictionPrinter(args.format, predictor.label_names, args.top_k, predictor.multi_label, explaining)
+    printer = prediction_io.PredictionPrinter(args.format, predictor.label_names, args.top_k, predictor.multi_label, explaining)
     with contextlib.ExitStack() as stack:
-        page = stack.enter_context(_html_page(args)) if args.html else None  # written as predictions come
+        page = stack.enter_context(prediction_io.html_page(args)) if args.html else None  # written as predictions come
         count, exact = 0, True
         for texts, kept in itertools.chain([first], chunks):
             results = predictor.predict(texts, top_k=args.top_k, batch_size=args.batch_size)
@@ -167,147 +149,6 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
         if page is not None:
             page.write(html_tail(exact))
     return count
-
-
-def _check_html_path(args: Namespace) -> None:
-    """Before any text is read: the --html page can be written, and is none of the inputs."""
-    path = Path(args.html)
-    if path.is_dir():
-        raise UserInputError(f"--html {path} is a directory; give the path of the HTML file to write")
-    refuse_overwriting_inputs(path, [args.file, args.input], "--html")
-    check_writable(path.parent, "--html")
-
-
-@contextlib.contextmanager
-def _html_page(args: Namespace) -> Iterator:
-    """The --html page, a temporary file beside its path until the last text is in."""
-    from textcnn.inference.explain import html_head
-
-    with text_file_atomic(Path(args.html)) as page:
-        page.write(html_head())
-        yield page
-
-
-def _text_chunks(args: Namespace) -> Iterator[tuple[list[str], dict[str, list]]]:
-    """The texts in chunks of at most :data:`CHUNK_TEXTS`, each with its ``--keep-columns`` of ``--input``
-    (column → values in text order). Stdin typed at a terminal is answered line by line."""
-    from textcnn.inference.predictor import first_surrogate
-
-    texts = list(args.texts)
-    for number, text in enumerate(texts, start=1):
-        if first_surrogate(text) is not None:  # an undecodable byte of the argument (surrogateescape)
-            raise UserInputError(f"text argument {number} is not valid UTF-8; pass UTF-8 text, or the texts "
-                                 "in a UTF-8 file with --file")
-    keep = [c for c in args.keep_columns.split(",") if c]
-    if args.input:
-        if texts or args.dataset or args.file:
-            raise UserInputError("--input takes the texts from its file; drop the other texts, --dataset or --file")
-        return _column_chunks(_file_rows(Path(args.input), args.text_column, keep), args.text_column, keep)
-    if keep:
-        raise UserInputError("--keep-columns copies columns of --input; give --input FILE")
-    sources: list[Iterable[str]] = [texts]
-    if args.dataset:
-        rows = _dataset_rows(args.dataset, args.split, args.text_column, args.limit)
-        sources.append(text for chunk, _ in _column_chunks(rows, args.text_column, []) for text in chunk)
-    chunk_size = CHUNK_TEXTS
-    if args.file == "-" or (args.file is None and not texts and not args.dataset and not sys.stdin.isatty()):
-        sources.append(_read_lines(sys.stdin.buffer))
-        if sys.stdin.isatty():  # typed: answer each line as it comes
-            chunk_size = 1
-    elif args.file:
-        sources.append(_file_lines(args.file))
-    lines = itertools.chain.from_iterable(sources)
-    return ((chunk, {}) for chunk in iter(lambda: list(itertools.islice(lines, chunk_size)), []))
-
-
-def _file_lines(path: str) -> Iterator[str]:
-    try:
-        handle = open(path, "rb")
-    except OSError as error:
-        raise UserInputError(f"cannot read --file {path}: {error.strerror}") from None
-    with handle:
-        yield from _read_lines(handle)
-
-
-def _column_chunks(rows, column: str, keep: list[str]) -> Iterator[tuple[list[str], dict[str, list]]]:
-    """A table's texts (None as "") and kept columns, :data:`CHUNK_TEXTS` rows at a time."""
-    for start in range(0, len(rows), CHUNK_TEXTS):
-        chunk = rows[start : start + CHUNK_TEXTS]
-        yield [text or "" for text in chunk[column]], {name: chunk[name] for name in keep}
-
-
-def _file_rows(path: Path, column: str, keep: list[str]):
-    from textcnn.data.files import file_format, read_file
-    from textcnn.data.sources import check_text_column
-
-    rows = read_file(path, file_format(path, None), column, "label", None)
-    for name in [column, *keep]:
-        if name not in rows.column_names:
-            option = "--text-column" if name == column else "--keep-columns"
-            raise UserInputError(f"{option} {name!r} is not a column of {path} (columns: {', '.join(rows.column_names)})")
-    check_text_column(rows.features[column], f"--text-column {column!r}", str(path))
-    return rows
-
-
-def _dataset_rows(path: str, split: str, column: str, limit: Optional[int]):
-    from textcnn.data.sources import check_text_column, load_dataset_dict
-
-    splits = load_dataset_dict(path)
-    if split not in splits:
-        raise UserInputError(f"{path} has no split {split!r} (splits: {', '.join(splits)}); set --split")
-    if column not in splits[split].column_names:
-        raise UserInputError(
-            f"--text-column {column!r} is not a column of {path} (columns: {', '.join(splits[split].column_names)})"
-        )
-    if limit is not None and limit < 1:
-        raise UserInputError(f"--limit must be a positive integer, got {limit}")
-    rows = splits[split] if limit is None else splits[split].select(range(min(limit, len(splits[split]))))
-    check_text_column(rows.features[column], f"--text-column {column!r}", f"{path} ({split})")
-    return rows
-
-
-class _PredictionPrinter:
-    """Writes predictions to stdout as JSON lines or CSV, chunk after chunk (the CSV header once).
-
-    CSV: one probability column per class in label order; with ``top_k``, label_i / probability_i pairs.
-    A multi-label model's "labels" column joins the predicted set with "|" (empty: no class)."""
-
-    def __init__(self, output_format: str, label_names: list[str], top_k: Optional[int], multi_label: bool,
-                 explained: bool):
-        self.output_format, self.label_names, self.top_k = output_format, label_names, top_k
-        self.multi_label, self.explained = multi_label, explained
-        self.writer = csv.writer(sys.stdout, lineterminator="\n")
-        self.header_written = False
-
-    def print(self, texts: list[str], results: list[dict], kept: dict[str, list]) -> None:
-        if self.output_format == "jsonl":
-            for index, (text, result) in enumerate(zip(texts, results)):
-                extra = {name: values[index] for name, values in kept.items()}
-                print(strict_json({**extra, "text": text, **result}, ensure_ascii=False, default=str))
-        else:
-            self._print_csv(texts, results, kept)
-        sys.stdout.flush()
-
-    def _print_csv(self, texts: list[str], results: list[dict], kept: dict[str, list]) -> None:
-        if not self.header_written:
-            header = [*kept, "text", "labels" if self.multi_label else "label"]
-            if self.top_k is None:
-                header += self.label_names
-            else:
-                header += [f"{kind}_{rank}" for rank in range(1, self.top_k + 1) for kind in ("label", "probability")]
-            self.writer.writerow(header + (["top_ngrams"] if self.explained else []))
-            self.header_written = True
-        for index, (text, result) in enumerate(zip(texts, results)):
-            if self.top_k is None:
-                values = [result["probabilities"][name] for name in self.label_names]
-            else:
-                values = [value for pair in result["probabilities"].items() for value in pair]
-            if self.explained:
-                values.append("; ".join(f"{g['ngram']} ({g['contribution']:+.4f})"
-                                        for g in result["explanation"]["ngrams"]))
-            extra = [values_[index] for values_ in kept.values()]
-            self.writer.writerow([*extra, text, "|".join(result["labels"]) if self.multi_label else result["label"],
-                                  *values])
 
 
 def export(argv: Optional[Sequence[str]] = None) -> dict:
@@ -451,22 +292,6 @@ def _run(command: Callable[[Optional[Sequence[str]]], object], argv: Optional[Se
         sys.exit(2)
     if print_json and result is not None:
         print(strict_json(result, indent=2))
-
-
-def strict_json(value: object, **options) -> str:
-    """JSON that every parser reads: NaN and infinite floats (a metric with no examples, a diverged
-    model's loss) are written as null, never as the ``NaN`` Python's json module writes by default."""
-    return json.dumps(_finite(value), allow_nan=False, **options)
-
-
-def _finite(value: object) -> object:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> None:

@@ -10,7 +10,9 @@ known, harmless warnings, and only while it runs (:func:`known_warnings_hidden`)
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import math
 import os
 import sys
 import warnings
@@ -57,3 +59,19 @@ def known_warnings_hidden() -> Iterator[None]:
         for message in KNOWN_WARNINGS:
             warnings.filterwarnings("ignore", message=message)
         yield
+
+
+def strict_json(value: object, **options) -> str:
+    """JSON that every parser reads: NaN and infinite floats (a metric with no examples, a diverged
+    model's loss) are written as null, never as the ``NaN`` Python's json module writes by default."""
+    return json.dumps(_finite(value), allow_nan=False, **options)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
