@@ -1,10 +1,10 @@
 """The model card (``README.md``) of a model directory, written from its ``config.json`` alone.
 
 A Hugging Face metadata header (``library_name``, ``pipeline_tag``, languages, datasets, metrics and a
-``model-index`` of the recorded results) over sections on the model, its training data, metrics,
-intended use, limitations and how to load it. Every figure comes from the config: the network's
-shapes, the checkpoint's recorded validation score, or a ``textcnn evaluate`` report given at export.
-Strings in the header are written as JSON strings, which YAML reads as quoted scalars.
+``model-index`` of the recorded results, written by huggingface_hub's ``ModelCardData``) over sections
+on the model, its training data, metrics, intended use, limitations and how to load it. Every figure
+comes from the config: the network's shapes, the checkpoint's recorded validation score, or a
+``textcnn evaluate`` report given at export.
 """
 
 from __future__ import annotations
@@ -61,27 +61,26 @@ def render_card(config: dict[str, Any], repo_id: Optional[str] = None) -> str:
 
 
 def _header(config: dict[str, Any], title: str) -> str:
-    lines = ["---", "library_name: textcnn", "pipeline_tag: text-classification"]
-    for key in ("language", "datasets"):
-        if config.get(key):
-            lines += [f"{key}:"] + [f"- {json.dumps(value)}" for value in config[key]]
+    """The Hub's metadata header, written by huggingface_hub's ``ModelCardData`` (the ``model-index``
+    from ``EvalResult``s), between its ``---`` lines."""
+    from huggingface_hub import EvalResult, ModelCardData
+
     evaluations = config.get("evaluation", [])
+    results = []
+    for record in evaluations:
+        name, kind = _evaluated_dataset(config, record)
+        for metric, value in record["metrics"].items():
+            metric_type, readable = METRIC_TYPES.get(metric, (metric, metric))
+            results.append(EvalResult(task_type="text-classification", task_name="Text Classification",
+                                      dataset_type=kind, dataset_name=name, dataset_split=record["split"],
+                                      metric_type=metric_type, metric_value=round(value, 4), metric_name=readable))
     metric_ids = sorted({METRIC_TYPES.get(name, (name, name))[0] for e in evaluations for name in e["metrics"]})
-    if metric_ids:
-        lines += ["metrics:"] + [f"- {json.dumps(name)}" for name in metric_ids]
-    lines += ["tags:", "- text-classification", "- textcnn", "- cnn"]
-    if evaluations:
-        lines += ["model-index:", f"- name: {json.dumps(title)}", "  results:"]
-        for record in evaluations:
-            name, kind = _evaluated_dataset(config, record)
-            lines += ["  - task:", "      type: text-classification", "      name: Text Classification",
-                      "    dataset:", f"      name: {json.dumps(name)}", f"      type: {json.dumps(kind)}",
-                      f"      split: {json.dumps(record['split'])}", "    metrics:"]
-            for name, value in record["metrics"].items():
-                metric_type, readable = METRIC_TYPES.get(name, (name, name))
-                lines += [f"    - type: {json.dumps(metric_type)}", f"      value: {round(value, 4)}",
-                          f"      name: {json.dumps(readable)}"]
-    return "\n".join(lines + ["---", ""])
+    data = ModelCardData(library_name="textcnn", pipeline_tag="text-classification",
+                         language=list(config.get("language") or []) or None,
+                         datasets=list(config.get("datasets") or []) or None, metrics=metric_ids or None,
+                         tags=["text-classification", "textcnn", "cnn"], model_name=title if results else None,
+                         eval_results=results or None)
+    return f"---\n{data.to_yaml()}\n---\n"
 
 
 def _evaluated_dataset(config: dict[str, Any], record: dict[str, Any]) -> tuple[str, str]:
