@@ -14,7 +14,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, TextIO, TypeVar
+from typing import IO, BinaryIO, Optional, TextIO, TypeVar
 
 from textcnn.errors import UserInputError
 
@@ -26,27 +26,22 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Create ``path``'s directory, let ``write`` fill a temporary file beside it, then rename it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = _create_beside(path)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with file_atomic(path) as file:
+        write(file)
+
+
+def text_file_atomic(path: Path) -> contextlib.AbstractContextManager[TextIO]:
+    """A UTF-8 text file to write a piece at a time (a page streamed as predictions come); see :func:`file_atomic`."""
+    return file_atomic(path, "w", "utf-8")
 
 
 @contextlib.contextmanager
-def text_file_atomic(path: Path) -> Iterator[TextIO]:
-    """A UTF-8 text file to write a piece at a time (a page streamed as predictions come): it is a
-    temporary file beside ``path`` until the block ends, then renamed onto it; on an error it is
-    removed and ``path`` keeps what it held."""
-    path = Path(path)
-    handle, temporary = _create_beside(path)
+def file_atomic(path: Path, mode: str = "wb", encoding: Optional[str] = None) -> Iterator[IO]:
+    """A file that is a temporary file beside ``path`` until the block ends, then fsynced and renamed
+    onto it; on an error it is removed and ``path`` keeps what it held."""
+    handle, temporary = _create_beside(Path(path))
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
+        with os.fdopen(handle, mode, encoding=encoding) as file:
             yield file
             file.flush()
             os.fsync(file.fileno())

@@ -36,30 +36,26 @@ class SaveTokenizer(Callback):
         path.write_text(pl_module.tokenizer_json, encoding="utf-8")
 
 
+def _on_stderr(init_bar):
+    """``TQDMProgressBar.init_*_tqdm`` building its bar while ``sys.stdout`` points at stderr."""
+
+    def init(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return init_bar(self)
+
+    return init
+
+
 class StderrProgressBar(TQDMProgressBar):
     """Lightning's progress bar on stderr, beside the log, so that stdout holds the results alone
     (``textcnn train > metrics.json`` writes JSON). Lightning builds its bars on ``sys.stdout`` as
     it stands when each bar starts; each is built with stdout pointing at stderr."""
 
-    def init_sanity_tqdm(self):
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_sanity_tqdm()
-
-    def init_train_tqdm(self):
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_train_tqdm()
-
-    def init_validation_tqdm(self):
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_validation_tqdm()
-
-    def init_test_tqdm(self):
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_test_tqdm()
-
-    def init_predict_tqdm(self):
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_predict_tqdm()
+    init_sanity_tqdm = _on_stderr(TQDMProgressBar.init_sanity_tqdm)
+    init_train_tqdm = _on_stderr(TQDMProgressBar.init_train_tqdm)
+    init_validation_tqdm = _on_stderr(TQDMProgressBar.init_validation_tqdm)
+    init_test_tqdm = _on_stderr(TQDMProgressBar.init_test_tqdm)
+    init_predict_tqdm = _on_stderr(TQDMProgressBar.init_predict_tqdm)
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
