@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -186,3 +186,11 @@ def pad_batch(sequences: Sequence[Sequence[int]], min_length: int = 1) -> torch.
     for row, ids in enumerate(sequences):
         batch[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
     return batch
+
+
+def tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, label_column: str, max_length: int,
+                   check_labels: Optional[Callable[[list], None]] = None) -> dict:
+    """``{"input_ids": …}`` for a batch of rows (a ``datasets`` batched map); empty texts for nulls."""
+    if check_labels is not None:
+        check_labels(batch[label_column])
+    return {"input_ids": encode(tokenizer, [text or "" for text in batch[text_column]], max_length)}

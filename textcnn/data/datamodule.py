@@ -21,8 +21,8 @@ The data is read when first needed: the properties the training CLI links into t
 (``vocab_size``, ``num_classes``, ``label_names``, …) load and check the splits on first access,
 because the model's embedding table is sized when the config is instantiated.
 
-Longer than the ~300 lines we aim for because the class documents every key of the config's
-``data`` section (about 70 lines); the logic behind the loaders lives in the modules it imports.
+The class documents every key of the config's ``data`` section; the logic behind the loaders lives
+in the modules it imports.
 """
 
 from __future__ import annotations
@@ -49,19 +49,11 @@ from textcnn.data.streaming import STREAM_POOL_ROWS, StreamBatches, reservoir_sa
 from textcnn.data.vectors import GLOVE_6B_50D, Coverage
 from textcnn.data.vocabulary import TokenizerRecipe, pretrained_embeddings, tokenizer_for
 from textcnn.errors import UserInputError
-from textcnn.tokenizer import TokenizerKind, encode, pad_batch
+from textcnn.tokenizer import TokenizerKind, encode, pad_batch, tokenize_batch
 
 log = logging.getLogger(__name__)
 
 __all__ = ["TextDataModule", "load_dataset_dict"]
-
-
-def tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str, label_column: str, max_length: int,
-                   check_labels: Optional[Callable[[list], None]] = None) -> dict:
-    """``{"input_ids": …}`` for a batch of rows (a ``datasets`` batched map); empty texts for nulls."""
-    if check_labels is not None:
-        check_labels(batch[label_column])
-    return {"input_ids": encode(tokenizer, [text or "" for text in batch[text_column]], max_length)}
 
 
 class TextDataModule(pl.LightningDataModule):
