@@ -120,3 +120,31 @@ def test_the_readme_is_a_quickstart_that_opens_with_the_two_commands():
     assert [line.split()[:2] for line in first_block.strip().splitlines()] == [["make", "train"], ["make", "test"]]
     for target in re.findall(r"\]\(([^)#]+\.md)(?:#[^)]*)?\)", readme):  # every link into the docs resolves
         assert (PACKAGE.parent / target).is_file(), target
+
+
+def test_modules_and_functions_stay_short_enough_to_read():
+    """A 400-line module or a 60-line function is a sign that several concerns live together."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if len(source.splitlines()) > 400:
+            too_long.append(f"{path.name}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                too_long.append(f"{path.name}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not too_long, too_long
+
+
+def test_no_private_lightning_or_uvicorn_name_is_used():
+    """Public APIs only: nothing reads a ``_``-prefixed attribute of Lightning's objects or imports a
+    private module of Lightning or uvicorn, so neither needs an upper version bound."""
+    private = re.compile(r"\b(?:trainer|pl_module|strategy|checkpoint_callback)\._[a-z]|"
+                         r"(?:pytorch_lightning|lightning_fabric|uvicorn)(?:\.\w+)*\._\w+|"
+                         r"from (?:pytorch_lightning|uvicorn)\S* import _")
+    found = [f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}"
+             for path in sorted(PACKAGE.rglob("*.py"))
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+             if private.search(line)]
+    assert not found, found
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'"pytorch-lightning>=[\d.]+"', pyproject) and re.search(r'"uvicorn>=[\d.]+"', pyproject)

@@ -87,30 +87,14 @@ DEVICE_HELP = "where the model runs: cpu (default), cuda, cuda:N, mps, or auto (
 MODEL_HELP = ("a .ckpt written by train, a model directory or an ONNX directory written by export, "
               "or a Hugging Face Hub model id (owner/name); give it more than once for the ensemble of the "
               "models (their mean probabilities)")
+
+
 def predict(argv: Optional[Sequence[str]] = None) -> int:
     """Label texts from arguments, a file, stdin or a dataset split; JSON lines or CSV on stdout.
 
     Texts are read, predicted and printed a chunk at a time, so memory does not grow with the input
     and the first predictions appear while the rest is still being read. Returns how many texts were labelled."""
-    parser = CommandParser(prog="textcnn predict", description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
-    parser.add_argument("--checkpoint", required=True, action="append", help=MODEL_HELP)
-    parser.add_argument("texts", nargs="*", default=[], help="texts to classify; none given: one per line from stdin")
-    parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
-    parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
-    parser.add_argument("--split", default="test", help="the --dataset split")
-    parser.add_argument("--input", help="classify the texts of a CSV, TSV, JSON Lines or parquet file (--text-column)")
-    parser.add_argument("--text-column", default="text", help="the --input / --dataset column holding the texts")
-    parser.add_argument("--keep-columns", default="", help="--input columns to copy beside each prediction, e.g. id,date")
-    parser.add_argument("--limit", type=int, help="only the first N texts of the --dataset split")
-    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format")
-    parser.add_argument("--top-k", type=int, help="show only the K most probable classes, most probable first")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
-    parser.add_argument("--explain", action="store_true", help="add the n-grams that decided each prediction")
-    parser.add_argument("--top-ngrams", type=int, default=5, help="n-grams shown per text with --explain")
-    parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
-    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    args = parser.parse_args(argv)
+    args = _predict_parser().parse_args(argv)
     from textcnn.inference import prediction_io
 
     if args.html:
@@ -149,6 +133,28 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
         if page is not None:
             page.write(html_tail(exact))
     return count
+
+
+def _predict_parser() -> CommandParser:
+    parser = CommandParser(prog="textcnn predict", description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
+    parser.add_argument("--checkpoint", required=True, action="append", help=MODEL_HELP)
+    parser.add_argument("texts", nargs="*", default=[], help="texts to classify; none given: one per line from stdin")
+    parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
+    parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
+    parser.add_argument("--split", default="test", help="the --dataset split")
+    parser.add_argument("--input", help="classify the texts of a CSV, TSV, JSON Lines or parquet file (--text-column)")
+    parser.add_argument("--text-column", default="text", help="the --input / --dataset column holding the texts")
+    parser.add_argument("--keep-columns", default="", help="--input columns to copy beside each prediction, e.g. id,date")
+    parser.add_argument("--limit", type=int, help="only the first N texts of the --dataset split")
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format")
+    parser.add_argument("--top-k", type=int, help="show only the K most probable classes, most probable first")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
+    parser.add_argument("--explain", action="store_true", help="add the n-grams that decided each prediction")
+    parser.add_argument("--top-ngrams", type=int, default=5, help="n-grams shown per text with --explain")
+    parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    return parser
 
 
 def export(argv: Optional[Sequence[str]] = None) -> dict:

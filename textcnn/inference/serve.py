@@ -105,25 +105,26 @@ SLOW_CLIENT_LIMITS = dict(http=HeaderDeadline, timeout_keep_alive=KEEP_ALIVE_S,
                           h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=10)
 
 
-def create_app(
-    predictor: BasePredictor, max_texts: int = DEFAULT_MAX_TEXTS, max_chars: int = DEFAULT_MAX_CHARS,
-    body_timeout_s: float = BODY_TIMEOUT_S, request_timeout_s: float = REQUEST_TIMEOUT_S,
-) -> FastAPI:
-    """The service around one loaded predictor."""
-    if max_texts < 1 or max_chars < 1:
-        raise UserInputError(f"--max-texts and --max-chars must be positive, got {max_texts} and {max_chars}")
-    if not request_timeout_s > 0:
-        raise UserInputError(f"--request-timeout must be a positive number of seconds, got {request_timeout_s}")
-    # The limits are characters, counted once the JSON is decoded; the body's byte bound only stops what
-    # no request within them can be: a character JSON-escaped takes at most 12 bytes (an emoji written as
-    # a surrogate pair, "\ud83d\ude00", as json.dumps writes it by default).
-    max_body_bytes = max_texts * (ESCAPED_BYTES_PER_CHAR * max_chars + 8) + JSON_OVERHEAD
-    app = FastAPI(title="textcnn", description="Text classification with a TextCNN.")
-    too_large = f"send at most {max_texts} texts of at most {max_chars} characters"
-    # A chunked body declares no length: BodyLimits counts its bytes as they arrive. (FastAPI's own
-    # max_body_size answers a declared length in plain text, not the {"detail": …} every error has.)
-    app.add_middleware(BodyLimits, max_bytes=max_body_bytes, seconds=body_timeout_s, advice=too_large)
+def _check_request(request: PredictRequest, predictor: BasePredictor, max_texts: int, max_chars: int) -> None:
+    """413 for more texts or longer ones than the limits (characters, as decoded), 422 for text that is
+    not Unicode or explanations the backend cannot give."""
+    if len(request.texts) > max_texts:
+        raise HTTPException(413, f"{len(request.texts)} texts in one request; send at most {max_texts}")
+    for index, text in enumerate(request.texts):
+        if len(text) > max_chars:
+            raise HTTPException(413, f"text {index} has {len(text)} characters; the limit is {max_chars}")
+    for index, text in enumerate(request.texts):
+        if (position := first_surrogate(text)) is not None:
+            raise HTTPException(422, f"text {index} holds a lone surrogate (U+{ord(text[position]):04X}) at "
+                                f"character {position}, which is not Unicode text; send valid UTF-8 text")
+    if request.explain and not isinstance(predictor, Predictor):
+        raise HTTPException(422, "explanations need one PyTorch checkpoint; this server runs an ONNX export "
+                            "or an ensemble")
 
+
+def _answer_errors_in_one_line(app: FastAPI, max_body_bytes: int, too_large: str) -> None:
+    """A declared body over the limit refused before it is read, and every error answered as
+    ``{"detail": "one line"}``: validation errors (422), malformed JSON (422), HTTP errors."""
     @app.middleware("http")
     async def refuse_oversized_bodies(request: Request, call_next):
         length = request.headers.get("content-length")
@@ -157,6 +158,28 @@ def create_app(
         return JSONResponse(status_code=error.status_code, content={"detail": error.detail},
                             headers=getattr(error, "headers", None))
 
+
+def create_app(
+    predictor: BasePredictor, max_texts: int = DEFAULT_MAX_TEXTS, max_chars: int = DEFAULT_MAX_CHARS,
+    body_timeout_s: float = BODY_TIMEOUT_S, request_timeout_s: float = REQUEST_TIMEOUT_S,
+) -> FastAPI:
+    """The service around one loaded predictor."""
+    if max_texts < 1 or max_chars < 1:
+        raise UserInputError(f"--max-texts and --max-chars must be positive, got {max_texts} and {max_chars}")
+    if not request_timeout_s > 0:
+        raise UserInputError(f"--request-timeout must be a positive number of seconds, got {request_timeout_s}")
+    # The limits are characters, counted once the JSON is decoded; the body's byte bound only stops what
+    # no request within them can be: a character JSON-escaped takes at most 12 bytes (an emoji written as
+    # a surrogate pair, "\ud83d\ude00", as json.dumps writes it by default).
+    max_body_bytes = max_texts * (ESCAPED_BYTES_PER_CHAR * max_chars + 8) + JSON_OVERHEAD
+    app = FastAPI(title="textcnn", description="Text classification with a TextCNN.")
+    too_large = f"send at most {max_texts} texts of at most {max_chars} characters"
+    # A chunked body declares no length: BodyLimits counts its bytes as they arrive. (FastAPI's own
+    # max_body_size answers a declared length in plain text, not the {"detail": …} every error has.)
+    app.add_middleware(BodyLimits, max_bytes=max_body_bytes, seconds=body_timeout_s, advice=too_large)
+
+    _answer_errors_in_one_line(app, max_body_bytes, too_large)
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -179,18 +202,7 @@ def create_app(
 
     @app.post("/predict")
     async def predict(request: PredictRequest) -> dict[str, Any]:
-        if len(request.texts) > max_texts:
-            raise HTTPException(413, f"{len(request.texts)} texts in one request; send at most {max_texts}")
-        for index, text in enumerate(request.texts):
-            if len(text) > max_chars:
-                raise HTTPException(413, f"text {index} has {len(text)} characters; the limit is {max_chars}")
-        for index, text in enumerate(request.texts):
-            if (position := first_surrogate(text)) is not None:
-                raise HTTPException(422, f"text {index} holds a lone surrogate (U+{ord(text[position]):04X}) at "
-                                    f"character {position}, which is not Unicode text; send valid UTF-8 text")
-        if request.explain and not isinstance(predictor, Predictor):
-            raise HTTPException(422, "explanations need one PyTorch checkpoint; this server runs an ONNX export "
-                                "or an ensemble")
+        _check_request(request, predictor, max_texts, max_chars)
         # In the thread pool, as a plain handler would be, but with a deadline that also covers the
         # wait for a free thread; a prediction past it is abandoned (its thread finishes on its own).
         with anyio.move_on_after(request_timeout_s) as deadline:

@@ -95,14 +95,8 @@ def evaluate_checkpoint(
     if data is not None and data_overrides:
         raise ValueError("give either the run's data module or data_overrides, not both")
     device = resolve_device(device)  # a missing GPU is found before the data is read
-    paths = [checkpoint_path] if isinstance(checkpoint_path, (str, Path)) else list(checkpoint_path)
-    if not paths:
-        raise UserInputError("no checkpoint given: pass one, or several to score their ensemble")
-    saved = [_saved_model(path) for path in paths]
+    paths, saved = _saved_models(checkpoint_path)
     _, tokenizer, label_names, thresholds, saved_settings = saved[0]
-    if len(paths) > 1:
-        check_members([str(path) for path in paths], [classes for _, _, classes, _, _ in saved],
-                      [found is not None for _, _, _, found, _ in saved])
     checkpoint_path = str(paths[0]) if len(paths) == 1 else [str(path) for path in paths]
     own_file = (data_overrides or {}).get(f"{split}_file") if split != "train" else None
     if data is None:
@@ -112,23 +106,7 @@ def evaluate_checkpoint(
                             label_names=label_names, streaming=False)
         data = _data_module(settings, paths[0])
         data.use_tokenizer(tokenizer)
-    try:
-        data_label_names = data.label_names
-    except UserInputError as error:
-        if not own_file:
-            raise
-        raise UserInputError(f"{own_file}: {error}; the model knows only these classes") from None
-    if data_label_names != label_names:
-        raise UserInputError(
-            f"the dataset's labels {data.label_names} differ from the model's {label_names}; "
-            "evaluate on data with the classes the model was trained on"
-        )
-    if data.multi_label != (thresholds is not None):
-        kinds = ("single-label", "multi-label")
-        raise UserInputError(
-            f"the dataset is {kinds[data.multi_label]} but the model is {kinds[thresholds is not None]}; "
-            "evaluate on data labelled the way the model was trained"
-        )
+    _check_data_fits(data, label_names, thresholds is not None, own_file)
     members = [(saved_model.to(device), saved_tokenizer) for saved_model, saved_tokenizer, *_ in saved]
     logits, targets = _scores_and_labels(members, data, split)
     if thresholds is not None:
@@ -141,6 +119,39 @@ def evaluate_checkpoint(
     calibration = calibration_report(*validation, logits, targets, split)
     return {"checkpoint": checkpoint_path, "data_path": data.path, "split": split, **report,
             "calibration": calibration}
+
+
+def _saved_models(checkpoint_path: Union[str, Path, Sequence[Union[str, Path]]]) -> tuple[list, list]:
+    """The paths given and what each holds (see :func:`_saved_model`); several must make an ensemble."""
+    paths = [checkpoint_path] if isinstance(checkpoint_path, (str, Path)) else list(checkpoint_path)
+    if not paths:
+        raise UserInputError("no checkpoint given: pass one, or several to score their ensemble")
+    saved = [_saved_model(path) for path in paths]
+    if len(paths) > 1:
+        check_members([str(path) for path in paths], [classes for _, _, classes, _, _ in saved],
+                      [found is not None for _, _, _, found, _ in saved])
+    return paths, saved
+
+
+def _check_data_fits(data: TextDataModule, label_names: list[str], multi_label: bool, own_file: Optional[str]) -> None:
+    """The split to score has the model's classes and is labelled the way the model was trained."""
+    try:
+        data_label_names = data.label_names
+    except UserInputError as error:
+        if not own_file:
+            raise
+        raise UserInputError(f"{own_file}: {error}; the model knows only these classes") from None
+    if data_label_names != label_names:
+        raise UserInputError(
+            f"the dataset's labels {data.label_names} differ from the model's {label_names}; "
+            "evaluate on data with the classes the model was trained on"
+        )
+    if data.multi_label != multi_label:
+        kinds = ("single-label", "multi-label")
+        raise UserInputError(
+            f"the dataset is {kinds[data.multi_label]} but the model is {kinds[multi_label]}; "
+            "evaluate on data labelled the way the model was trained"
+        )
 
 
 def _saved_model(path: Union[str, Path]) -> tuple[torch.nn.Module, Tokenizer, list[str], Optional[list[float]],
