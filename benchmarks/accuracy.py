@@ -28,6 +28,7 @@ from benchmarks.baselines import fasttext_bigrams, tfidf_logreg
 from benchmarks.protocol import (DATASETS, VARIANTS, Dataset, config_args, data_module, is_recipe, kfold_dirs,
                                  recipe_args, split_texts_and_labels, sst2_with_phrases)
 from benchmarks.report import Part, Run, results_markdown, write_report
+from textcnn.console import quiet_dependencies
 from textcnn.data import TextDataModule
 from textcnn.data.vectors import GLOVE_6B_50D
 from textcnn.errors import UserInputError
@@ -99,6 +100,7 @@ def parse_args() -> argparse.Namespace:
 
 def benchmark(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_dependencies()  # as every textcnn command: its own lines and the results, no dependency's banners
     if args.merge:
         parts = [Part.load(Path(directory) / "benchmark.json") for directory in args.merge]
         write(results_markdown(parts, args.note), args.output)
