@@ -40,8 +40,10 @@ class OwnRecordsOnly(logging.Filter):
 
 def quiet_dependencies() -> None:
     """For the entry point: only textcnn's lines on the console, no dependency's deprecation warnings."""
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(OwnRecordsOnly())
+    # Lightning imported before the root logger had a handler gave its logger one of its own
+    for name in ("", "pytorch_lightning", "lightning_fabric"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(OwnRecordsOnly())
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     for message in KNOWN_WARNINGS:
