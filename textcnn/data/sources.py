@@ -175,10 +175,10 @@ class SplitSource:
                     f"(columns: {', '.join(columns)}); set --data.{key}=<one of them>"
                 )
         train = raw[train_name]
-        if isinstance(train, datasets.Dataset) and len(train) and train.data.column(self.text_column).null_count == len(train):
-            raise UserInputError(f"data.text_column {self.text_column!r} of {self.where} is empty in every row; fill "
-                                 "it with the texts, or pick the column that holds them")
-        check_text_column(train.features[self.text_column], f"data.text_column {self.text_column!r}", self.where)
+        empty = isinstance(train, datasets.Dataset) and len(train) and \
+            train.data.column(self.text_column).null_count == len(train)  # a CSV reads it as floats (NaN)
+        check_text_column(train.features[self.text_column], f"data.text_column {self.text_column!r}", self.where,
+                          empty=bool(empty))
 
     def by_role(self, raw: AnySplits) -> dict:
         """The splits this source names, keyed by role, with the text and label columns only."""
@@ -186,11 +186,12 @@ class SplitSource:
                 for role, name in self.split_names.items() if name in raw}
 
 
-def check_text_column(feature: Any, name: str, where: str) -> None:
-    """The text column holds strings: one clear line for numbers, nested values or an empty column."""
-    if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+def check_text_column(feature: Any, name: str, where: str, empty: bool = False) -> None:
+    """The text column holds strings: one clear line for numbers, nested values or an empty column
+    (``empty``: every value is null, whatever type the reader gave the column)."""
+    if not empty and isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
         return
-    if isinstance(feature, datasets.Value) and feature.dtype == "null":
+    if empty or (isinstance(feature, datasets.Value) and feature.dtype == "null"):
         raise UserInputError(f"{name} of {where} is empty in every row; fill it with the texts, or pick the "
                              "column that holds them")
     if isinstance(feature, dict):
