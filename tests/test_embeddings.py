@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 import textcnn
 from tests.conftest import ROOT, TINY_MODEL_ARGS
-from textcnn.inference.checkpoint import model_from_checkpoint, read_checkpoint
+from textcnn.inference.checkpoint import read_checkpoint
+from textcnn.inference.loader import read_saved_model
 from textcnn.data import TextDataModule
 from textcnn.data.vectors import GLOVE_6B_50D, _glove_package, pretrained_matrix
 from textcnn.errors import UserInputError
@@ -171,7 +172,7 @@ def test_a_multichannel_checkpoint_from_word2vec_binary_vectors_predicts_identic
     checkpoint = read_checkpoint(report["checkpoint"])
     assert "pretrained_embeddings" not in checkpoint["hyper_parameters"]
     assert checkpoint["hyper_parameters"]["network"]["embedding_mode"] == "multichannel"
-    model = model_from_checkpoint(checkpoint)
+    model = read_saved_model(report["checkpoint"]).network()
     frozen = model.static_embedding.weight
     assert torch.allclose(frozen[vocab["film"]], torch.from_numpy(glove["film"]))  # the frozen channel kept GloVe
     assert not torch.allclose(model.embedding.weight[vocab["film"]], frozen[vocab["film"]])  # the other trained

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 import textcnn
 from textcnn.errors import UserInputError
-from tests.conftest import ROOT
 
 ODD_TEXTS = [
     "",

@@ -163,7 +163,7 @@ def test_push_to_hub_creates_the_repository_and_uploads_a_loadable_model_directo
 
 def test_an_onnx_export_is_not_pushed(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    with pytest.raises(UserInputError, match="is an ONNX export; push the .ckpt"):
+    with pytest.raises(UserInputError, match="is an ONNX export; push-to-hub takes the .ckpt"):
         cli.push_to_hub(["--checkpoint", str(FIXTURES / "sst2_tiny-onnx"), "--repo-id", REPO_ID])
 
 

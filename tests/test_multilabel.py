@@ -12,7 +12,8 @@ from torchmetrics.functional.classification import multilabel_f1_score, multilab
 
 import textcnn
 from textcnn import cli
-from textcnn.inference.checkpoint import model_from_checkpoint, read_checkpoint, tokenizer_from_checkpoint
+from textcnn.inference.checkpoint import read_checkpoint
+from textcnn.inference.loader import read_saved_model
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.training.evaluation import evaluate_checkpoint
@@ -112,7 +113,7 @@ def test_the_loss_is_binary_cross_entropy_on_multi_hot_targets(multilabel_checkp
     assert module.hparams.multi_label
     module.eval()
     data = TextDataModule(path=multilabel_dir, label_column="labels", batch_size=16)
-    data.use_tokenizer(tokenizer_from_checkpoint(read_checkpoint(multilabel_checkpoint)))
+    data.use_tokenizer(read_saved_model(multilabel_checkpoint).tokenizer)
     batch = next(iter(data.dataloader("validation")))
     with torch.no_grad():
         loss = module.training_step(batch, 0)
@@ -144,8 +145,9 @@ def test_thresholds_are_tuned_on_validation_and_saved(multilabel_checkpoint, mul
     assert saved.shape == (6,) and not torch.all(saved == 0.5)
     assert all(any(torch.isclose(t, THRESHOLD_GRID)) for t in saved)
     data = TextDataModule(path=multilabel_dir, label_column="labels")
-    data.use_tokenizer(tokenizer_from_checkpoint(checkpoint))
-    model = model_from_checkpoint(checkpoint)
+    saved_model = read_saved_model(multilabel_checkpoint)
+    data.use_tokenizer(saved_model.tokenizer)
+    model = saved_model.network()
     with torch.inference_mode():
         batches = list(data.dataloader("validation"))
         probabilities = torch.cat([model(batch["input_ids"]).sigmoid() for batch in batches])
@@ -183,7 +185,7 @@ def test_predictions_are_sets_of_labels_at_the_thresholds(multilabel_checkpoint)
         assert result["labels"] == [name for name, p, t in zip(TREC_NAMES, row, predictor.thresholds) if p >= t]
     top = predictor.predict(TEXTS, top_k=2)
     assert [r["labels"] for r in top] == [r["labels"] for r in results] and all(len(r["probabilities"]) == 2 for r in top)
-    with pytest.raises(UserInputError, match="multi-label model decides with per-class thresholds"):
+    with pytest.raises(UserInputError, match="multi-label model decides by per-class thresholds"):
         textcnn.load(multilabel_checkpoint, temperature=2.0)
 
 
@@ -209,7 +211,7 @@ def test_onnx_export_and_the_service_keep_label_sets(multilabel_checkpoint, tmp_
     onnx_predictor, torch_predictor = textcnn.load(export["output"]), textcnn.load(multilabel_checkpoint)
     torch.testing.assert_close(onnx_predictor.thresholds, torch_predictor.thresholds)
     assert [r["labels"] for r in onnx_predictor.predict(TEXTS)] == [r["labels"] for r in torch_predictor.predict(TEXTS)]
-    with pytest.raises(UserInputError, match="temperature 1.5 applies to single-label"):
+    with pytest.raises(UserInputError, match="temperature is 1.5, but a multi-label model decides by per-class thresholds"):
         export_onnx(multilabel_checkpoint, tmp_path / "warm", temperature=1.5)
     response = TestClient(create_app(onnx_predictor)).post("/predict", json={"texts": TEXTS, "top_k": 1})
     assert response.status_code == 200

@@ -16,7 +16,6 @@ import pytest
 
 import textcnn
 from textcnn.config_loader import MAX_MESSAGE_LINE, excerpt, expanded_size
-from textcnn.errors import UserInputError
 from tests.conftest import ROOT, TINY_MODEL_ARGS, write_slice
 
 FIXTURES = Path(__file__).parent / "fixtures" / "textcnn-0.1.0"

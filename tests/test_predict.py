@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import textcnn
-from tests.conftest import ROOT
 from textcnn import cli
 from textcnn.inference import prediction_io
 from textcnn.errors import UserInputError
@@ -135,7 +134,7 @@ def test_temperature_softens_probabilities_but_keeps_labels(checkpoint):
     torch.testing.assert_close(soft.predict_proba(TEXTS), (logits / 2.0).softmax(-1))
     assert [r["label"] for r in soft.predict(TEXTS)] == [r["label"] for r in plain.predict(TEXTS)]
     assert soft.predict_proba(TEXTS).max(-1).values.lt(plain.predict_proba(TEXTS).max(-1).values).all()
-    with pytest.raises(UserInputError, match="temperature must be positive"):
+    with pytest.raises(UserInputError, match="not a positive number"):
         textcnn.load(checkpoint, temperature=0.0)
 
 

@@ -161,12 +161,12 @@ def export(argv: Optional[Sequence[str]] = None) -> dict:
     """Export a checkpoint for serving without Lightning: ONNX (optionally int8), or a model directory
     (safetensors, config, tokenizer, model card) for the Hugging Face Hub. Both are checked against PyTorch."""
     parser = CommandParser(prog="textcnn export", description="Export a textcnn checkpoint to ONNX or to a model directory (--format hf).")
-    parser.add_argument("--checkpoint", required=True, help="path of a .ckpt written by train")
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train, or a model directory")
     parser.add_argument("--format", choices=["onnx", "hf"], default="onnx",
                         help="onnx: model.onnx for ONNX Runtime; hf: model.safetensors + config.json + "
                              "tokenizer.json + README.md, the Hub's layout")
     parser.add_argument("--output", help="directory to write; unset: beside the checkpoint, NAME-onnx/ or NAME-hf/")
-    parser.add_argument("--temperature", type=float, default=1.0, help="stored for the predictor (evaluate fits it)")
+    parser.add_argument("--temperature", type=float, help="stored for the predictor (evaluate fits it); unset: the saved one, or 1")
     parser.add_argument("--quantize", choices=["int8"],
                         help="onnx: int8 embedding tables (ONNX Runtime dynamic quantization), a file ~3x smaller")
     parser.add_argument("--metrics", help="hf: a JSON file holding what `textcnn evaluate` printed, for the model card")
@@ -229,12 +229,12 @@ def push_to_hub(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--dataset-id", default="", help="the Hub id(s) of the training data, e.g. SetFit/sst2")
     parser.add_argument("--commit-message", default="Upload textcnn model")
     args = parser.parse_args(argv)
-    from textcnn.inference import load
+    from textcnn.inference.predictor import Predictor
+    from textcnn.inference.loader import read_saved_model
+    from textcnn.inference.saved_model import refuse_onnx
 
-    predictor = load(args.checkpoint, temperature=args.temperature)
-    if not hasattr(predictor, "push_to_hub"):
-        raise UserInputError(f"{args.checkpoint} is an ONNX export; push the .ckpt or a model directory "
-                             "(textcnn export --format hf)")
+    saved = refuse_onnx(read_saved_model(args.checkpoint), "push-to-hub")
+    predictor = Predictor.from_saved(saved, temperature=args.temperature)
     options = _card_options(args)
     options.pop("repo_id")
     url = predictor.push_to_hub(args.repo_id, token=args.token, private=args.private,

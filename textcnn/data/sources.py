@@ -15,13 +15,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlparse
 
 import datasets
 import huggingface_hub.constants
@@ -38,10 +35,10 @@ from textcnn.data.labels import (
 )
 from textcnn.data.streaming import in_carved_validation
 from textcnn.errors import UserInputError
+from textcnn.inference import hub
 
 log = logging.getLogger(__name__)
 
-HUB_TIMEOUT_S = 3.0
 DATA_FILE_SUFFIXES = {".parquet", ".csv", ".tsv", ".json", ".jsonl", ".txt", ".arrow"}
 
 
@@ -55,17 +52,6 @@ def hub_offline() -> Iterator[None]:
         yield
     finally:
         datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
-
-
-def hub_reachable(timeout_s: float = HUB_TIMEOUT_S) -> bool:
-    """One TCP connection to the Hub's endpoint (``HF_ENDPOINT``), so an offline machine is told in
-    seconds instead of after ``datasets``' retries."""
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout_s).close()
-        return True
-    except OSError:
-        return False
 
 
 def _parquet_stream_options(local: Path) -> dict:
@@ -111,7 +97,7 @@ def load_dataset_dict(path: str, streaming: bool = False, offline: Optional[bool
     if path.startswith((".", "/", "~")) or path.count("/") > 1:
         raise UserInputError(f"data.path {path}: no such directory; pass an existing dataset directory or a Hub id")
     if offline is None:
-        offline = datasets.config.HF_HUB_OFFLINE or not hub_reachable()
+        offline = datasets.config.HF_HUB_OFFLINE or hub.offline() or not hub.reachable()
     try:
         with hub_offline() if offline else contextlib.nullcontext():
             return datasets.load_dataset(path, streaming=streaming)

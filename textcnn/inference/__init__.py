@@ -1,6 +1,7 @@
 """Inference: load a trained model and predict, explain, export or serve it — without Lightning.
 
-``load`` (:mod:`textcnn.inference.loader`) returns a :class:`Predictor` for a ``.ckpt`` (read with
+``read_saved_model`` (:mod:`textcnn.inference.loader`) reads any saved model once into a
+:class:`SavedModel`; ``load`` returns a :class:`Predictor` for a ``.ckpt`` (read with
 ``weights_only=True``, :mod:`~textcnn.inference.checkpoint`) or a model directory (safetensors, no
 pickle: :mod:`~textcnn.inference.model_directory`, also fetched by Hub id: :mod:`~textcnn.inference.hub`),
 or an ONNX Runtime predictor for an export directory (:mod:`~textcnn.inference.onnx`, written by
@@ -11,8 +12,9 @@ is read through the checks of :mod:`~textcnn.inference.schema`.
 except calibration (used by ``evaluate``).
 """
 
-from textcnn.inference.loader import load
+from textcnn.inference.loader import load, read_saved_model
 from textcnn.inference.ensemble import Ensemble
 from textcnn.inference.predictor import BasePredictor, Predictor
+from textcnn.inference.saved_model import SavedModel
 
-__all__ = ["BasePredictor", "Ensemble", "Predictor", "load"]
+__all__ = ["BasePredictor", "Ensemble", "Predictor", "SavedModel", "load", "read_saved_model"]

@@ -1,4 +1,5 @@
-"""Read a training checkpoint safely and rebuild the plain model from it, without Lightning.
+"""Read a training checkpoint safely, without Lightning: a :class:`SavedModel` for predicting, the raw
+contents for resuming.
 
 The checkpoint formats are defined here, by the reader, and written by
 :class:`textcnn.training.module.TextCNNClassifier`.
@@ -15,12 +16,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from tokenizers import Tokenizer
 
 from textcnn.errors import UserInputError
-from textcnn.inference.schema import check_checkpoint
-from textcnn.model import TextCNN, TextCNNConfig
-from textcnn.tokenizer import tokenizer_from_json
+from textcnn.inference.model_directory import clean_data_settings
+from textcnn.inference.saved_model import SavedModel
+from textcnn.inference.schema import Checked, check_checkpoint
 
 CHECKPOINT_FORMAT = 1  # bump when what a checkpoint holds changes incompatibly
 MULTI_LABEL_CHECKPOINT_FORMAT = 2  # format 1 plus multi-label: readers of format 1 alone would apply softmax
@@ -28,11 +28,41 @@ MULTI_LABEL_CHECKPOINT_FORMAT = 2  # format 1 plus multi-label: readers of forma
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's contents, checked against :mod:`textcnn.inference.schema` before any network is
-    built from them. Only local files: a URL is refused (see :func:`refuse_remote`)."""
+    built from them (resuming a run reads it so). Only local files: a URL is refused (see :func:`refuse_remote`)."""
+    return _read_checked(path)[0]
+
+
+def read_saved_checkpoint(path: str | Path) -> SavedModel:
+    """The checkpoint as a :class:`SavedModel`: read, checked and parsed once."""
+    checkpoint, checked = _read_checked(path)
+    hparams, data = checkpoint["hyper_parameters"], data_settings(checkpoint)
+    recorded = recorded_validation(checkpoint, path)
+    weights = {name[len("model."):]: tensor.to(torch.float32) if tensor.is_floating_point() else tensor
+               for name, tensor in checkpoint["state_dict"].items() if name.startswith("model.")}
+    broken = [name for name, value in weights.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise UserInputError(
+            f"the checkpoint's weights are not finite (NaN or infinite in {', '.join(broken[:3])}): it was saved by a "
+            "run that diverged; train again with a lower model.learning_rate"
+        )
+    multi_label = hparams.get("multi_label", False)
+    return SavedModel(
+        kind="checkpoint", source=Path(path), config=checked.config, vocab_size=hparams["vocab_size"],
+        label_names=list(hparams["label_names"]), tokenizer=checked.tokenizer,
+        max_length=data.get("max_length", 128),
+        thresholds=checkpoint["state_dict"]["decision_thresholds"].tolist() if multi_label else None,
+        data=data,
+        provenance={"data": clean_data_settings(data), "evaluation": [recorded] if recorded else [],
+                    "epochs_trained": checkpoint["epoch"] + 1 if isinstance(checkpoint.get("epoch"), int) else None},
+        skeleton=checked.skeleton, weights=weights,
+    )
+
+
+def _read_checked(path: str | Path) -> tuple[dict[str, Any], Checked]:
     refuse_remote(path)
     path = Path(path)
     if not path.is_file():
-        raise UserInputError(f"checkpoint {path} does not exist; pass the .ckpt path that train.py printed")
+        raise UserInputError(f"checkpoint {path} does not exist; pass the .ckpt path that training printed")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -52,8 +82,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} has checkpoint format {checkpoint.get('textcnn_format')}, this textcnn reads "
             f"formats {CHECKPOINT_FORMAT} and {MULTI_LABEL_CHECKPOINT_FORMAT}; use the textcnn version that wrote it"
         )
-    check_checkpoint(checkpoint, str(path))
-    return checkpoint
+    return checkpoint, check_checkpoint(checkpoint, str(path))
 
 
 def refuse_remote(path: str | Path) -> None:
@@ -66,37 +95,6 @@ def refuse_remote(path: str | Path) -> None:
             f"{text} is a URL; textcnn reads checkpoints from local files only (a remote file could run code "
             "when unpickled): download it, make sure it comes from someone you trust, and pass its path"
         )
-
-
-def model_from_checkpoint(checkpoint: dict[str, Any]) -> TextCNN:
-    """The trained network in eval mode; weights that are NaN or infinite (a run that diverged) are refused."""
-    hparams = checkpoint["hyper_parameters"]
-    model = TextCNN(hparams["vocab_size"], hparams["num_classes"], TextCNNConfig.from_saved(hparams["network"]))
-    prefix = "model."
-    weights = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    broken = [name for name, value in weights.items() if value.is_floating_point() and not torch.isfinite(value).all()]
-    if broken:
-        raise UserInputError(
-            f"the checkpoint's weights are not finite (NaN or infinite in {', '.join(broken[:3])}): it was saved by a "
-            "run that diverged; train again with a lower model.learning_rate"
-        )
-    model.load_state_dict(weights)
-    return model.eval()
-
-
-def tokenizer_from_checkpoint(checkpoint: dict[str, Any]) -> Tokenizer:
-    return tokenizer_from_json(checkpoint["tokenizer_json"])
-
-
-def label_names_from_checkpoint(checkpoint: dict[str, Any]) -> list[str]:
-    return list(checkpoint["hyper_parameters"]["label_names"])
-
-
-def thresholds_from_checkpoint(checkpoint: dict[str, Any]) -> Optional[list[float]]:
-    """A multi-label model's per-class decision thresholds; None for a single-label (softmax) model."""
-    if not checkpoint["hyper_parameters"].get("multi_label", False):
-        return None
-    return checkpoint["state_dict"]["decision_thresholds"].tolist()
 
 
 # what the monitored validation metrics are called in an evaluation report (textcnn evaluate's names)
@@ -124,7 +122,7 @@ def recorded_validation(checkpoint: dict[str, Any], path: str | Path) -> Optiona
     return None
 
 
-def data_settings_from_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
+def data_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The data module's arguments at training time (path, columns, max_length, …)."""
     saved = checkpoint.get("datamodule_hyper_parameters", {})
     return {key: value for key, value in saved.items() if not key.startswith("_")}  # not LightningCLI's own keys

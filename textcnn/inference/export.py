@@ -44,6 +44,9 @@ from textcnn.inference.onnx import (
     OnnxPredictor,
 )
 from textcnn.inference.predictor import BasePredictor, Predictor, probe_texts
+from textcnn.inference.loader import read_saved_model
+from textcnn.inference.saved_model import refuse_onnx
+from textcnn.inference.schema import QUANTIZATIONS
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4  # ONNX Runtime vs PyTorch logits, checked on every float32 export
@@ -51,7 +54,6 @@ MAX_ABS_DIFF = 1e-4  # ONNX Runtime vs PyTorch logits, checked on every float32 
 # least 1). It catches a broken graph; what int8 costs in accuracy is measured on a whole test split
 # by scripts/benchmark_export.py (docs/performance.md).
 INT8_RELATIVE_TOLERANCE = 0.1
-QUANTIZATIONS = ("int8",)
 # What int8 quantizes: the embedding tables' Gather, almost all the weights of the default recipe (the
 # n-gram bag's table most of all). Not the convolutions: ONNX Runtime's ConvInteger was slower than its
 # float convolution on the CPU measured. Not the classifier's MatMul either: it is a few hundred
@@ -61,17 +63,18 @@ INT8_OPERATORS = ("Gather",)
 
 
 def export_onnx(
-    checkpoint_path: Union[str, Path], output_dir: Union[str, Path], temperature: float = 1.0,
+    checkpoint_path: Union[str, Path], output_dir: Union[str, Path], temperature: Optional[float] = None,
     quantize: Optional[str] = None,
 ) -> dict[str, Any]:
-    """Write the export directory and return what was written and how closely it matches PyTorch."""
+    """Write the export directory of a checkpoint or a model directory and return what was written and
+    how closely it matches PyTorch. ``temperature`` defaults to the saved one (1 for a checkpoint)."""
     if quantize not in (None, *QUANTIZATIONS):
         raise UserInputError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}; pass int8 or leave it out")
     try:
         import onnx  # noqa: F401 (torch.onnx.export writes through it)
     except ImportError:
         raise UserInputError("exporting to ONNX needs the onnx package; pip install 'textcnn[export]'") from None
-    predictor = Predictor.from_checkpoint(checkpoint_path, temperature=temperature)
+    predictor = pytorch_predictor(checkpoint_path, temperature)
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise UserInputError(f"--output {output_dir} is a file; pass a directory for the export")
@@ -224,7 +227,7 @@ def margins(predictor: BasePredictor, logits: torch.Tensor) -> torch.Tensor:
 
 
 def export_model_directory(
-    checkpoint_path: Union[str, Path], output_dir: Union[str, Path], temperature: float = 1.0,
+    checkpoint_path: Union[str, Path], output_dir: Union[str, Path], temperature: Optional[float] = None,
     metrics: Optional[dict[str, Any]] = None, language: Sequence[str] = (), datasets: Sequence[str] = (),
     repo_id: Optional[str] = None, force: bool = False,
 ) -> dict[str, Any]:
@@ -232,6 +235,12 @@ def export_model_directory(
     ``force``: replace files of a model directory's names in ``output_dir`` that textcnn did not write."""
     if not force and Path(output_dir).is_dir() and not (Path(output_dir) / MODEL_FILE).exists():
         refuse_replacing_others(Path(output_dir))  # before the checkpoint is read (an ONNX export: refused on save)
-    predictor = Predictor.from_checkpoint(checkpoint_path, temperature=temperature)
+    predictor = pytorch_predictor(checkpoint_path, temperature)
     return predictor.save(output_dir, repo_id=repo_id, metrics=metrics, language=language, datasets=datasets,
                           force=force)
+
+
+def pytorch_predictor(path: Union[str, Path], temperature: Optional[float]) -> Predictor:
+    """The PyTorch predictor of a checkpoint, a model directory or a Hub id of one (an ONNX export cannot
+    be exported again)."""
+    return Predictor.from_saved(refuse_onnx(read_saved_model(path), "export"), temperature=temperature)

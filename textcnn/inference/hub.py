@@ -11,22 +11,28 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlparse
 
 from textcnn.errors import UserInputError
 
 log = logging.getLogger(__name__)
+MODEL_FILES = ("model.safetensors", "config.json", "tokenizer.json", "README.md")  # a model directory's files
 
 # owner/name: what the Hub accepts as a model id (letters, digits, '-', '_', '.'; no '--' or '..')
-HUB_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
-TIMEOUT_S = 10.0  # the one question asked of the Hub before a download or an upload
-MODEL_FILES = ["model.safetensors", "config.json", "tokenizer.json", "README.md"]
+MODEL_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+# a dataset id as a model card names it: owner/name, or a bare name for the Hub's canonical datasets (imdb)
+DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
+# The one policy for asking the Hub anything (a model, a dataset, an upload): one question with this
+# timeout and no retries, so an offline machine is told in seconds; HF_HUB_OFFLINE asks nothing.
+TIMEOUT_S = 5.0
 
 
 def looks_like_hub_id(text: str) -> bool:
     """``owner/name`` with nothing a local path would have (a leading dot, a suffix such as .ckpt)."""
-    return bool(HUB_ID.fullmatch(text)) and "--" not in text and ".." not in text and not text.endswith(
+    return bool(MODEL_ID.fullmatch(text)) and "--" not in text and ".." not in text and not text.endswith(
         (".ckpt", ".json", ".onnx", ".safetensors"))
 
 
@@ -39,6 +45,17 @@ def offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def reachable(timeout_s: float = TIMEOUT_S) -> bool:
+    """Whether one TCP connection to the Hub's endpoint (``HF_ENDPOINT``) opens within ``timeout_s``:
+    asked before a library that would retry for minutes (``datasets``) is let near the network."""
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
 
 
 def download(repo_id: str, revision: Optional[str] = None, token: Optional[str] = None) -> Path:
@@ -62,7 +79,7 @@ def download(repo_id: str, revision: Optional[str] = None, token: Optional[str] 
     else:
         return _from_cache(repo_id, revision, "HF_HUB_OFFLINE is set")
     try:
-        return Path(huggingface_hub.snapshot_download(repo_id, revision=commit, token=token, allow_patterns=MODEL_FILES,
+        return Path(huggingface_hub.snapshot_download(repo_id, revision=commit, token=token, allow_patterns=list(MODEL_FILES),
                                                       etag_timeout=TIMEOUT_S, library_name="textcnn"))
     except errors.LocalEntryNotFoundError as error:
         raise UserInputError(f"downloading {repo_id} failed ({_first_line(error)}); try again") from None
@@ -76,7 +93,7 @@ def _from_cache(repo_id: str, revision: Optional[str], why: str) -> Path:
 
     try:
         return Path(huggingface_hub.snapshot_download(repo_id, revision=revision, local_files_only=True,
-                                                      allow_patterns=MODEL_FILES, library_name="textcnn"))
+                                                      allow_patterns=list(MODEL_FILES), library_name="textcnn"))
     except errors.LocalEntryNotFoundError:
         raise UserInputError(
             f"{repo_id} is neither a local path nor in the Hugging Face cache ({constants.HF_HUB_CACHE}), and "
@@ -87,7 +104,7 @@ def _from_cache(repo_id: str, revision: Optional[str], why: str) -> Path:
 def upload(directory: Path, repo_id: str, token: Optional[str] = None, private: bool = False,
            commit_message: str = "Upload textcnn model") -> str:
     """Create ``repo_id`` if need be and upload the model directory's files; returns the commit's URL."""
-    if not HUB_ID.fullmatch(repo_id):
+    if not MODEL_ID.fullmatch(repo_id):
         raise UserInputError(f"{repo_id!r} is not a Hub model id; pass it as owner/name, e.g. alice/sst2-textcnn")
     if offline():
         raise UserInputError("HF_HUB_OFFLINE is set, so nothing can be pushed to the Hub; unset it and retry")
@@ -108,7 +125,7 @@ def upload(directory: Path, repo_id: str, token: Optional[str] = None, private: 
         huggingface_hub.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
         info = huggingface_hub.upload_folder(repo_id=repo_id, folder_path=str(directory), token=token,
                                              repo_type="model", commit_message=commit_message,
-                                             allow_patterns=MODEL_FILES)
+                                             allow_patterns=list(MODEL_FILES))
     except errors.HfHubHTTPError as error:
         raise UserInputError(f"pushing to {repo_id} failed ({_first_line(error)}); check that your token "
                              "(HF_TOKEN or `hf auth login`) may write there") from None

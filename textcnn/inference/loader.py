@@ -1,4 +1,5 @@
-"""``textcnn.load``: one entry point for every saved model; it picks the backend from what the path holds."""
+"""``textcnn.load`` and :func:`read_saved_model`: the one place that decides what kind of saved model a
+path is (a ``.ckpt``, a model directory, an ONNX export, a Hub id) and so which reader and backend it gets."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Optional, Union
 
 from textcnn.errors import UserInputError
 from textcnn.inference import hub
+from textcnn.inference.checkpoint import read_saved_checkpoint
 from textcnn.inference.devices import DeviceSpec
-from textcnn.inference.model_directory import is_model_directory
+from textcnn.inference.model_directory import is_model_directory, read_directory
 from textcnn.inference.onnx import MODEL_FILE as ONNX_FILE
-from textcnn.inference.onnx import OnnxPredictor
+from textcnn.inference.onnx import OnnxPredictor, read_export
 from textcnn.inference.predictor import BasePredictor, Predictor
+from textcnn.inference.saved_model import SavedModel
 
 
 def load(path: Union[str, Path, Sequence[Union[str, Path]]], temperature: Optional[float] = None,
@@ -40,16 +43,25 @@ def load(path: Union[str, Path, Sequence[Union[str, Path]]], temperature: Option
         from textcnn.inference.ensemble import Ensemble
 
         return Ensemble([load(one, temperature, device, revision, token) for one in paths])
-    text = str(path)
-    path = Path(path)
+    saved = read_saved_model(path, revision=revision, token=token)
+    if saved.kind == "onnx":
+        return OnnxPredictor(saved, temperature=temperature, device=device)
+    return Predictor.from_saved(saved, temperature=temperature, device=device)
+
+
+def read_saved_model(path: Union[str, Path], revision: Optional[str] = None,
+                     token: Optional[str] = None) -> SavedModel:
+    """The saved model at ``path``: a ``.ckpt`` written by training, a model directory (``textcnn export
+    --format hf``), an ONNX export directory (``textcnn export``), or ``owner/name`` that is not a local
+    path: that model directory from the Hugging Face Hub (``revision``, ``token``; the cache offline)."""
+    text, path = str(path), Path(path)
     if path.is_dir():
         if (path / ONNX_FILE).is_file():
-            return OnnxPredictor.from_directory(path, temperature=temperature, device=device)
+            return read_export(path)
         if is_model_directory(path):
-            return Predictor.from_directory(path, temperature=temperature, device=device)
+            return read_directory(path)
         raise UserInputError(f"{path} has no model.onnx (an ONNX export) or model.safetensors (a model directory); "
                              "pass a directory written by `textcnn export`, or a .ckpt checkpoint")
     if not path.exists() and hub.looks_like_hub_id(text):
-        return Predictor.from_directory(hub.download(text, revision=revision, token=token), temperature=temperature,
-                                        device=device)
-    return Predictor.from_checkpoint(path, temperature=1.0 if temperature is None else temperature, device=device)
+        return read_directory(hub.download(text, revision=revision, token=token))
+    return read_saved_checkpoint(path)

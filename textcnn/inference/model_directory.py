@@ -22,22 +22,22 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import torch
-from tokenizers import Tokenizer
-
 from textcnn.atomic import unwritable, write_atomic, write_text_atomic
 from textcnn.errors import UserInputError
+from textcnn.inference.hub import DATASET_ID, MODEL_FILES
 from textcnn.inference.schema import (
-    HUB_ID,
     LANGUAGE_CODE,
     check_model_config,
     check_tokenizer_fits,
     check_weights,
     damaged,
+    skeleton,
 )
-from textcnn.model import TextCNN, TextCNNConfig
+from textcnn.inference.saved_model import SavedModel
+from textcnn.model import TextCNN
 
-WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, CARD_FILE = "model.safetensors", "config.json", "tokenizer.json", "README.md"
-FILES = (WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, CARD_FILE)
+FILES = MODEL_FILES
+WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, CARD_FILE = FILES
 MODEL_TYPE = "textcnn"
 FORMAT_VERSION = 1  # bump when what a model directory holds changes incompatibly
 
@@ -125,7 +125,7 @@ def save_directory(predictor: Any, directory: Union[str, Path], repo_id: Optiona
         record = evaluation_record(metrics, predictor.label_names, predictor.multi_label)
         provenance["evaluation"] = [r for r in provenance.get("evaluation", []) if r["source"] != "evaluate"] + [record]
     for key, values, pattern, what in (("language", language, LANGUAGE_CODE, "a language code such as en or pt-BR"),
-                                       ("datasets", datasets, HUB_ID, "a Hub dataset id such as SetFit/sst2")):
+                                       ("datasets", datasets, DATASET_ID, "a Hub dataset id such as SetFit/sst2")):
         bad = [value for value in values if not (isinstance(value, str) and pattern.fullmatch(value))]
         if bad:
             raise UserInputError(f"{key} {bad[0]!r} is not {what}; give it as that")
@@ -145,8 +145,9 @@ def save_directory(predictor: Any, directory: Union[str, Path], repo_id: Optiona
     return [directory / name for name in FILES]
 
 
-def read_directory(directory: Union[str, Path]) -> tuple[TextCNN, Tokenizer, dict[str, Any]]:
-    """The network (eval mode, on the CPU), tokenizer and checked ``config.json`` of a model directory."""
+def read_directory(directory: Union[str, Path]) -> SavedModel:
+    """The model directory as a :class:`SavedModel`: each file read once and checked, the tensors'
+    names, dtypes and shapes from the safetensors header before any weight is read."""
     directory = Path(directory)
     for name in (WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE):
         if not (directory / name).is_file():
@@ -159,10 +160,14 @@ def read_directory(directory: Union[str, Path]) -> tuple[TextCNN, Tokenizer, dic
     except (OSError, UnicodeDecodeError) as error:
         raise UserInputError(f"cannot read {directory / TOKENIZER_FILE} ({error}); export again") from None
     tokenizer = check_tokenizer_fits(tokenizer_json, config["vocab_size"], str(directory / TOKENIZER_FILE))
-    weights = read_weights(directory / WEIGHTS_FILE, config["vocab_size"], config["num_classes"], network)
-    model = TextCNN(config["vocab_size"], config["num_classes"], network)
-    model.load_state_dict(weights)
-    return model.eval(), tokenizer, config
+    built = skeleton(config["vocab_size"], config["num_classes"], network, str(directory / CONFIG_FILE))
+    return SavedModel(
+        kind="directory", source=directory, config=network, vocab_size=config["vocab_size"],
+        label_names=config["label_names"], tokenizer=tokenizer, max_length=config["max_length"],
+        temperature=config["temperature"], thresholds=config.get("thresholds"), data=config.get("data", {}),
+        provenance={key: config[key] for key in PROVENANCE_KEYS if key in config}, metadata=config,
+        skeleton=built, weights=read_weights(directory / WEIGHTS_FILE, built),
+    )
 
 
 PROVENANCE_KEYS = ("data", "evaluation", "language", "datasets", "epochs_trained")
@@ -183,7 +188,7 @@ def read_config(path: Path) -> Any:
     return config
 
 
-def read_weights(path: Path, vocab_size: int, num_classes: int, network: TextCNNConfig) -> dict[str, torch.Tensor]:
+def read_weights(path: Path, network: TextCNN) -> dict[str, torch.Tensor]:
     """The tensors of ``model.safetensors``, after its header's names, dtypes and shapes were checked."""
     from safetensors import safe_open
 
@@ -192,7 +197,7 @@ def read_weights(path: Path, vocab_size: int, num_classes: int, network: TextCNN
         with safe_open(str(path), framework="pt") as file:
             header = {name: (file.get_slice(name).get_dtype(), tuple(file.get_slice(name).get_shape()))
                       for name in file.keys()}
-            check_weights(header, vocab_size, num_classes, network, source)
+            check_weights(header, network, source)
             weights = {name: file.get_tensor(name) for name in header}
     except UserInputError:
         raise

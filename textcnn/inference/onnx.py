@@ -19,6 +19,7 @@ import torch
 from textcnn.errors import UserInputError
 from textcnn.inference.devices import unavailable
 from textcnn.inference.predictor import BasePredictor
+from textcnn.inference.saved_model import SavedModel
 from textcnn.inference.schema import check_export_metadata, check_vocabulary_fits, damaged
 from textcnn.tokenizer import load_tokenizer
 
@@ -34,43 +35,21 @@ class OnnxPredictor(BasePredictor):
 
     backend = "onnx"
 
-    def __init__(self, directory: Union[str, Path], temperature: Optional[float] = None, device: str = "cpu",
+    def __init__(self, saved: Union[str, Path, SavedModel], temperature: Optional[float] = None, device: str = "cpu",
                  threads: Optional[int] = None):
-        directory = Path(directory)
-        for name in (MODEL_FILE, TOKENIZER_FILE, METADATA_FILE):
-            if not (directory / name).is_file():
-                raise UserInputError(
-                    f"{directory} has no {name}; pass a directory written by `textcnn export` "
-                    "(or a .ckpt checkpoint)"
-                )
+        if not isinstance(saved, SavedModel):
+            saved = read_export(Path(saved))
         try:
             import onnxruntime
         except ImportError:
             raise UserInputError(
                 "predicting with an ONNX export needs onnxruntime; pip install 'textcnn[export]'"
             ) from None
-        try:
-            metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise UserInputError(f"cannot read {directory / METADATA_FILE} ({error}); export again") from None
-        if not isinstance(metadata, dict) or metadata.get("format") not in (EXPORT_FORMAT, MULTI_LABEL_EXPORT_FORMAT):
-            raise UserInputError(
-                f"{directory / METADATA_FILE} has export format {_format_of(metadata)}, this textcnn "
-                f"reads formats {EXPORT_FORMAT} and {MULTI_LABEL_EXPORT_FORMAT}; export the checkpoint again"
-            )
-        check_export_metadata(metadata, str(directory / METADATA_FILE))
-        tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
-        check_vocabulary_fits(tokenizer, metadata["vocab_size"], str(directory / TOKENIZER_FILE))
-        super().__init__(
-            tokenizer,
-            metadata["label_names"],
-            max_length=metadata["max_length"],
-            min_length=metadata["min_length"],
-            temperature=metadata.get("temperature", 1.0) if temperature is None else temperature,
-            thresholds=metadata.get("thresholds"),
-        )
-        self.directory = directory
-        self.saved_metadata = metadata
+        super().__init__(saved.tokenizer, saved.label_names, max_length=saved.max_length, min_length=saved.min_length,
+                         temperature=saved.temperature if temperature is None else temperature,
+                         thresholds=saved.thresholds)
+        self.directory = saved.source
+        self.saved_metadata = saved.metadata
         providers = execution_providers(device, onnxruntime.get_available_providers())
         try:
             options = onnxruntime.SessionOptions()
@@ -80,11 +59,11 @@ class OnnxPredictor(BasePredictor):
             if threads is not None:  # default: ONNX Runtime's own choice, one thread per core
                 options.intra_op_num_threads = threads
             self.session = onnxruntime.InferenceSession(
-                str(directory / MODEL_FILE), options, providers=providers
+                str(self.directory / MODEL_FILE), options, providers=providers
             )
         except Exception as error:  # onnxruntime raises its own Fail / InvalidGraph types
             raise UserInputError(
-                f"{directory / MODEL_FILE} is not a loadable ONNX model ({str(error).splitlines()[0]}); export again"
+                f"{self.directory / MODEL_FILE} is not a loadable ONNX model ({str(error).splitlines()[0]}); export again"
             ) from None
         if providers[0] != CPU_PROVIDER and CUDA_PROVIDER not in self.session.get_providers() \
                 and str(device).strip().lower() != "auto":
@@ -111,6 +90,7 @@ class OnnxPredictor(BasePredictor):
                        device: str = "cpu") -> "OnnxPredictor":
         return cls(directory, temperature, device)
 
+
     def forward_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         (logits,) = self.session.run(["logits"], {"input_ids": input_ids.numpy()})
         return torch.from_numpy(logits)
@@ -124,6 +104,31 @@ class OnnxPredictor(BasePredictor):
             "quantization": self.saved_metadata.get("quantization"),
             "device": self.device,
         }
+
+
+def read_export(directory: Path) -> SavedModel:
+    """An export directory's tokenizer and checked ``metadata.json`` as a :class:`SavedModel` (no weights:
+    the graph, ``model.onnx``, is read by ONNX Runtime)."""
+    for name in (MODEL_FILE, TOKENIZER_FILE, METADATA_FILE):
+        if not (directory / name).is_file():
+            raise UserInputError(f"{directory} has no {name}; pass a directory written by `textcnn export` "
+                                 "(or a .ckpt checkpoint)")
+    try:
+        metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserInputError(f"cannot read {directory / METADATA_FILE} ({error}); export again") from None
+    if not isinstance(metadata, dict) or metadata.get("format") not in (EXPORT_FORMAT, MULTI_LABEL_EXPORT_FORMAT):
+        raise UserInputError(
+            f"{directory / METADATA_FILE} has export format {_format_of(metadata)}, this textcnn "
+            f"reads formats {EXPORT_FORMAT} and {MULTI_LABEL_EXPORT_FORMAT}; export the checkpoint again"
+        )
+    config = check_export_metadata(metadata, str(directory / METADATA_FILE))
+    tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
+    check_vocabulary_fits(tokenizer, metadata["vocab_size"], str(directory / TOKENIZER_FILE))
+    return SavedModel(kind="onnx", source=directory, config=config, vocab_size=metadata["vocab_size"],
+                      label_names=metadata["label_names"], tokenizer=tokenizer, max_length=metadata["max_length"],
+                      temperature=metadata.get("temperature", 1.0), thresholds=metadata.get("thresholds"),
+                      metadata=metadata)
 
 
 CUDA_PROVIDER, CPU_PROVIDER = "CUDAExecutionProvider", "CPUExecutionProvider"

@@ -23,18 +23,12 @@ import torch
 from tokenizers import Tokenizer
 
 from textcnn.errors import UserInputError
-from textcnn.inference.checkpoint import (
-    data_settings_from_checkpoint,
-    label_names_from_checkpoint,
-    model_from_checkpoint,
-    read_checkpoint,
-    recorded_validation,
-    thresholds_from_checkpoint,
-    tokenizer_from_checkpoint,
-)
+from textcnn.inference.checkpoint import read_saved_checkpoint
 from textcnn.inference.devices import DeviceSpec, resolve_device
 from textcnn.inference.explain import Explainer, Explanation
 from textcnn.inference import model_directory
+from textcnn.inference.saved_model import SavedModel, refuse_onnx
+from textcnn.inference.schema import decision_rule_problem
 from textcnn.model import TextCNN
 from textcnn.tokenizer import encode, pad_batch
 
@@ -77,17 +71,9 @@ class BasePredictor:
         temperature: float = 1.0,
         thresholds: Optional[Sequence[float]] = None,
     ):
-        if not temperature > 0:
-            raise UserInputError(f"temperature must be positive, got {temperature}")
-        if thresholds is not None and temperature != 1.0:
-            raise UserInputError(
-                f"temperature {temperature} applies to single-label (softmax) models; this multi-label "
-                "model decides with per-class thresholds instead: leave the temperature unset"
-            )
-        if thresholds is not None and (len(thresholds) != len(label_names) or not all(0 < t < 1 for t in thresholds)):
-            raise UserInputError(
-                f"thresholds must be one value in (0, 1) per class ({len(label_names)}), got {list(thresholds)}"
-            )
+        problem = decision_rule_problem(temperature, None if thresholds is None else list(thresholds), len(label_names))
+        if problem:
+            raise UserInputError(problem)
         self.tokenizer = tokenizer
         self.label_names = list(label_names)
         self.max_length = max_length
@@ -210,37 +196,25 @@ class Predictor(BasePredictor):
         self._explainer_lock = threading.Lock()
 
     @classmethod
+    def from_saved(cls, saved: SavedModel, temperature: Optional[float] = None,
+                   device: DeviceSpec = "cpu") -> "Predictor":
+        """The predictor of a checkpoint or a model directory read by :func:`read_saved_model`.
+        ``temperature`` defaults to the saved one (1 for a checkpoint)."""
+        refuse_onnx(saved, "a PyTorch predictor")
+        return cls(saved.network(), saved.tokenizer, saved.label_names, max_length=saved.max_length,
+                   temperature=saved.temperature if temperature is None else temperature,
+                   thresholds=saved.thresholds, device=device, provenance=saved.provenance)
+
+    @classmethod
     def from_checkpoint(cls, path: Union[str, Path], temperature: float = 1.0, device: DeviceSpec = "cpu") -> "Predictor":
-        checkpoint = read_checkpoint(path)
-        recorded = recorded_validation(checkpoint, path)
-        provenance = {
-            "data": model_directory.clean_data_settings(data_settings_from_checkpoint(checkpoint)),
-            "evaluation": [recorded] if recorded else [],
-            "epochs_trained": checkpoint["epoch"] + 1 if isinstance(checkpoint.get("epoch"), int) else None,
-        }
-        return cls(
-            model_from_checkpoint(checkpoint),
-            tokenizer_from_checkpoint(checkpoint),
-            label_names_from_checkpoint(checkpoint),
-            max_length=data_settings_from_checkpoint(checkpoint).get("max_length", 128),
-            temperature=temperature,
-            thresholds=thresholds_from_checkpoint(checkpoint),
-            device=device,
-            provenance=provenance,
-        )
+        return cls.from_saved(read_saved_checkpoint(path), temperature, device)
 
     @classmethod
     def from_directory(cls, directory: Union[str, Path], temperature: Optional[float] = None,
                        device: DeviceSpec = "cpu") -> "Predictor":
         """A model directory (``model.safetensors`` + ``config.json`` + ``tokenizer.json``): no pickle is
         read. ``temperature`` defaults to the saved one."""
-        model, tokenizer, config = model_directory.read_directory(directory)
-        return cls(
-            model, tokenizer, config["label_names"], max_length=config["max_length"],
-            temperature=config["temperature"] if temperature is None else temperature,
-            thresholds=config.get("thresholds"), device=device,
-            provenance={key: config[key] for key in model_directory.PROVENANCE_KEYS if key in config},
-        )
+        return cls.from_saved(model_directory.read_directory(directory), temperature, device)
 
     def save(self, directory: Union[str, Path], repo_id: Optional[str] = None,
              metrics: Optional[dict[str, Any]] = None, language: Sequence[str] = (),

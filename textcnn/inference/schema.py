@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 from tokenizers import Tokenizer
 from torch.overrides import TorchFunctionMode
 
 from textcnn.errors import UserInputError
+from textcnn.inference.hub import DATASET_ID
 from textcnn.model import TextCNN, TextCNNConfig
 
 MAX_LENGTH_LIMIT = 1_000_000  # tokens per text: far beyond any document a TextCNN reads
@@ -30,9 +31,17 @@ class DamagedModelError(UserInputError):
     """A checkpoint or export that does not hold what textcnn writes."""
 
 
-def check_checkpoint(checkpoint: dict[str, Any], source: str) -> TextCNNConfig:
+class Checked(NamedTuple):
+    """What a check parsed and built, for the reader to keep instead of doing it again."""
+
+    config: TextCNNConfig
+    skeleton: TextCNN  # the network on the meta device: its shapes were checked, its weights not yet assigned
+    tokenizer: Tokenizer
+
+
+def check_checkpoint(checkpoint: dict[str, Any], source: str) -> Checked:
     """Refuse a checkpoint whose hyperparameters, label names, tokenizer, lengths or tensors do not
-    fit together; return its network config. ``source`` names the file in the messages."""
+    fit together; return what was parsed and built on the way. ``source`` names the file in the messages."""
     hparams = checkpoint["hyper_parameters"]
     if not isinstance(hparams, dict):
         raise damaged(source, f"its hyper_parameters are a {type(hparams).__name__}, not a mapping")
@@ -46,14 +55,15 @@ def check_checkpoint(checkpoint: dict[str, Any], source: str) -> TextCNNConfig:
     num_classes = _integer(hparams["num_classes"], "num_classes", source, low=1 if multi_label else 2)
     check_label_names(hparams["label_names"], source, count=num_classes)
     config = network_config(hparams["network"], source)
-    _check_tensors(checkpoint["state_dict"], vocab_size, num_classes, config, multi_label, source)
-    check_tokenizer_fits(checkpoint["tokenizer_json"], vocab_size, source)
+    network = skeleton(vocab_size, num_classes, config, source)
+    _check_tensors(checkpoint["state_dict"], network, multi_label, source)
+    tokenizer = check_tokenizer_fits(checkpoint["tokenizer_json"], vocab_size, source)
     data = checkpoint.get("datamodule_hyper_parameters", {})
     if not isinstance(data, dict):
         raise damaged(source, f"its data settings are a {type(data).__name__}, not a mapping")
     if "max_length" in data:
         check_max_length(data["max_length"], source)
-    return config
+    return Checked(config, network, tokenizer)
 
 
 def check_export_metadata(metadata: Any, source: str) -> TextCNNConfig:
@@ -71,14 +81,9 @@ def check_export_metadata(metadata: Any, source: str) -> TextCNNConfig:
     if metadata["min_length"] != config.widest_kernel or isinstance(metadata["min_length"], bool):
         raise damaged(source, f"min_length is {metadata['min_length']!r}, but its network's widest kernel is "
                                f"{config.widest_kernel}")
-    temperature = metadata.get("temperature", 1.0)
-    if not _number(temperature) or not (0 < temperature and math.isfinite(temperature)):
-        raise damaged(source, f"temperature is {temperature!r}, not a positive number")
-    if thresholds is not None:
-        if not isinstance(thresholds, list) or len(thresholds) != len(metadata["label_names"]) or not all(
-            _number(t) and 0 < t < 1 for t in thresholds
-        ):
-            raise damaged(source, f"thresholds must be one number in (0, 1) per label, got {thresholds!r}")
+    problem = decision_rule_problem(metadata.get("temperature", 1.0), thresholds, len(metadata["label_names"]))
+    if problem:
+        raise damaged(source, problem)
     quantization = metadata.get("quantization")
     if quantization not in (None, *QUANTIZATIONS):
         raise damaged(source, f"quantization is {_short(quantization)}, not one of {', '.join(QUANTIZATIONS)}")
@@ -105,25 +110,37 @@ def check_model_config(config: Any, source: str) -> TextCNNConfig:
     if config["min_length"] != network.widest_kernel or isinstance(config["min_length"], bool):
         raise damaged(source, f"min_length is {_short(config['min_length'])}, but its network's widest kernel is "
                                f"{network.widest_kernel}")
-    temperature = config["temperature"]
-    if not _number(temperature) or not (0 < temperature and math.isfinite(temperature)):
-        raise damaged(source, f"temperature is {_short(temperature)}, not a positive number")
     thresholds = config.get("thresholds")
-    if multi_label:
-        if not isinstance(thresholds, list) or len(thresholds) != num_classes or not all(
-            _number(t) and 0 < t < 1 for t in thresholds
-        ):
-            raise damaged(source, f"thresholds must be one number in (0, 1) per label, got {_short(thresholds)}")
-        if temperature != 1:
-            raise damaged(source, f"temperature is {temperature}, but a multi-label model decides by thresholds (1)")
-    elif thresholds is not None:
+    if multi_label and thresholds is None:
+        raise damaged(source, "it is multi-label but has no thresholds")
+    if not multi_label and thresholds is not None:
         raise damaged(source, "it has thresholds but is not multi-label")
+    problem = decision_rule_problem(config["temperature"], thresholds, num_classes)
+    if problem:
+        raise damaged(source, problem)
     check_provenance(config, source)
     return network
 
 
+def decision_rule_problem(temperature: Any, thresholds: Any, num_labels: int) -> Optional[str]:
+    """What is wrong with how a model turns logits into decisions, or None: a single-label model divides
+    its logits by a positive ``temperature`` before the softmax; a multi-label one compares each class's
+    sigmoid with its own threshold in (0, 1) and has no temperature (1). The one rule for saved files
+    and for predictors built by hand."""
+    if not _number(temperature) or not (0 < temperature and math.isfinite(temperature)):
+        return f"temperature is {_short(temperature)}, not a positive number"
+    if thresholds is None:
+        return None
+    if not isinstance(thresholds, (list, tuple)) or len(thresholds) != num_labels or not all(
+            _number(t) and 0 < t < 1 for t in thresholds):
+        return f"thresholds must be one number in (0, 1) per label ({num_labels}), got {_short(thresholds)}"
+    if temperature != 1:
+        return (f"temperature is {temperature}, but a multi-label model decides by per-class thresholds: "
+                "leave the temperature unset (1)")
+    return None
+
+
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
-HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
 PLAIN = (str, int, float, bool, type(None))
 
 
@@ -150,7 +167,7 @@ def check_provenance(config: dict[str, Any], source: str) -> None:
         if count is not None:
             _integer(count, "num_examples", source, low=0)
     for key, pattern, what in (("language", LANGUAGE_CODE, "language codes such as 'en'"),
-                               ("datasets", HUB_ID, "Hub dataset ids such as 'SetFit/sst2'")):
+                               ("datasets", DATASET_ID, "Hub dataset ids such as 'SetFit/sst2'")):
         values = config.get(key, [])
         if not isinstance(values, list) or not all(isinstance(v, str) and pattern.fullmatch(v) for v in values):
             raise damaged(source, f"its {key} {_short(values)} are not {what}")
@@ -162,11 +179,11 @@ def check_provenance(config: dict[str, Any], source: str) -> None:
         raise damaged(source, f"textcnn_version is {_short(version)}")
 
 
-def check_weights(held: dict[str, tuple[str, tuple[int, ...]]], vocab_size: int, num_classes: int,
-                  config: TextCNNConfig, source: str) -> None:
+def check_weights(held: dict[str, tuple[str, tuple[int, ...]]], network: TextCNN, source: str) -> None:
     """A weights file's tensors (name → dtype and shape, read from its header) against the network
-    ``config.json`` describes, before any of them is read: float32 only, every name and shape as built."""
-    expected = expected_tensor_shapes(vocab_size, num_classes, config, source)
+    ``config.json`` describes (built on the meta device), before any of them is read: float32 only,
+    every name and shape as built."""
+    expected = shapes_of(network)
     check_tensor_shapes({name: shape for name, (_, shape) in held.items()}, expected, source, "config.json")
     other = [f"{name} ({dtype})" for name, (dtype, _) in held.items() if dtype != "F32"]
     if other:
@@ -228,28 +245,31 @@ def check_vocabulary_fits(tokenizer: Tokenizer, vocab_size: int, source: str) ->
         raise damaged(source, f"its tokenizer has {size} tokens but the model embeds only {vocab_size}")
 
 
-def _check_tensors(state_dict: Any, vocab_size: int, num_classes: int, config: TextCNNConfig, multi_label: bool,
-                   source: str) -> None:
+def _check_tensors(state_dict: Any, network: TextCNN, multi_label: bool, source: str) -> None:
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise damaged(source, "its state_dict is not a mapping of names to tensors")
-    expected = {f"model.{name}": shape for name, shape in
-                expected_tensor_shapes(vocab_size, num_classes, config, source).items()}
+    expected = {f"model.{name}": shape for name, shape in shapes_of(network).items()}
     if multi_label:
-        expected["decision_thresholds"] = (num_classes,)
+        expected["decision_thresholds"] = (network.classifier.out_features,)
     held = {name: tuple(t.shape) for name, t in state_dict.items()
             if name.startswith("model.") or name == "decision_thresholds"}
     check_tensor_shapes(held, expected, source, "hyperparameters")
 
 
-def expected_tensor_shapes(vocab_size: int, num_classes: int, config: TextCNNConfig,
-                           source: str) -> dict[str, tuple[int, ...]]:
-    """The shape of every tensor of the network ``config`` describes (``TextCNN.state_dict`` names),
-    from building it on the ``meta`` device: nothing is allocated however large it claims to be."""
+def skeleton(vocab_size: int, num_classes: int, config: TextCNNConfig, source: str) -> TextCNN:
+    """The network ``config`` describes, built on the ``meta`` device: nothing is allocated or
+    initialised however large it claims to be. Its shapes are checked against the saved tensors,
+    which are then assigned to it (:meth:`SavedModel.network`)."""
     try:
-        with torch.device("meta"), _ShapesOnly():  # nothing is allocated or initialised
-            return {name: tuple(t.shape) for name, t in TextCNN(vocab_size, num_classes, config).state_dict().items()}
+        with torch.device("meta"), _ShapesOnly():
+            return TextCNN(vocab_size, num_classes, config)
     except (RuntimeError, ValueError, OverflowError, TypeError) as error:  # sizes no tensor can have
         raise damaged(source, f"its network cannot be built ({str(error).splitlines()[0][:200]})") from None
+
+
+def shapes_of(network: TextCNN) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape, by ``state_dict`` name."""
+    return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
 
 
 def check_tensor_shapes(held: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]], source: str,

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from textcnn.model import RegionEmbedding, TextCNN

@@ -34,7 +34,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             write_atomic(path, lambda file: torch.save(checkpoint, file))
         except OSError as error:  # a full disk, a read-only directory
             raise unwritable(path.parent, error, SETTING) from None
-        except RuntimeError as error:
+        except RuntimeError:
             # torch's zip writer reports a failed write (a full disk) as a RuntimeError of its own
             # ("unexpected pos", "file write failed"), the OSError at most in its context
             needed, free = tensor_bytes(checkpoint), shutil.disk_usage(path.parent).free

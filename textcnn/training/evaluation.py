@@ -23,20 +23,12 @@ from torchmetrics.functional.classification import (
 )
 
 from textcnn.inference.calibration import calibration_report
-from textcnn.inference.checkpoint import (
-    data_settings_from_checkpoint,
-    label_names_from_checkpoint,
-    model_from_checkpoint,
-    read_checkpoint,
-    thresholds_from_checkpoint,
-    tokenizer_from_checkpoint,
-)
 from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
-from textcnn.inference import hub
 from textcnn.inference.devices import DeviceSpec, resolve_device
 from textcnn.inference.ensemble import as_logits, check_members
-from textcnn.inference.model_directory import read_directory
+from textcnn.inference.loader import read_saved_model
+from textcnn.inference.saved_model import SavedModel, refuse_onnx
 from textcnn.inference.predictor import decide
 from textcnn.inference.schema import damaged
 from textcnn.training.thresholds import DEFAULT_THRESHOLD
@@ -96,7 +88,8 @@ def evaluate_checkpoint(
         raise ValueError("give either the run's data module or data_overrides, not both")
     device = resolve_device(device)  # a missing GPU is found before the data is read
     paths, saved = _saved_models(checkpoint_path)
-    _, tokenizer, label_names, thresholds, saved_settings = saved[0]
+    tokenizer, label_names, thresholds, saved_settings = (saved[0].tokenizer, saved[0].label_names,
+                                                          saved[0].thresholds, saved[0].data)
     checkpoint_path = str(paths[0]) if len(paths) == 1 else [str(path) for path in paths]
     own_file = (data_overrides or {}).get(f"{split}_file") if split != "train" else None
     if data is None:
@@ -107,7 +100,7 @@ def evaluate_checkpoint(
         data = _data_module(settings, paths[0])
         data.use_tokenizer(tokenizer)
     _check_data_fits(data, label_names, thresholds is not None, own_file)
-    members = [(saved_model.to(device), saved_tokenizer) for saved_model, saved_tokenizer, *_ in saved]
+    members = [(one.network().to(device), one.tokenizer) for one in saved]
     logits, targets = _scores_and_labels(members, data, split)
     if thresholds is not None:
         report = multilabel_report(logits.sigmoid(), targets, torch.tensor(thresholds), label_names)
@@ -121,15 +114,16 @@ def evaluate_checkpoint(
             "calibration": calibration}
 
 
-def _saved_models(checkpoint_path: Union[str, Path, Sequence[Union[str, Path]]]) -> tuple[list, list]:
-    """The paths given and what each holds (see :func:`_saved_model`); several must make an ensemble."""
+def _saved_models(checkpoint_path: Union[str, Path, Sequence[Union[str, Path]]]) -> tuple[list, list[SavedModel]]:
+    """The paths given and what each holds (a checkpoint, a model directory or a Hub id of one);
+    several must make an ensemble."""
     paths = [checkpoint_path] if isinstance(checkpoint_path, (str, Path)) else list(checkpoint_path)
     if not paths:
         raise UserInputError("no checkpoint given: pass one, or several to score their ensemble")
-    saved = [_saved_model(path) for path in paths]
+    saved = [refuse_onnx(read_saved_model(path), "evaluate") for path in paths]
     if len(paths) > 1:
-        check_members([str(path) for path in paths], [classes for _, _, classes, _, _ in saved],
-                      [found is not None for _, _, _, found, _ in saved])
+        check_members([str(path) for path in paths], [one.label_names for one in saved],
+                      [one.multi_label for one in saved])
     return paths, saved
 
 
@@ -152,24 +146,6 @@ def _check_data_fits(data: TextDataModule, label_names: list[str], multi_label: 
             f"the dataset is {kinds[data.multi_label]} but the model is {kinds[multi_label]}; "
             "evaluate on data labelled the way the model was trained"
         )
-
-
-def _saved_model(path: Union[str, Path]) -> tuple[torch.nn.Module, Tokenizer, list[str], Optional[list[float]],
-                                                  dict[str, Any]]:
-    """Network, tokenizer, label names, thresholds and training data settings of a checkpoint, a model
-    directory or a Hub model id (its model directory), read through their checked readers."""
-    if not Path(path).exists() and hub.looks_like_hub_id(str(path)):
-        path = hub.download(str(path))
-    if Path(path).is_dir():
-        if (Path(path) / "model.onnx").is_file():
-            raise UserInputError(f"{path} is an ONNX export; evaluate takes the .ckpt or a model directory "
-                                 "(textcnn export --format hf)")
-        model, tokenizer, config = read_directory(path)
-        return model, tokenizer, config["label_names"], config.get("thresholds"), config.get("data", {})
-    checkpoint = read_checkpoint(path)
-    return (model_from_checkpoint(checkpoint), tokenizer_from_checkpoint(checkpoint),
-            label_names_from_checkpoint(checkpoint), thresholds_from_checkpoint(checkpoint),
-            data_settings_from_checkpoint(checkpoint))
 
 
 def _data_module(settings: dict[str, Any], source: Union[str, Path]) -> TextDataModule:
