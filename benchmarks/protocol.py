@@ -133,21 +133,22 @@ def kfold_dirs(data: TextDataModule, folds: int, directory: Path, seed: int = 42
     """Kim's cross-validation protocol as ``folds`` dataset directories.
 
     All labelled rows (train, validation and test pooled) are dealt into ``folds`` stratified folds
-    in a seeded random order; directory ``i`` holds fold ``i`` as its test split and the other
+    by scikit-learn's ``StratifiedKFold`` (shuffled, seeded); directory ``i`` holds fold ``i`` as its test split and the other
     folds as train (the data module carves validation from train as for any dataset without one).
     """
     import datasets
     import numpy as np
+    from sklearn.model_selection import StratifiedKFold
 
     if folds < 2:
         raise UserInputError(f"--folds must be at least 2 (Kim: 10), got {folds}")
     rows = datasets.concatenate_datasets(list(data.splits.values()))
     labels = np.asarray(rows[data.label_column])
-    order = np.random.default_rng(seed).permutation(len(rows))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    test_folds = [test for _, test in splitter.split(np.zeros(len(labels)), labels)]
     fold_of = np.empty(len(rows), dtype=np.int64)
-    for label in np.unique(labels):
-        members = order[labels[order] == label]
-        fold_of[members] = np.arange(len(members)) % folds
+    for fold, test in enumerate(test_folds):
+        fold_of[test] = fold
     paths = []
     for fold in range(folds):
         path = Path(directory) / f"fold{fold}"
