@@ -55,23 +55,12 @@ def labelled_rows(rows: Iterable[dict], label_column: str, split_name: str):
         log.warning("%s: dropped %d rows with no label in column %r", split_name, dropped, label_column)
 
 
-def shuffle_buffer(rows: Iterable, size: int, rng: random.Random):
-    """``rows`` in random order, each drawn from a buffer of the next ``size``: memory stays bounded,
-    but rows move at most about ``size`` places, so files sorted by label need a buffer that large."""
-    buffer = []
-    for row in rows:
-        if len(buffer) < size:
-            buffer.append(row)
-            continue
-        slot = rng.randrange(size)
-        yield buffer[slot]
-        buffer[slot] = row
-    rng.shuffle(buffer)
-    yield from buffer
-
-
 def deal(rows: Iterable, rank: int, world_size: int, whole_rounds_only: bool):
     """This process's share of a stream: row ``i`` goes to process ``i % world_size``.
+
+    Not ``datasets.distributed.split_dataset_by_node``: on a stream whose files do not divide among
+    the processes it also keeps every ``world_size``-th row, but a process cannot tell that its share
+    is one row longer than another's, and DDP needs every process to take the same number of steps.
 
     With ``whole_rounds_only`` (training) the last incomplete round of fewer than ``world_size``
     rows is dropped, so every process gets exactly ``N // world_size`` rows, cuts the same number
@@ -96,9 +85,11 @@ class StreamBatches(torch.utils.data.IterableDataset):
     raw rows → rows of ``input_ids`` and ``labels``), so the shuffle buffer holds texts, not the
     several times larger lists of ids. With ``sort_pools`` each pool is sorted by
     length before it is cut, so a batch pads only to its own longest text (on-the-fly length
-    bucketing). With ``shuffle_seed`` (training) rows go through a shuffle buffer of
-    ``shuffle_buffer_size`` and a pool's batches are put in random order, both fixed by (seed,
-    epoch): every epoch differs, and the same epoch is the same in every run. With ``label_column``
+    bucketing). With ``shuffle_seed`` (training) rows go through ``datasets``' shuffle buffer of
+    ``shuffle_buffer_size`` rows (``IterableDataset.shuffle``, which also shuffles the order of the
+    files) and a pool's batches are put in random order, both fixed by (seed, epoch): every epoch
+    differs, and the same epoch is the same in every run. Rows move at most about the buffer's size
+    within a file, so files sorted by label need a buffer that large. With ``label_column``
     rows without a label are dropped first (:func:`labelled_rows`; ``split_name`` for the warning). ``epoch`` is called
     when an iteration starts (the trainer's current epoch). At most the shuffle buffer and one pool
     are in memory.
@@ -122,12 +113,15 @@ class StreamBatches(torch.utils.data.IterableDataset):
         self.label_column, self.split_name = label_column, split_name
 
     def __iter__(self):
-        rows, rng = iter(self.rows), None
+        source, rng = self.rows, None
+        if self.shuffle_seed is not None:  # datasets' buffer shuffle (and its files' order), seeded per epoch
+            epoch = self.epoch()
+            source = source.shuffle(seed=self.shuffle_seed, buffer_size=self.shuffle_buffer_size)
+            source.set_epoch(epoch)
+            rng = random.Random(f"{self.shuffle_seed}:{epoch}")  # the order of each pool's batches
+        rows = iter(source)
         if self.label_column is not None:
             rows = labelled_rows(rows, self.label_column, self.split_name)
-        if self.shuffle_seed is not None:
-            rng = random.Random(f"{self.shuffle_seed}:{self.epoch()}")
-            rows = shuffle_buffer(rows, self.shuffle_buffer_size, rng)
         if self.world_size > 1:
             rows = deal(rows, self.rank, self.world_size, whole_rounds_only=self.shuffle_seed is not None)
         pool, pool_size = [], self.batch_size * self.pool_batches
