@@ -106,15 +106,16 @@ def test_the_default_recipe_reads_the_configs_rows_and_none_of_its_settings(tmp_
 def test_chinese_reviews_config_spells_out_what_the_recipe_derives_and_the_baselines_read_characters(tmp_path):
     """The recipe's run (only the data given) and the config's build the same network on the same rows;
     the baselines' n-grams are the characters textcnn's tokenizer splits, the usual practice for Chinese."""
-    from textcnn.training.recipe import with_derived_recipe
+    from textcnn.data.datamodule import TextDataModule
+    from textcnn.training.recipe import with_recipe
+    from textcnn.training.run_config import from_command_line, resolve
 
     dataset, root = DATASETS["chnsenticorp"], [f"--trainer.default_root_dir={tmp_path}"]
-    recipe_run = with_derived_recipe([*recipe_args(dataset, DATA_DIR / "chnsenticorp"), *root])
-    recipe = build(recipe_run, instantiate=False).config
-    config = build([*config_args(dataset, DATA_DIR / "chnsenticorp"), *root], instantiate=False).config
-    assert recipe.model.network == config.model.network and recipe.model.network.embed_dim == 128
-    assert recipe.data.pretrained_vectors is None and config.data.pretrained_vectors is None
-    assert (split_texts_and_labels(build_data(recipe_run), "test")
+    recipe = resolve(with_recipe(*from_command_line([*recipe_args(dataset, DATA_DIR / "chnsenticorp"), *root])))
+    config = build([*config_args(dataset, DATA_DIR / "chnsenticorp"), *root], instantiate=False).config.as_dict()
+    assert recipe["model"]["network"] == config["model"]["network"] and recipe["model"]["network"]["embed_dim"] == 128
+    assert recipe["data"]["pretrained_vectors"] is None and config["data"]["pretrained_vectors"] is None
+    assert (split_texts_and_labels(TextDataModule(**recipe["data"]), "test")
             == split_texts_and_labels(data_module(dataset, tmp_path / "run"), "test"))
     assert words("酒店很好，WiFi 不错") == ["酒", "店", "很", "好", ",", "wifi", "不", "错"]  # NFKC: the full-width comma too
 

@@ -5,9 +5,20 @@ whatever the command sets itself still wins."""
 import pytest
 
 import textcnn
-from textcnn.training.recipe import (DOCUMENT_RECIPE, FROM_SCRATCH_RECIPE, median_words, pretrained_word_share,
-                                     with_derived_recipe)
+from textcnn.training.recipe import (DOCUMENT_MEDIAN_WORDS, DOCUMENT_RECIPE, FROM_SCRATCH_RECIPE, TextStatistics,
+                                     median_words, pretrained_word_share, recipe, with_recipe)
+from textcnn.training.run_config import from_command_line, get_dotted
 from tests.conftest import ROOT, write_slice
+
+
+def derived(command):
+    """The config a command line resolves to, and the same completed by the recipe."""
+    config, chosen = from_command_line(command)
+    return config, with_recipe(config, chosen)
+
+
+def changed_keys(before, after, keys):
+    return {key: get_dotted(after, key) for key in keys if get_dotted(after, key) != get_dotted(before, key)}
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +36,26 @@ def test_median_words_counts_whitespace_words():
     assert median_words([]) == 0
 
 
-def test_documents_get_the_document_recipe_before_the_command(imdb_slice):
-    command = [f"--data.path={imdb_slice}", "--data.max_length=64"]
-    derived = with_derived_recipe(command)
-    assert derived == [*DOCUMENT_RECIPE, *command]  # the command's own max_length comes last, so it wins
+def test_the_recipe_is_a_function_of_the_text_statistics_alone():
+    assert recipe(TextStatistics(DOCUMENT_MEDIAN_WORDS)).settings == DOCUMENT_RECIPE
+    assert recipe(TextStatistics(DOCUMENT_MEDIAN_WORDS, pretrained_word_share=0.1)).settings == DOCUMENT_RECIPE
+    assert recipe(TextStatistics(12, pretrained_word_share=0.14)).settings == FROM_SCRATCH_RECIPE
+    assert recipe(TextStatistics(12, pretrained_word_share=0.99)).settings == {}
+    assert recipe(TextStatistics(12)).settings == {} and recipe(TextStatistics(12)).reason is None
+    assert "documents (median 170 words" in recipe(TextStatistics(170)).reason
+
+
+def test_documents_get_the_document_recipe_under_the_command(imdb_slice):
+    config, completed = derived([f"--data.path={imdb_slice}", "--data.max_length=64"])
+    expected = {key: value for key, value in DOCUMENT_RECIPE.items() if key != "data.max_length"}
+    assert changed_keys(config, completed, DOCUMENT_RECIPE) == {
+        **expected, "model.network.kernel_sizes": [3]}  # the command's own max_length wins
+    assert get_dotted(completed, "data.max_length") == 64
 
 
 def test_sentences_keep_the_sentence_recipe(sst2_slice):
-    command = [f"--data.path={sst2_slice}"]
-    assert with_derived_recipe(command) == command
+    config, completed = derived([f"--data.path={sst2_slice}"])
+    assert completed == config
 
 
 def test_glove_knows_english_words_and_few_chinese_ones():
@@ -43,10 +65,12 @@ def test_glove_knows_english_words_and_few_chinese_ones():
 
 
 def test_text_glove_hardly_knows_learns_its_embeddings_from_scratch(chinese_slice):
-    command = [f"--data.path={chinese_slice}", "--model.network.embed_dim=64"]
-    assert with_derived_recipe(command) == [*FROM_SCRATCH_RECIPE, *command]  # the command's own width wins
-    chosen = [f"--data.path={chinese_slice}", "--data.pretrained_vectors=glove-6b-50d"]
-    assert with_derived_recipe(chosen) == chosen  # a command that names the vectors keeps them
+    config, completed = derived([f"--data.path={chinese_slice}", "--model.network.embed_dim=64"])
+    assert changed_keys(config, completed, FROM_SCRATCH_RECIPE) == {
+        "model.network.embedding_mode": "rand", "data.pretrained_vectors": None}  # the command's own width wins
+    assert get_dotted(completed, "model.network.embed_dim") == 64
+    config, completed = derived([f"--data.path={chinese_slice}", "--data.pretrained_vectors=glove-6b-50d"])
+    assert completed == config  # a command that names the vectors keeps them
 
 
 @pytest.mark.parametrize("choice", [
@@ -56,8 +80,8 @@ def test_text_glove_hardly_knows_learns_its_embeddings_from_scratch(chinese_slic
     ["--data.pretrained_vectors=null"],
 ])
 def test_a_command_that_chooses_the_network_keeps_its_choice(imdb_slice, choice):
-    command = [*choice, f"--data.path={imdb_slice}"]
-    assert with_derived_recipe(command) == command
+    config, completed = derived([*choice, f"--data.path={imdb_slice}"])
+    assert completed == config
 
 
 @pytest.mark.slow  # trains

@@ -9,9 +9,9 @@ script that wants the objects of a config call :func:`build` instead of reading 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import EarlyStopping
@@ -139,14 +139,14 @@ def _configures_progress_bar(config) -> bool:
 
 
 def build(
-    args: Optional[Sequence[str]] = None,
+    args: Union[Sequence[str], Mapping[str, Any], None] = None,
     *,
     instantiate: bool = True,
     callbacks: Sequence[Callback] = (),
     model_selection: bool = True,
 ) -> TrainCLI:
     """Parse a training command line (``--config FILE`` and ``--section.key=value`` overrides; None:
-    ``sys.argv``) and build what it describes: ``.model``, ``.datamodule`` and ``.trainer`` of the returned CLI, its
+    ``sys.argv``), or take a nested config mapping (:mod:`textcnn.training.run_config`), and build what it describes: ``.model``, ``.datamodule`` and ``.trainer`` of the returned CLI, its
     resolved config in ``.config``. ``callbacks`` are added to the run's own (e.g. a timer).
 
     ``model_selection=False`` builds a run that measures rather than picks an epoch on validation:
@@ -157,7 +157,7 @@ def build(
         TextCNNClassifier,
         TextDataModule,
         run=False,
-        args=None if args is None else list(args),
+        args=None if args is None else (dict(args) if isinstance(args, Mapping) else list(args)),
         instantiate=instantiate,
         model_selection=model_selection,
         parser_class=TrainParser,

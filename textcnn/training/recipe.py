@@ -9,6 +9,9 @@ On text in another language (Chinese reviews: GloVe knows 14% of the words) GloV
 few words anywhere useful and only hold the embeddings to its 50 dimensions, so the recipe learns
 128-dimensional embeddings from scratch instead (docs/results-chinese.md). Only the length and
 GloVe's share of the words decide; nothing is set per dataset.
+
+:func:`recipe` is that decision alone, a pure function from :class:`TextStatistics` to settings;
+:func:`with_recipe` measures a run's training texts and applies it to the run's config.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import logging
 import random
 import statistics
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from textcnn.data.vectors import GLOVE_6B_50D, glove_words
 from textcnn.tokenizer import words as split_words
+from textcnn.training.run_config import Config, is_chosen, with_settings
 
 log = logging.getLogger(__name__)
 
@@ -31,29 +37,63 @@ log = logging.getLogger(__name__)
 DOCUMENT_MEDIAN_WORDS = 100
 LENGTH_SAMPLE = 2000  # training texts measured: the median of a sample is enough to tell
 # configs/imdb_region.yaml's settings where they differ from the sentence recipe's
-DOCUMENT_RECIPE = (
-    "--model.network.architecture=region",
-    "--model.network.embedding_mode=rand",
-    "--data.pretrained_vectors=null",
-    "--model.network.conv_channels=[300]",
-    "--model.network.kernel_sizes=[3]",
-    "--data.max_length=1024",
-    "--early_stopping.patience=2",
-)
+DOCUMENT_RECIPE: dict[str, Any] = {
+    "model.network.architecture": "region",
+    "model.network.embedding_mode": "rand",
+    "data.pretrained_vectors": None,
+    "model.network.conv_channels": [300],
+    "model.network.kernel_sizes": [3],
+    "data.max_length": 1024,
+    "early_stopping.patience": 2,
+}
 # the share of the training words (as the word tokenizer splits them) GloVe must know for the recipe
 # to start from it: English text sits at 99% and more (SST, MR, Subj, TREC, IMDB), Chinese reviews at 14%
 PRETRAINED_MIN_WORD_SHARE = 0.5
 # what the recipe trains instead when GloVe knows fewer: chosen on ChnSentiCorp's validation split,
 # 3 seeds, best epoch: 89.5% against GloVe 50d's 88.7% (test 91.4 against 91.1)
 FROM_SCRATCH_EMBED_DIM = 128
-FROM_SCRATCH_RECIPE = (
-    "--model.network.embedding_mode=rand",
-    "--data.pretrained_vectors=null",
-    f"--model.network.embed_dim={FROM_SCRATCH_EMBED_DIM}",
-)
-# a command that picks the architecture or the embeddings itself keeps the sentence recipe under them
-CHOOSES_THE_NETWORK = ("--config", "--model.network.architecture", "--model.network.embedding_mode",
-                       "--data.pretrained_vectors")
+FROM_SCRATCH_RECIPE: dict[str, Any] = {
+    "model.network.embedding_mode": "rand",
+    "data.pretrained_vectors": None,
+    "model.network.embed_dim": FROM_SCRATCH_EMBED_DIM,
+}
+# a run that picks the architecture or the embeddings itself (or gives a whole config) keeps the
+# sentence recipe under them
+CHOOSES_THE_NETWORK = ("config", "model.network.architecture", "model.network.embedding_mode",
+                       "data.pretrained_vectors")
+
+
+@dataclass(frozen=True)
+class TextStatistics:
+    """What the recipe looks at, measured on a sample of the training texts."""
+
+    median_words: float
+    pretrained_word_share: Optional[float] = None  # GloVe's share of the words; None when the run does not start from it
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The settings the recipe derives (dotted keys), and the log line that says why; none for English sentences."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    reason: Optional[str] = None
+
+
+def recipe(measured: TextStatistics) -> Recipe:
+    """The default recipe's settings for training texts like these: a pure function of the statistics."""
+    words = measured.median_words
+    if words >= DOCUMENT_MEDIAN_WORDS:
+        return Recipe(DOCUMENT_RECIPE, (
+            f"the training texts are documents (median {words:.0f} words; {DOCUMENT_MEDIAN_WORDS} or more count as "
+            "documents): the default recipe trains region embeddings over one-hot tokens (configs/imdb_region.yaml); "
+            "give model.network.architecture=textcnn for the sentence recipe"))
+    share = measured.pretrained_word_share
+    if share is not None and share < PRETRAINED_MIN_WORD_SHARE:
+        return Recipe(FROM_SCRATCH_RECIPE, (
+            f"GloVe knows {100 * share:.0f}% of the training words (the recipe starts from it from "
+            f"{100 * PRETRAINED_MIN_WORD_SHARE:.0f}%): the default recipe learns {FROM_SCRATCH_EMBED_DIM}-dimensional "
+            f"embeddings from scratch; give data.pretrained_vectors={GLOVE_6B_50D} to start from GloVe"))
+    return Recipe()
 
 
 @contextlib.contextmanager
@@ -82,36 +122,35 @@ def pretrained_word_share(texts: Sequence[object]) -> float:
     return sum(word in known for word in words) / len(words) if words else 1.0
 
 
-def with_derived_recipe(args: Sequence[str]) -> list[str]:
-    """``args`` (a training command line) with the document recipe's settings put before them when the
-    command leaves the network to the default recipe and the training texts are documents, or the
-    from-scratch embeddings' when GloVe knows too few of their words; the command's own settings
-    still win over the recipe's."""
-    args = list(args)
-    if any(arg.split("=", 1)[0] in CHOOSES_THE_NETWORK or arg in ("-h", "--help", "--print_config")
-           for arg in args):
-        return args
-    from textcnn.training.build import build_data
+def measure(texts: Sequence[object], starts_from_glove: bool) -> TextStatistics:
+    """The statistics of a sample of training texts (GloVe's share only where the run starts from it)."""
+    words = median_words(texts)
+    share = pretrained_word_share(texts) if starts_from_glove and words < DOCUMENT_MEDIAN_WORDS else None
+    return TextStatistics(words, share)
 
-    data = build_data(args)
-    if data.hparams.streaming:  # a stream's length is unknown until read: the sentence recipe
-        return args
+
+def training_statistics(config: Config) -> Optional[TextStatistics]:
+    """The statistics of the training texts a resolved config names (a sample of them); None for a
+    stream, whose length is unknown until it is read."""
+    from textcnn.data.datamodule import TextDataModule
+
+    if config["data"].get("streaming"):
+        return None
+    data = TextDataModule(**config["data"])
     with _quiet("textcnn.data.sources", "textcnn.data.datamodule"):  # the run reads the data again and says so
         train = data.splits["train"]
     rows = random.Random(0).sample(range(len(train)), min(len(train), LENGTH_SAMPLE))
-    sample = train.select(rows)[data.text_column]
-    words = median_words(sample)
-    if words >= DOCUMENT_MEDIAN_WORDS:
-        log.info("the training texts are documents (median %.0f words; %d or more count as documents): the default "
-                 "recipe trains region embeddings over one-hot tokens (configs/imdb_region.yaml); give "
-                 "model.network.architecture=textcnn for the sentence recipe", words, DOCUMENT_MEDIAN_WORDS)
-        return [*DOCUMENT_RECIPE, *args]
-    if data.hparams.pretrained_vectors == GLOVE_6B_50D:
-        share = pretrained_word_share(sample)
-        if share < PRETRAINED_MIN_WORD_SHARE:
-            log.info("GloVe knows %.0f%% of the training words (the recipe starts from it from %.0f%%): the default "
-                     "recipe learns %d-dimensional embeddings from scratch; give data.pretrained_vectors=%s to "
-                     "start from GloVe", 100 * share, 100 * PRETRAINED_MIN_WORD_SHARE, FROM_SCRATCH_EMBED_DIM,
-                     GLOVE_6B_50D)
-            return [*FROM_SCRATCH_RECIPE, *args]
-    return args
+    return measure(train.select(rows)[data.text_column],
+                   starts_from_glove=config["data"].get("pretrained_vectors") == GLOVE_6B_50D)
+
+
+def with_recipe(config: Config, chosen: set[str]) -> Config:
+    """The resolved ``config`` completed by the recipe the training texts call for, where the run leaves
+    the network to it; the user's own settings (``chosen``) always win."""
+    if any(is_chosen(key, chosen) for key in CHOOSES_THE_NETWORK):
+        return config
+    measured = training_statistics(config)
+    derived = recipe(measured) if measured is not None else Recipe()
+    if derived.reason:
+        log.info(derived.reason)
+    return with_settings(config, derived.settings, chosen)[0]

@@ -1,13 +1,14 @@
 """Train and score: what ``textcnn train`` does, and :func:`train` for Python, on one code path.
 
-``textcnn.train(df_train, test=df_test)`` accepts what a practitioner holds — file paths, pandas
-DataFrames, ``datasets`` objects or ``(texts, labels)`` pairs — writes anything that is not a file
-to parquet under the run directory, and runs the very command line ``textcnn train`` would.
+Both resolve their settings into one config object (:mod:`textcnn.training.run_config`) and hand it
+to :func:`fit_and_score`. ``textcnn.train(df_train, test=df_test)`` accepts what a practitioner holds
+— file paths, pandas DataFrames, ``datasets`` objects or ``(texts, labels)`` pairs — and writes
+anything that is not a file to parquet under the run directory, so that the run's saved config names
+files every process of a distributed run (and a later ``evaluate``) can read.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import tempfile
@@ -25,7 +26,8 @@ from textcnn.inference import Predictor, load
 from textcnn.inference.calibration import describe as describe_calibration
 from textcnn.training.build import TRAINER_DEFAULTS, build
 from textcnn.training.evaluation import evaluate_checkpoint
-from textcnn.training.recipe import with_derived_recipe
+from textcnn.training.recipe import with_recipe
+from textcnn.training.run_config import Config, from_command_line, from_python
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,14 @@ SplitData = Any  # a path, a pandas.DataFrame, a datasets.Dataset / DatasetDict,
 
 
 def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
-    """Fit the run a command line describes, then score its best checkpoint on the test split
-    (validation when there is none, said in the log and in ``split``).
+    """Fit the run a command line describes (None: ``sys.argv``), then score its best checkpoint on
+    the test split (validation when there is none, said in the log and in ``split``).
 
     In a distributed run the other processes return None once fitting is done: rank 0 alone
     scores the checkpoint it wrote, on the whole split, in this process."""
-    return _fit_and_score(args)[0]
+    with known_warnings_hidden():
+        config, chosen = from_command_line(sys.argv[1:] if args is None else args)
+    return fit_and_score(config, chosen)[0]
 
 
 def describe_model(network: torch.nn.Module) -> str:
@@ -51,11 +55,12 @@ def describe_model(network: torch.nn.Module) -> str:
             f"{count:,} parameters{frozen}")
 
 
-def _fit_and_score(args: Optional[Sequence[str]]) -> tuple[Optional[dict], Any]:
-    """:func:`fit_and_evaluate`'s report, and the data module to score more splits with (None when
-    the run was distributed: its module holds one process's share)."""
+def fit_and_score(config: Config, chosen: set[str] = frozenset()) -> tuple[Optional[dict], Any]:
+    """Fit the run a resolved config describes, completed by the recipe where ``chosen`` (the keys
+    the user set) leaves the network to it; :func:`fit_and_evaluate`'s report, and the data module to
+    score more splits with (None when the run was distributed: its module holds one process's share)."""
     with known_warnings_hidden():
-        cli = build(with_derived_recipe(sys.argv[1:] if args is None else args))
+        cli = build(with_recipe(config, set(chosen)))
         if cli.trainer.is_global_zero:
             log.info("model: %s", describe_model(cli.model.model))
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
@@ -115,8 +120,7 @@ def train(
         if splits["train"] is None:
             raise UserInputError(f"the DatasetDict given as train has no 'train' split (splits: {', '.join(train)})")
     staging: Optional[Path] = None
-    args = [] if config is None else ["--config", str(config)]
-    args += [f"--data.text_column={text_column}", f"--data.label_column={label_column}"]
+    settings.update({"data.text_column": text_column, "data.label_column": label_column})
     for role, data in splits.items():
         if data is None:
             continue
@@ -128,9 +132,10 @@ def train(
                 staging = Path(tempfile.mkdtemp(prefix="data-", dir=root))
             path = staging / f"{role}.parquet"
             _as_dataset(data, role, text_column, label_column).to_parquet(str(path))
-        args.append(f"--data.{role}_file={path}")
-    args += [f"--{key}={_as_argument(value)}" for key, value in settings.items()]
-    report, data = _fit_and_score(args)
+        settings[f"data.{role}_file"] = str(path)
+    with known_warnings_hidden():
+        resolved, chosen = from_python(config, settings)
+    report, data = fit_and_score(resolved, chosen)
     checkpoint = report["checkpoint"]
     metrics = {report["split"]: report}
     if report["split"] == "test":
@@ -153,12 +158,3 @@ def _as_dataset(data: Any, role: str, text_column: str, label_column: str) -> da
         f"{role} is a {type(data).__name__}; pass a file path, a pandas DataFrame, a datasets.Dataset "
         "or a (texts, labels) pair"
     )
-
-
-def _as_argument(value: Any) -> str:
-    """A config value as the command line takes it (lists and mappings as JSON)."""
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(list(value) if isinstance(value, tuple) else value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
