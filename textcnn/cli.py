@@ -23,9 +23,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, Optional
 
-from jsonargparse import ArgumentParser, Namespace
+from jsonargparse import Namespace
 
 from textcnn.atomic import NO_SPACE, unwritable
+from textcnn.config_loader import CommandParser
 from textcnn.console import quiet_dependencies, strict_json
 from textcnn.errors import UserInputError, missing_extra
 
@@ -35,20 +36,6 @@ from textcnn.errors import UserInputError, missing_extra
 log = logging.getLogger("textcnn")
 
 
-class CommandParser(ArgumentParser):
-    """A command's parser: YAML values read through :mod:`textcnn.config_loader` (bounded alias
-    expansion), errors that quote a long value as an excerpt."""
-
-    def __init__(self, *args, **kwargs):
-        from textcnn.config_loader import MODE
-
-        kwargs.setdefault("parser_mode", MODE)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
-        from textcnn.config_loader import excerpt
-
-        super().error(excerpt(message), ex)
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, *NO_SPACE)
 
 

@@ -1,5 +1,6 @@
 """The YAML loader every textcnn parser reads configs and values with: jsonargparse's own, behind a
-bound on alias expansion.
+bound on alias expansion; and :class:`CommandParser`, the parser of every command but ``train``
+(whose ``LightningCLI`` parser, :class:`textcnn.training.build.TrainParser`, reads the same way).
 
 YAML aliases let a 600-byte document stand for gigabytes (``&a [*b, *b, …]`` nested a few levels,
 the "billion laughs"); the loader would build all of it before any key is checked. The document is
@@ -10,10 +11,10 @@ own modes are left as they are.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn, Optional
 
 import yaml
-from jsonargparse import get_loader, set_loader
+from jsonargparse import ArgumentParser, get_loader, set_loader
 
 from textcnn.errors import UserInputError
 
@@ -76,3 +77,15 @@ def excerpt(message: str) -> str:
     return "\n".join(line if len(line) <= MAX_MESSAGE_LINE else
                      f"{line[:MAX_MESSAGE_LINE]}… ({len(line) - MAX_MESSAGE_LINE:,} more characters)"
                      for line in message.splitlines())
+
+
+class CommandParser(ArgumentParser):
+    """A command's parser (jsonargparse, as training's is): YAML values read through the bounded
+    loader, errors that quote a long value as an excerpt."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("parser_mode", MODE)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
+        super().error(excerpt(message), ex)

@@ -21,18 +21,19 @@ median of earlier trials at the same epoch (after the first few trials and epoch
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning import Callback, LightningModule, Trainer
 
 from textcnn.atomic import check_writable, write_text_atomic
+from textcnn.config_loader import CommandParser
 from textcnn.data.files import split_files
 from textcnn.errors import UserInputError
 from textcnn.training.build import build
@@ -72,15 +73,15 @@ class ReportToTrial(Callback):
             trainer.should_stop = True
 
 
-class _Options(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UserInputError(f"textcnn tune: {message}")
+# tune's own options, and whether each takes a value; every other option is a training option
+OWN_OPTIONS = {"--search-space": True, "--trials": True, "--timeout": True, "--sampler-seed": True,
+               "--no-pruning": False, "--help": False, "-h": False}
 
 
-def parse_options(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """tune's own options, and the rest: the training command line every trial starts from."""
-    parser = _Options(
-        prog="textcnn tune", allow_abbrev=False,
+def tune_parser() -> CommandParser:
+    """tune's own options, on the same jsonargparse stack as every other command."""
+    parser = CommandParser(
+        prog="textcnn tune", exit_on_error=False,
         description="Search hyperparameters with Optuna on the validation split. Every other option is a "
                     "training option (--config FILE, --section.key=value), as textcnn train takes them, given to "
                     "every trial. Results go to TRAINER.DEFAULT_ROOT_DIR/tune/: study.db, best.yaml, trial_N/.",
@@ -88,12 +89,39 @@ def parse_options(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--search-space", required=True, help="YAML of dotted config keys → {low, high, log, step} "
                         "or {choices}, e.g. configs/search_space.yaml")
     parser.add_argument("--trials", type=int, default=20,
-                        help="trials in the study in all (complete, pruned or failed), counting those of earlier runs "
-                             "(default: 20)")
-    parser.add_argument("--timeout", type=float, help="start no new trial after this many seconds of this run")
-    parser.add_argument("--sampler-seed", type=int, default=SAMPLER_SEED, help="seed of the TPE sampler (default: 42)")
+                        help="trials in the study in all (complete, pruned or failed), counting those of earlier runs")
+    parser.add_argument("--timeout", type=Optional[float], help="start no new trial after this many seconds of this run")
+    parser.add_argument("--sampler-seed", type=int, default=SAMPLER_SEED, help="seed of the TPE sampler")
     parser.add_argument("--no-pruning", action="store_true", help="run every trial to its end (no median pruner)")
-    options, training_args = parser.parse_known_args(list(argv))
+    return parser
+
+
+def split_options(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """tune's own options, and the rest: the training command line every trial starts from."""
+    own, training, args = [], [], iter(argv)
+    for arg in args:
+        name = arg.split("=", 1)[0]
+        if name not in OWN_OPTIONS:
+            training.append(arg)
+            continue
+        own.append(arg)
+        if OWN_OPTIONS[name] and "=" not in arg:
+            value = next(args, None)
+            own.extend([] if value is None else [value])
+    return own, training
+
+
+def parse_options(argv: Sequence[str]) -> tuple[Namespace, list[str]]:
+    """tune's own options (checked), and the training command line every trial starts from."""
+    own, training_args = split_options(argv)
+    try:
+        options = tune_parser().parse_args(own)
+    except ArgumentError as error:  # one line, naming options as they are typed (--search-space, not search_space)
+        message = " ".join(line.strip() for line in str(error).splitlines()[:2])
+        for option in (name for name in OWN_OPTIONS if name not in ("-h", "--help")):
+            dest = option.lstrip("-").replace("-", "_")
+            message = re.sub(rf'(?<![\w-])"?{dest}"?(?![\w-])', option, message)
+        raise UserInputError(f"textcnn tune: {message}") from None
     if options.trials < 1:
         raise UserInputError(f"--trials must be a positive integer, got {options.trials}")
     if options.timeout is not None and options.timeout <= 0:
@@ -177,7 +205,7 @@ class _Search:
             self.data_args.append(f"--data.tokenizer_cache_dir={directory / 'tokenizers'}")
 
     # -- the study -------------------------------------------------------------------------------
-    def study(self, options: argparse.Namespace, optuna) -> Any:
+    def study(self, options: Namespace, optuna) -> Any:
         """The study in ``study.db``, created or loaded; refuses one started with other settings."""
         storage = f"sqlite:///{(self.directory / 'study.db').absolute()}"
         direction = "maximize" if self.mode == "max" else "minimize"
