@@ -28,10 +28,24 @@ TINY_MODEL_ARGS = [
 
 
 def dataset_dir(name: str) -> Path:
+    """A benchmark dataset's local copy. Without the copies (a fresh clone) the tests that train on
+    them are skipped, and the rest — every test that makes its own data or reads the fixtures of
+    earlier releases — still run; CI (``CI=true``) has the copies, so there a missing one fails."""
     path = DATA_DIR / name
     if not path.is_dir():
-        pytest.fail(f"dataset {path} is missing; set TEXTCNN_DATA_DIR to the shared data folder")
+        message = (f"needs the benchmark dataset {name} (not found in {DATA_DIR}); set TEXTCNN_DATA_DIR to a "
+                   "folder of the benchmark datasets saved as local Hugging Face datasets (docs/getting-started.md)")
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
     return path
+
+
+def pytest_report_header(config) -> list[str]:
+    if DATA_DIR.is_dir():
+        return [f"benchmark datasets: {DATA_DIR}"]
+    return [f"benchmark datasets: not found in {DATA_DIR}; tests that train on them are skipped "
+            "(set TEXTCNN_DATA_DIR to run them)"]
 
 
 def write_slice(name: str, target: Path, rows: dict[str, int]) -> Path:
