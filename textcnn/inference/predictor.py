@@ -195,6 +195,17 @@ class Predictor(BasePredictor):
         self._explainer = None
         self._explainer_lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its lock and its explainer (rebuilt on first use), e.g. inside a fitted estimator."""
+        state = dict(self.__dict__)
+        state.pop("_explainer_lock")
+        state["_explainer"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._explainer_lock = threading.Lock()
+
     @classmethod
     def from_saved(cls, saved: SavedModel, temperature: Optional[float] = None,
                    device: DeviceSpec = "cpu") -> "Predictor":
