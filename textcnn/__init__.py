@@ -9,11 +9,11 @@
 from textcnn.errors import UserInputError, missing_extra
 
 __version__ = "0.1.0"
-__all__ = ["Predictor", "TextCNN", "TextCNNConfig", "UserInputError", "load", "train"]
+__all__ = ["Predictor", "TextCNN", "TextCNNConfig", "UserInputError", "audit", "load", "train"]
 
 # Imported on first use, so that ``textcnn --help`` starts without torch and predicting never loads Lightning.
 _LAZY = {"TextCNN": "textcnn.model", "TextCNNConfig": "textcnn.model", "Predictor": "textcnn.inference",
-         "load": "textcnn.inference", "train": "textcnn.training.run"}
+         "load": "textcnn.inference", "train": "textcnn.training.run", "audit": "textcnn.training.audit"}
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune | push-to-hub``
+"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune | audit | push-to-hub``
 (also ``scripts/*.py``).
 
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
@@ -307,6 +307,17 @@ def serve_main(argv: Optional[Sequence[str]] = None) -> None:
     _run(serve, argv, print_json=False)
 
 
+def audit(argv: Optional[Sequence[str]] = None) -> dict:
+    """Find rows whose label looks wrong (out-of-fold textcnn probabilities, then cleanlab)."""
+    from textcnn.training.audit import audit_command
+
+    return audit_command(list(sys.argv[1:] if argv is None else argv))
+
+
+def audit_main(argv: Optional[Sequence[str]] = None) -> None:
+    _run(audit, argv, print_json=True)
+
+
 def tune_main(argv: Optional[Sequence[str]] = None) -> None:
     _run(tune, argv, print_json=True)
 
@@ -322,11 +333,12 @@ COMMANDS = {
     "export": export_main,
     "serve": serve_main,
     "tune": tune_main,
+    "audit": audit_main,
     "push-to-hub": push_to_hub_main,
 }
 
 
-USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,push-to-hub} [options]
+USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,audit,push-to-hub} [options]
 
   train        train a TextCNN from a YAML config, then score it on the test split
   evaluate     score a checkpoint or model directory on a dataset split
@@ -334,6 +346,7 @@ USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,push-to-hub}
   export       export a checkpoint to ONNX (--quantize int8) or a model directory (--format hf)
   serve        serve a checkpoint, an export or a Hub model over HTTP
   tune         search hyperparameters on the validation split (Optuna), write the best config
+  audit        find rows whose label looks wrong (k-fold textcnn probabilities, then cleanlab)
   push-to-hub  upload a checkpoint or model directory to the Hugging Face Hub
 
 textcnn COMMAND --help shows a command's options."""

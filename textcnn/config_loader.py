@@ -11,6 +11,7 @@ own modes are left as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
 import yaml
@@ -89,3 +90,40 @@ class CommandParser(ArgumentParser):
 
     def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
         super().error(excerpt(message), ex)
+
+
+def split_options(argv: Sequence[str], own: dict[str, bool]) -> tuple[list[str], list[str]]:
+    """A command's own options (``own``: name → whether it takes a value) and the rest, in order: the
+    training options of ``tune`` and ``audit``, passed on to every run they start."""
+    mine, rest, args = [], [], iter(argv)
+    for arg in args:
+        name = arg.split("=", 1)[0]
+        if name not in own:
+            rest.append(arg)
+            continue
+        mine.append(arg)
+        if own[name] and "=" not in arg:
+            value = next(args, None)
+            mine.extend([] if value is None else [value])
+    return mine, rest
+
+
+def dotted_settings(argv: Sequence[str]) -> dict[str, Any]:
+    """``--section.key=value`` / ``--section.key value`` options as dotted keys → values, each value
+    read as YAML (``64``, ``[32, 32]``, ``null``, ``true``) as the training parser reads it."""
+    settings, args = {}, iter(argv)
+    for arg in args:
+        if not arg.startswith("--") or len(arg) == 2:
+            raise UserInputError(f"{arg!r} is not an option; give training options as --section.key=value")
+        key, has_value, value = arg[2:].partition("=")
+        if not has_value:
+            value = next(args, None)
+            if value is None:
+                raise UserInputError(f"--{key} has no value; give it as --{key}=VALUE")
+        try:
+            settings[key] = bounded_load(value)
+        except UserInputError:
+            raise
+        except yaml.YAMLError as error:
+            raise UserInputError(f"--{key}: {value!r} is not a value ({str(error).splitlines()[0]})") from None
+    return settings

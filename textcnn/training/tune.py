@@ -33,7 +33,7 @@ from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning import Callback, LightningModule, Trainer
 
 from textcnn.atomic import check_writable, write_text_atomic
-from textcnn.config_loader import CommandParser
+from textcnn.config_loader import CommandParser, split_options
 from textcnn.data.files import split_files
 from textcnn.errors import UserInputError
 from textcnn.training.build import build
@@ -96,24 +96,9 @@ def tune_parser() -> CommandParser:
     return parser
 
 
-def split_options(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """tune's own options, and the rest: the training command line every trial starts from."""
-    own, training, args = [], [], iter(argv)
-    for arg in args:
-        name = arg.split("=", 1)[0]
-        if name not in OWN_OPTIONS:
-            training.append(arg)
-            continue
-        own.append(arg)
-        if OWN_OPTIONS[name] and "=" not in arg:
-            value = next(args, None)
-            own.extend([] if value is None else [value])
-    return own, training
-
-
 def parse_options(argv: Sequence[str]) -> tuple[Namespace, list[str]]:
     """tune's own options (checked), and the training command line every trial starts from."""
-    own, training_args = split_options(argv)
+    own, training_args = split_options(argv, OWN_OPTIONS)
     try:
         options = tune_parser().parse_args(own)
     except ArgumentError as error:  # one line, naming options as they are typed (--search-space, not search_space)
