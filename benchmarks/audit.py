@@ -93,14 +93,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", help="write the Markdown table (and the JSON beside it) here")
     args = parser.parse_args(argv)
-    results = [run(name, args.share, args.folds, args.seed) for name in args.datasets]
-    print(table(results))
-    print(json.dumps(results, indent=2))
-    if args.output:
-        from pathlib import Path
+    results = []
+    for name in args.datasets:  # each dataset's figures printed and written as soon as they are in
+        results.append(run(name, args.share, args.folds, args.seed))
+        print(json.dumps(results[-1]), flush=True)
+        if args.output:
+            from pathlib import Path
 
-        Path(args.output).write_text(table(results) + "\n", encoding="utf-8")
-        Path(args.output).with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+            Path(args.output).write_text(table(results) + "\n", encoding="utf-8")
+            Path(args.output).with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(table(results))
 
 
 if __name__ == "__main__":
