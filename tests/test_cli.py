@@ -64,6 +64,7 @@ def test_a_training_run_prints_only_its_own_lines_the_progress_bar_and_results(t
     assert any(line.startswith("model: textcnn") and "parameters" in line for line in lines), lines
     assert any(line.startswith("Epoch 0:") for line in lines), lines  # the progress bar
     assert any(line.startswith("calibration: temperature") for line in lines), lines
+    assert any(line.startswith("abstaining (predict --min-precision P") for line in lines), lines
 
 
 def test_train_prints_the_best_checkpoint_and_test_metrics(trained_by_script):
@@ -79,6 +80,9 @@ def test_evaluate_reproduces_the_training_metrics(trained_by_script):
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     evaluated = json.loads(result.stdout)
     # train scores with its own data module, evaluate rebuilds it from the checkpoint: same report
+    # (train also saved the validation risk-coverage table into the checkpoint)
+    report = {**report, "abstaining": dict(report["abstaining"])}
+    assert report["abstaining"].pop("saved_to") == report["checkpoint"]
     assert evaluated == report and evaluated["num_examples"] == 200
     assert set(evaluated["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
 

@@ -58,15 +58,16 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
                              "give it more than once to score the ensemble of the models (mean probabilities)")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    parser.add_argument("--save-thresholds", action="store_true",
+                        help="store the validation split's risk-coverage table in the model, for predict --min-precision")
     parser.add_class_arguments(TextDataModule, "data", help="overrides of the checkpoint's data settings")
     given = parser.parse_args(argv, defaults=False)  # what the user typed, without the class defaults
     overrides = given.data.as_dict() if given.get("data") else {}
     report = evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides,
-                                 device=given.get("device") or "cpu")
-    if "calibration" in report:
-        from textcnn.inference.calibration import describe
+                                 device=given.get("device") or "cpu", save_thresholds=bool(given.get("save_thresholds")))
+    from textcnn.training.evaluation import log_calibration_and_abstaining
 
-        log.info(describe(report["calibration"]))
+    log_calibration_and_abstaining(report)
     return report
 
 
@@ -81,8 +82,9 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
 
     Texts are read, predicted and printed a chunk at a time, so memory does not grow with the input
     and the first predictions appear while the rest is still being read. Returns how many texts were labelled."""
-    args = _predict_parser().parse_args(argv)
     from textcnn.inference import prediction_io
+
+    args = prediction_io.predict_parser(MODEL_HELP, DEVICE_HELP).parse_args(argv)
 
     if args.html:
         prediction_io.check_html_path(args)
@@ -94,6 +96,8 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
     from textcnn.inference import load
 
     predictor = load(args.checkpoint, temperature=args.temperature, device=args.device)
+    options = ("--min-confidence", "--min-precision")
+    abstaining = predictor.abstention(args.min_confidence, args.min_precision, options) is not None  # before any text
     explaining = args.explain or bool(args.html)
     if args.html:
         from textcnn.inference.explain import html_section, html_tail
@@ -102,12 +106,14 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
                              "or an ensemble")
     if explaining and args.top_ngrams < 1:
         raise UserInputError(f"--top-ngrams must be a positive integer, got {args.top_ngrams}")
-    printer = prediction_io.PredictionPrinter(args.format, predictor.label_names, args.top_k, predictor.multi_label, explaining)
+    printer = prediction_io.PredictionPrinter(args.format, predictor.label_names, args.top_k, predictor.multi_label,
+                                               explaining, abstaining)
     with contextlib.ExitStack() as stack:
         page = stack.enter_context(prediction_io.html_page(args)) if args.html else None  # written as predictions come
         count, exact = 0, True
         for texts, kept in itertools.chain([first], chunks):
-            results = predictor.predict(texts, top_k=args.top_k, batch_size=args.batch_size)
+            results = predictor.predict(texts, top_k=args.top_k, batch_size=args.batch_size,
+                                        min_confidence=args.min_confidence, min_precision=args.min_precision)
             if explaining:
                 explanations = predictor.explain(texts, batch_size=args.batch_size)
                 for result, explanation in zip(results, explanations):
@@ -120,28 +126,6 @@ def predict(argv: Optional[Sequence[str]] = None) -> int:
         if page is not None:
             page.write(html_tail(exact))
     return count
-
-
-def _predict_parser() -> CommandParser:
-    parser = CommandParser(prog="textcnn predict", description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
-    parser.add_argument("--checkpoint", required=True, action="append", help=MODEL_HELP)
-    parser.add_argument("texts", nargs="*", default=[], help="texts to classify; none given: one per line from stdin")
-    parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
-    parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
-    parser.add_argument("--split", default="test", help="the --dataset split")
-    parser.add_argument("--input", help="classify the texts of a CSV, TSV, JSON Lines or parquet file (--text-column)")
-    parser.add_argument("--text-column", default="text", help="the --input / --dataset column holding the texts")
-    parser.add_argument("--keep-columns", default="", help="--input columns to copy beside each prediction, e.g. id,date")
-    parser.add_argument("--limit", type=int, help="only the first N texts of the --dataset split")
-    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format")
-    parser.add_argument("--top-k", type=int, help="show only the K most probable classes, most probable first")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
-    parser.add_argument("--explain", action="store_true", help="add the n-grams that decided each prediction")
-    parser.add_argument("--top-ngrams", type=int, default=5, help="n-grams shown per text with --explain")
-    parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
-    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    return parser
 
 
 def export(argv: Optional[Sequence[str]] = None) -> dict:

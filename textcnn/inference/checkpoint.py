@@ -51,11 +51,26 @@ def read_saved_checkpoint(path: str | Path) -> SavedModel:
         label_names=list(hparams["label_names"]), tokenizer=checked.tokenizer,
         max_length=data.get("max_length", 128),
         thresholds=checkpoint["state_dict"]["decision_thresholds"].tolist() if multi_label else None,
+        risk_coverage=checkpoint.get("risk_coverage"),
         data=data,
         provenance={"data": clean_data_settings(data), "evaluation": [recorded] if recorded else [],
                     "epochs_trained": checkpoint["epoch"] + 1 if isinstance(checkpoint.get("epoch"), int) else None},
         skeleton=checked.skeleton, weights=weights,
     )
+
+
+def store_in_checkpoint(path: str | Path, key: str, value: Any) -> Path:
+    """Set the top-level ``key`` of a checkpoint (rewritten whole, atomically: a crash leaves the old file)."""
+    from textcnn.atomic import unwritable, write_atomic
+
+    checkpoint, _ = _read_checked(path)
+    checkpoint[key] = value
+    check_checkpoint(checkpoint, str(path))
+    try:
+        write_atomic(Path(path), lambda file: torch.save(checkpoint, file))
+    except OSError as error:
+        raise unwritable(Path(path).parent, error, "the checkpoint's directory") from None
+    return Path(path)
 
 
 def _read_checked(path: str | Path) -> tuple[dict[str, Any], Checked]:

@@ -135,6 +135,8 @@ def _metadata(predictor: Predictor, checkpoint_path: Union[str, Path], quantize:
     }
     if predictor.multi_label:
         metadata["thresholds"] = predictor.thresholds.tolist()
+    if predictor.risk_coverage is not None:  # measured on the float model, before any quantization
+        metadata["risk_coverage"] = predictor.risk_coverage
     if quantize is not None:  # formats 1 and 2 readers ignore these: the graph is still a graph
         metadata["quantization"] = quantize
         metadata["quantized_operators"] = list(INT8_OPERATORS)

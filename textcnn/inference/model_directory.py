@@ -75,6 +75,8 @@ def model_config(predictor: Any, provenance: dict[str, Any]) -> dict[str, Any]:
     }
     if predictor.multi_label:
         config["thresholds"] = predictor.thresholds.tolist()
+    if predictor.risk_coverage is not None:
+        config["risk_coverage"] = predictor.risk_coverage
     config.update({key: value for key, value in provenance.items() if value not in (None, [], {})})
     return config
 
@@ -165,12 +167,26 @@ def read_directory(directory: Union[str, Path]) -> SavedModel:
         kind="directory", source=directory, config=network, vocab_size=config["vocab_size"],
         label_names=config["label_names"], tokenizer=tokenizer, max_length=config["max_length"],
         temperature=config["temperature"], thresholds=config.get("thresholds"), data=config.get("data", {}),
+        risk_coverage=config.get("risk_coverage"),
         provenance={key: config[key] for key in PROVENANCE_KEYS if key in config}, metadata=config,
         skeleton=built, weights=read_weights(directory / WEIGHTS_FILE, built),
     )
 
 
 PROVENANCE_KEYS = ("data", "evaluation", "language", "datasets", "epochs_trained")
+
+
+def store_in_config(directory: Path, key: str, value: Any) -> Path:
+    """Set ``key`` of a model directory's ``config.json`` (rewritten whole, atomically); its path."""
+    path = Path(directory) / CONFIG_FILE
+    config = read_config(path)
+    config[key] = value
+    check_model_config(config, str(path))
+    try:
+        write_text_atomic(path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    except OSError as error:
+        raise unwritable(path.parent, error, "the model directory") from None
+    return path
 
 
 def read_config(path: Path) -> Any:

@@ -47,8 +47,9 @@ class OnnxPredictor(BasePredictor):
             ) from None
         super().__init__(saved.tokenizer, saved.label_names, max_length=saved.max_length, min_length=saved.min_length,
                          temperature=saved.temperature if temperature is None else temperature,
-                         thresholds=saved.thresholds)
+                         thresholds=saved.thresholds, risk_coverage=saved.risk_coverage)
         self.directory = saved.source
+        self.source = str(saved.source)
         self.saved_metadata = saved.metadata
         providers = execution_providers(device, onnxruntime.get_available_providers())
         try:
@@ -128,6 +129,7 @@ def read_export(directory: Path) -> SavedModel:
     return SavedModel(kind="onnx", source=directory, config=config, vocab_size=metadata["vocab_size"],
                       label_names=metadata["label_names"], tokenizer=tokenizer, max_length=metadata["max_length"],
                       temperature=metadata.get("temperature", 1.0), thresholds=metadata.get("thresholds"),
+                      risk_coverage=metadata.get("risk_coverage"),
                       metadata=metadata)
 
 

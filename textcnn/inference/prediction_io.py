@@ -133,16 +133,47 @@ def dataset_rows(path: str, split: str, column: str, limit: Optional[int]):
     return rows
 
 
+def predict_parser(model_help: str, device_help: str):
+    """The predict command's options."""
+    from textcnn.config_loader import CommandParser
+
+    parser = CommandParser(prog="textcnn predict", description="Predict labels for texts with a textcnn checkpoint or ONNX export.")
+    parser.add_argument("--checkpoint", required=True, action="append", help=model_help)
+    parser.add_argument("texts", nargs="*", default=[], help="texts to classify; none given: one per line from stdin")
+    parser.add_argument("--file", help="read texts from this file, one per line ('-' for stdin)")
+    parser.add_argument("--dataset", help="classify a split of this dataset (local directory or Hub id)")
+    parser.add_argument("--split", default="test", help="the --dataset split")
+    parser.add_argument("--input", help="classify the texts of a CSV, TSV, JSON Lines or parquet file (--text-column)")
+    parser.add_argument("--text-column", default="text", help="the --input / --dataset column holding the texts")
+    parser.add_argument("--keep-columns", default="", help="--input columns to copy beside each prediction, e.g. id,date")
+    parser.add_argument("--limit", type=int, help="only the first N texts of the --dataset split")
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format")
+    parser.add_argument("--top-k", type=int, help="show only the K most probable classes, most probable first")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--temperature", type=float, help="divide logits by this before softmax (evaluate fits it)")
+    parser.add_argument("--min-confidence", type=float,
+                        help="abstain (empty label) on texts whose largest probability is below this")
+    parser.add_argument("--min-precision", type=float,
+                        help="abstain below the lowest confidence at which the validation split's answered texts "
+                             "reach this accuracy (e.g. 0.95)")
+    parser.add_argument("--explain", action="store_true", help="add the n-grams that decided each prediction")
+    parser.add_argument("--top-ngrams", type=int, default=5, help="n-grams shown per text with --explain")
+    parser.add_argument("--html", help="also write the explanations, tokens highlighted, to this HTML file")
+    parser.add_argument("--device", default="cpu", help=device_help)
+    return parser
+
+
 class PredictionPrinter:
     """Writes predictions to stdout as JSON lines or CSV, chunk after chunk (the CSV header once).
 
     CSV: one probability column per class in label order; with ``top_k``, label_i / probability_i pairs.
-    A multi-label model's "labels" column joins the predicted set with "|" (empty: no class)."""
+    A multi-label model's "labels" column joins the predicted set with "|" (empty: no class). When
+    texts may be abstained on, an abstained text's label is empty and an "abstained" column says which."""
 
     def __init__(self, output_format: str, label_names: list[str], top_k: Optional[int], multi_label: bool,
-                 explained: bool):
+                 explained: bool, abstaining: bool = False):
         self.output_format, self.label_names, self.top_k = output_format, label_names, top_k
-        self.multi_label, self.explained = multi_label, explained
+        self.multi_label, self.explained, self.abstaining = multi_label, explained, abstaining
         self.writer = csv.writer(sys.stdout, lineterminator="\n")
         self.header_written = False
 
@@ -157,7 +188,7 @@ class PredictionPrinter:
 
     def _print_csv(self, texts: list[str], results: list[dict], kept: dict[str, list]) -> None:
         if not self.header_written:
-            header = [*kept, "text", "labels" if self.multi_label else "label"]
+            header = [*kept, "text", "labels" if self.multi_label else "label", *(["abstained"] if self.abstaining else [])]
             if self.top_k is None:
                 header += self.label_names
             else:
@@ -173,5 +204,6 @@ class PredictionPrinter:
                 values.append("; ".join(f"{g['ngram']} ({g['contribution']:+.4f})"
                                         for g in result["explanation"]["ngrams"]))
             extra = [values_[index] for values_ in kept.values()]
-            self.writer.writerow([*extra, text, "|".join(result["labels"]) if self.multi_label else result["label"],
-                                  *values])
+            label = "|".join(result["labels"]) if self.multi_label else result["label"]  # None: written empty
+            abstained = [result["abstained"]] if self.abstaining else []
+            self.writer.writerow([*extra, text, label, *abstained, *values])

@@ -29,6 +29,7 @@ from textcnn.inference.explain import Explainer, Explanation
 from textcnn.inference import model_directory
 from textcnn.inference.saved_model import SavedModel, refuse_onnx
 from textcnn.inference.schema import decision_rule_problem
+from textcnn.inference import selective
 from textcnn.model import TextCNN
 from textcnn.tokenizer import encode, pad_batch
 
@@ -58,6 +59,8 @@ class BasePredictor:
             ``textcnn.inference.calibration`` (``evaluate`` reports it). Labels do not depend on it.
         thresholds: a multi-label model's per-class decision thresholds on ``sigmoid(logits)``
             (tuned on validation, stored in the checkpoint); None for a single-label model.
+        risk_coverage: a single-label model's validation risk–coverage table, which ``predict``'s
+            ``min_precision`` reads (see :mod:`textcnn.inference.selective`); None if it has none.
     """
 
     backend = "base"
@@ -70,8 +73,13 @@ class BasePredictor:
         min_length: int = 1,
         temperature: float = 1.0,
         thresholds: Optional[Sequence[float]] = None,
+        risk_coverage: Optional[dict[str, Any]] = None,
     ):
         problem = decision_rule_problem(temperature, None if thresholds is None else list(thresholds), len(label_names))
+        if problem is None and risk_coverage is not None:
+            problem = selective.table_problem(risk_coverage)
+            if problem is None and thresholds is not None:
+                problem = "a multi-label model decides by its per-class thresholds and has no risk_coverage table"
         if problem:
             raise UserInputError(problem)
         self.tokenizer = tokenizer
@@ -80,6 +88,7 @@ class BasePredictor:
         self.min_length = min_length
         self.temperature = float(temperature)
         self.thresholds = None if thresholds is None else torch.tensor([float(t) for t in thresholds])
+        self.risk_coverage = risk_coverage
 
     @property
     def multi_label(self) -> bool:
@@ -128,7 +137,8 @@ class BasePredictor:
             return logits.sigmoid()
         return (logits / self.temperature).softmax(dim=-1)
 
-    def predict(self, texts: Texts, top_k: Optional[int] = None, batch_size: int = 256) -> list[dict]:
+    def predict(self, texts: Texts, top_k: Optional[int] = None, batch_size: int = 256,
+                min_confidence: Optional[float] = None, min_precision: Optional[float] = None) -> list[dict]:
         """One ``{"label": name, "probabilities": {name: p}}`` per text, in input order.
 
         A multi-label model gives ``{"labels": [name, …], "probabilities": {…}}`` instead: the set of
@@ -136,13 +146,20 @@ class BasePredictor:
         ``probabilities`` holds every class in ``label_names`` order, or with ``top_k`` the ``top_k``
         most probable classes, most probable first; ``top_k`` never changes ``labels``.
         A lone surrogate in a text (not Unicode text) is read as U+FFFD, see :func:`checked_texts`.
+
+        Abstaining (single-label): with ``min_confidence`` a text whose largest probability is below
+        it, with ``min_precision`` one below the lowest threshold at which the validation split's
+        answered texts reach that accuracy, gets ``"label": None`` and ``"abstained": True``
+        (every result then says ``"abstained"``); see :mod:`textcnn.inference.selective`.
         """
         num_classes = len(self.label_names)
         if top_k is not None and not 1 <= top_k <= num_classes:
             raise UserInputError(f"top_k must be between 1 and {num_classes} (the number of classes), got {top_k}")
+        rule = self.abstention(min_confidence, min_precision)
         probabilities = self.predict_proba(texts, batch_size)
         ranked = probabilities.argsort(dim=-1, descending=True, stable=True)
         chosen = decide(probabilities, self.thresholds).tolist() if self.multi_label else None
+        answered = None if rule is None else self._answered(probabilities, *rule).tolist()
         results = []
         for index, (row, order) in enumerate(zip(probabilities.tolist(), ranked.tolist())):
             shown = order[:top_k] if top_k is not None else range(num_classes)
@@ -150,9 +167,43 @@ class BasePredictor:
                 result = {"labels": [name for name, yes in zip(self.label_names, chosen[index]) if yes]}
             else:
                 result = {"label": self.label_names[order[0]]}
+            if answered is not None:
+                result = {"label": result["label"] if answered[index] else None, "abstained": not answered[index]}
             result["probabilities"] = {self.label_names[i]: row[i] for i in shown}
             results.append(result)
         return results
+
+    def abstention(self, min_confidence: Optional[float] = None, min_precision: Optional[float] = None,
+                   names: tuple[str, str] = ("min_confidence", "min_precision"),
+                   ) -> Optional[tuple[float, Optional[float]]]:
+        """The rule a text is answered by: (threshold, temperature its confidence is taken at, None for
+        the predictor's own); None when nothing is abstained. Refuses settings that cannot apply, in
+        messages that call the two settings ``names`` (the command line's options, say)."""
+        if min_confidence is None and min_precision is None:
+            return None
+        if min_confidence is not None and min_precision is not None:
+            raise UserInputError(f"give {names[0]} or {names[1]}, not both")
+        if self.multi_label:
+            raise UserInputError(f"a multi-label model decides by its per-class thresholds (tuned on validation); "
+                                 f"{names[0]} and {names[1]} are for single-label models")
+        name, value = (names[0], min_confidence) if min_confidence is not None else (names[1], min_precision)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise UserInputError(f"{name} must be a probability between 0 and 1, got {value!r}")
+        if min_confidence is not None:
+            return float(min_confidence), None
+        if self.risk_coverage is None:
+            raise UserInputError(selective.no_table(self.backend, getattr(self, "source", None), names))
+        threshold = selective.threshold_for_precision(self.risk_coverage, min_precision)
+        if threshold is None:
+            raise UserInputError(selective.unreachable(self.risk_coverage, min_precision, names))
+        return threshold, self.risk_coverage["temperature"]
+
+    def _answered(self, probabilities: torch.Tensor, threshold: float, temperature: Optional[float]) -> torch.Tensor:
+        if temperature is None or temperature == self.temperature:
+            return probabilities.amax(dim=-1) >= threshold
+        # the logits up to a per-row constant, which the softmax ignores
+        logits = probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log() * self.temperature
+        return selective.confidences(logits, temperature) >= threshold
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -162,8 +213,20 @@ class BasePredictor:
             "temperature": self.temperature,
             "multi_label": self.multi_label,
             **({"thresholds": dict(zip(self.label_names, self.thresholds.tolist()))} if self.multi_label else {}),
+            **({"abstaining": self.abstaining()} if self.risk_coverage is not None else {}),
             **self.describe(),
         }
+
+
+    def abstaining(self) -> dict[str, Any]:
+        """For each target precision, the ``min_precision`` threshold and the validation coverage it gave."""
+        table, shown = self.risk_coverage, {}
+        for precision in selective.TARGET_PRECISIONS:
+            threshold = selective.threshold_for_precision(table, precision)
+            index = None if threshold is None else table["threshold"].index(threshold)
+            shown[f"{precision:g}"] = None if index is None else {"threshold": threshold,
+                                                                  "coverage": table["coverage"][index]}
+        return {"split": table["split"], "min_precision": shown}
 
 
 class Predictor(BasePredictor):
@@ -187,11 +250,14 @@ class Predictor(BasePredictor):
         thresholds: Optional[Sequence[float]] = None,
         device: DeviceSpec = "cpu",
         provenance: Optional[dict[str, Any]] = None,
+        risk_coverage: Optional[dict[str, Any]] = None,
     ):
-        super().__init__(tokenizer, label_names, max_length, model.config.widest_kernel, temperature, thresholds)
+        super().__init__(tokenizer, label_names, max_length, model.config.widest_kernel, temperature, thresholds,
+                         risk_coverage)
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         self.provenance = dict(provenance or {})
+        self.source: Optional[str] = None  # the file or directory it was read from, for messages
         self._explainer = None
         self._explainer_lock = threading.Lock()
 
@@ -212,9 +278,12 @@ class Predictor(BasePredictor):
         """The predictor of a checkpoint or a model directory read by :func:`read_saved_model`.
         ``temperature`` defaults to the saved one (1 for a checkpoint)."""
         refuse_onnx(saved, "a PyTorch predictor")
-        return cls(saved.network(), saved.tokenizer, saved.label_names, max_length=saved.max_length,
+        predictor = cls(saved.network(), saved.tokenizer, saved.label_names, max_length=saved.max_length,
                    temperature=saved.temperature if temperature is None else temperature,
-                   thresholds=saved.thresholds, device=device, provenance=saved.provenance)
+                   thresholds=saved.thresholds, device=device, provenance=saved.provenance,
+                   risk_coverage=saved.risk_coverage)
+        predictor.source = str(saved.source)
+        return predictor
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path], temperature: float = 1.0, device: DeviceSpec = "cpu") -> "Predictor":

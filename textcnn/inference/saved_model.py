@@ -41,6 +41,7 @@ class SavedModel:
     max_length: int
     temperature: float = 1.0
     thresholds: Optional[list[float]] = None
+    risk_coverage: Optional[dict[str, Any]] = None  # see textcnn.inference.selective
     data: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -20,6 +20,7 @@ from torch.overrides import TorchFunctionMode
 
 from textcnn.errors import UserInputError
 from textcnn.inference.hub import DATASET_ID
+from textcnn.inference.selective import table_problem
 from textcnn.model import TextCNN, TextCNNConfig
 
 MAX_LENGTH_LIMIT = 1_000_000  # tokens per text: far beyond any document a TextCNN reads
@@ -63,6 +64,7 @@ def check_checkpoint(checkpoint: dict[str, Any], source: str) -> Checked:
         raise damaged(source, f"its data settings are a {type(data).__name__}, not a mapping")
     if "max_length" in data:
         check_max_length(data["max_length"], source)
+    check_risk_coverage(checkpoint.get("risk_coverage"), multi_label, source)
     return Checked(config, network, tokenizer)
 
 
@@ -84,6 +86,7 @@ def check_export_metadata(metadata: Any, source: str) -> TextCNNConfig:
     problem = decision_rule_problem(metadata.get("temperature", 1.0), thresholds, len(metadata["label_names"]))
     if problem:
         raise damaged(source, problem)
+    check_risk_coverage(metadata.get("risk_coverage"), thresholds is not None, source)
     quantization = metadata.get("quantization")
     if quantization not in (None, *QUANTIZATIONS):
         raise damaged(source, f"quantization is {_short(quantization)}, not one of {', '.join(QUANTIZATIONS)}")
@@ -118,8 +121,21 @@ def check_model_config(config: Any, source: str) -> TextCNNConfig:
     problem = decision_rule_problem(config["temperature"], thresholds, num_classes)
     if problem:
         raise damaged(source, problem)
+    check_risk_coverage(config.get("risk_coverage"), multi_label, source)
     check_provenance(config, source)
     return network
+
+
+def check_risk_coverage(table: Any, multi_label: bool, source: str) -> None:
+    """A saved risk–coverage table (absent in models saved before abstaining existed) must be whole,
+    and only a single-label model has one."""
+    if table is None:
+        return
+    if multi_label:
+        raise damaged(source, "it is multi-label (per-class thresholds) but holds a risk_coverage table")
+    problem = table_problem(table)
+    if problem:
+        raise damaged(source, problem)
 
 
 def decision_rule_problem(temperature: Any, thresholds: Any, num_labels: int) -> Optional[str]:

@@ -2,7 +2,8 @@
 
     POST /predict   {"texts": [...], "top_k": 2, "explain": false, "top_ngrams": 5}
                     → {"predictions": [{"label": …, "probabilities": {…}, "explanation": {…}}]}
-                      (a multi-label model: "labels": [...] instead of "label")
+                      (a multi-label model: "labels": [...] instead of "label"; with "min_precision": 0.95
+                      or "min_confidence": 0.8, "abstained": true and "label": null below it)
     GET  /health    → {"status": "ok"}
     GET  /metadata  → labels, backend, architecture, model size, limits
 
@@ -62,6 +63,10 @@ class PredictRequest(BaseModel):
     top_k: Optional[int] = Field(default=None, ge=1, description="only the k most probable classes")
     explain: bool = Field(default=False, description="add the n-grams behind each prediction")
     top_ngrams: int = Field(default=5, ge=1, le=100, description="n-grams per explanation")
+    min_confidence: Optional[float] = Field(default=None, ge=0, le=1,
+                                            description="abstain on texts whose largest probability is below this")
+    min_precision: Optional[float] = Field(default=None, gt=0, le=1, description=(
+        "abstain below the confidence at which the validation split's answered texts reach this accuracy"))
 
 
 class BodyLimits:
@@ -190,7 +195,9 @@ def create_app(
 
     def predict_now(request: PredictRequest) -> dict[str, Any]:
         try:
-            predictions = predictor.predict(request.texts, top_k=request.top_k)
+            abstaining = {name: value for name, value in (("min_confidence", request.min_confidence),
+                                                          ("min_precision", request.min_precision)) if value is not None}
+            predictions = predictor.predict(request.texts, top_k=request.top_k, **abstaining)
             if request.explain:
                 for prediction, explanation in zip(predictions, predictor.explain(request.texts)):
                     prediction["explanation"] = explanation.to_dict(request.top_ngrams)

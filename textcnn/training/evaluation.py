@@ -4,6 +4,7 @@ precision/recall/F1; for a multi-label model micro/macro-F1 and exact match at i
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -23,15 +24,22 @@ from torchmetrics.functional.classification import (
 )
 
 from textcnn.inference.calibration import calibration_report
+from textcnn.inference.calibration import describe as describe_calibration
 from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.inference.devices import DeviceSpec, resolve_device
 from textcnn.inference.ensemble import as_logits, check_members
 from textcnn.inference.loader import read_saved_model
+from textcnn.inference.checkpoint import store_in_checkpoint
+from textcnn.inference.model_directory import store_in_config
 from textcnn.inference.saved_model import SavedModel, refuse_onnx
+from textcnn.inference.selective import describe as describe_abstaining
+from textcnn.inference.selective import risk_coverage, selective_report
 from textcnn.inference.predictor import decide
 from textcnn.inference.schema import damaged
 from textcnn.training.thresholds import DEFAULT_THRESHOLD
+
+log = logging.getLogger(__name__)
 
 
 def classification_report(predictions: torch.Tensor, targets: torch.Tensor, label_names: list[str]) -> dict[str, Any]:
@@ -61,6 +69,7 @@ def evaluate_checkpoint(
     data_overrides: Optional[dict[str, Any]] = None,
     device: DeviceSpec = "cpu",
     data: Optional[TextDataModule] = None,
+    save_thresholds: bool = False,
 ) -> dict[str, Any]:
     """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``.
 
@@ -80,6 +89,10 @@ def evaluate_checkpoint(
     ``data`` is the data module that trained the checkpoint, at the end of its run: its splits are
     already read and encoded with the checkpoint's tokenizer, so they are not built a second time.
 
+    ``abstaining`` (single-label): for target precisions 0.90 / 0.95 / 0.99, the threshold the validation
+    split's risk–coverage table gives, its coverage and accuracy there and on ``split``
+    (:mod:`textcnn.inference.selective`); ``save_thresholds`` stores the table in the model.
+
     A list of two or more checkpoints (single-label, the same classes) is scored as an ensemble: the
     mean of their probabilities (see :mod:`textcnn.inference.ensemble`), each model reading the split
     through its own tokenizer, with the data settings of the first.
@@ -92,6 +105,8 @@ def evaluate_checkpoint(
                                                           saved[0].thresholds, saved[0].data)
     checkpoint_path = str(paths[0]) if len(paths) == 1 else [str(path) for path in paths]
     own_file = (data_overrides or {}).get(f"{split}_file") if split != "train" else None
+    if save_thresholds:
+        _check_can_store(paths, saved, own_file)
     if data is None:
         settings = {**saved_settings, **(data_overrides or {})}
         if own_file:  # the file alone: every split role is that file, the classes are the model's
@@ -105,13 +120,64 @@ def evaluate_checkpoint(
     if thresholds is not None:
         report = multilabel_report(logits.sigmoid(), targets, torch.tensor(thresholds), label_names)
         return {"checkpoint": checkpoint_path, "data_path": data.path, "split": split, **report}
-    report = classification_report(logits.argmax(dim=-1), targets, label_names)
-    if own_file:
-        return {"checkpoint": checkpoint_path, "data_path": str(own_file), "split": split, **report}
+    report = {"checkpoint": checkpoint_path, "data_path": str(own_file) if own_file else data.path, "split": split,
+              **classification_report(logits.argmax(dim=-1), targets, label_names)}
+    return _with_calibration_and_abstaining(report, members, saved, data, logits, targets, own_file, save_thresholds)
+
+
+def _with_calibration_and_abstaining(report: dict[str, Any], members: list, saved: list[SavedModel],
+                                     data: TextDataModule, logits: torch.Tensor, targets: torch.Tensor,
+                                     own_file: Optional[str], save_thresholds: bool) -> dict[str, Any]:
+    """A single-label report with the temperature and the risk–coverage table fitted on validation."""
+    split = report["split"]
+    if own_file:  # no validation split: the table saved with the model, if it has one, is checked on the file
+        table = saved[0].risk_coverage if len(saved) == 1 else None
+        return report if table is None else {**report, "abstaining": selective_report(table, logits, targets, split)}
     validation = (logits, targets) if split == "validation" else _scores_and_labels(members, data, "validation")
     calibration = calibration_report(*validation, logits, targets, split)
-    return {"checkpoint": checkpoint_path, "data_path": data.path, "split": split, **report,
-            "calibration": calibration}
+    table = risk_coverage(*validation, calibration["temperature"])
+    abstaining = selective_report(table, logits, targets, split)
+    if save_thresholds:
+        abstaining["saved_to"] = str(_store_risk_coverage(saved[0], table))
+    return {**report, "calibration": calibration, "abstaining": abstaining}
+
+
+def _store_risk_coverage(saved: SavedModel, table: dict[str, Any]) -> Path:
+    """Save ``table`` (see :mod:`textcnn.inference.selective`) into the checkpoint or model directory
+    ``saved`` was read from; the file written. An ONNX export takes it from what it is exported from."""
+    if saved.multi_label:
+        raise UserInputError(f"{saved.source} is multi-label: it decides by per-class thresholds, which it already "
+                             "holds; a risk–coverage table is for single-label models")
+    refuse_onnx(saved, "--save-thresholds")
+    if saved.kind == "checkpoint":
+        written = store_in_checkpoint(saved.source, "risk_coverage", table)
+    else:
+        written = store_in_config(saved.source, "risk_coverage", table)
+    saved.risk_coverage = table
+    return written
+
+
+def log_calibration_and_abstaining(report: dict[str, Any]) -> None:
+    """The lines an evaluation report's calibration and abstaining sections add to the log."""
+    if "calibration" in report:
+        log.info(describe_calibration(report["calibration"]))
+    if "abstaining" in report:
+        log.info(describe_abstaining(report["abstaining"]))
+
+
+def _check_can_store(paths: list, saved: list[SavedModel], own_file: Optional[str]) -> None:
+    """--save-thresholds needs one local single-label model and the validation split it was trained with."""
+    if len(saved) > 1:
+        raise UserInputError("--save-thresholds stores the table in one model; an ensemble has no file of its own")
+    if saved[0].multi_label:
+        raise UserInputError(f"{paths[0]} is multi-label: its per-class thresholds are already saved; "
+                             "--save-thresholds is for single-label models")
+    if not Path(paths[0]).exists():
+        raise UserInputError(f"{paths[0]} is a Hub id: download the model directory (hf download) and pass its "
+                             "local path to --save-thresholds")
+    if own_file:
+        raise UserInputError(f"--save-thresholds measures the table on the training data's validation split, "
+                             f"and {own_file} is scored on its own; evaluate without it to save the table")
 
 
 def _saved_models(checkpoint_path: Union[str, Path, Sequence[Union[str, Path]]]) -> tuple[list, list[SavedModel]]:

@@ -23,9 +23,8 @@ import torch
 from textcnn.console import known_warnings_hidden
 from textcnn.errors import UserInputError
 from textcnn.inference import Predictor, load
-from textcnn.inference.calibration import describe as describe_calibration
 from textcnn.training.build import TRAINER_DEFAULTS, build
-from textcnn.training.evaluation import evaluate_checkpoint
+from textcnn.training.evaluation import evaluate_checkpoint, log_calibration_and_abstaining
 from textcnn.training.recipe import with_recipe
 from textcnn.training.run_config import Config, from_command_line, from_python
 
@@ -77,9 +76,9 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset()) -> tuple[Optio
     if split == "validation":
         log.warning("no test split: the figures below are on the validation split, which chose the checkpoint; "
                     "give data.test_file (or a test split) for an unbiased estimate")
-    report = evaluate_checkpoint(best, split=split, data=data)
-    if "calibration" in report:
-        log.info(describe_calibration(report["calibration"]))
+    # a single-label model keeps its validation risk-coverage table, for predict --min-precision
+    report = evaluate_checkpoint(best, split=split, data=data, save_thresholds=not cli.datamodule.multi_label)
+    log_calibration_and_abstaining(report)
     return report, data
 
 
