@@ -65,6 +65,7 @@ def test_a_training_run_prints_only_its_own_lines_the_progress_bar_and_results(t
     assert any(line.startswith("Epoch 0:") for line in lines), lines  # the progress bar
     assert any(line.startswith("calibration: temperature") for line in lines), lines
     assert any(line.startswith("abstaining (predict --min-precision P") for line in lines), lines
+    assert lines[-1].startswith("trained 1 of 1 epochs (trainer.max_epochs reached); best epoch 0: val_acc "), lines
 
 
 def test_train_prints_the_best_checkpoint_and_test_metrics(trained_by_script):

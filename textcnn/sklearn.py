@@ -46,7 +46,8 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
         overrides: any other dotted config keys, e.g. ``{"data.max_length": 64}``; they win over the above.
 
     Fitted attributes: ``classes_`` (sorted, as scikit-learn orders them), ``predictor_`` (a
-    :class:`textcnn.Predictor`) and ``metrics_`` (the validation scores of the run).
+    :class:`textcnn.Predictor`), ``metrics_`` (the validation scores of the run), ``history_`` (one dict
+    per epoch: losses, validation metrics, learning rate, seconds) and ``best_epoch_``.
     """
 
     def __init__(self, config: Union[str, dict, None] = None, max_epochs: Optional[int] = None,
@@ -80,6 +81,7 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
             result = textcnn.train((texts, ids.tolist()), config=self._config_file(run_dir),
                                    **self._settings(names, run_dir))
         self.predictor_, self.metrics_ = result.predictor, result.metrics
+        self.history_, self.best_epoch_ = result.history, result.best_epoch  # per-epoch dicts, as in metrics.csv
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from pytorch_lightning import Callback
+from pytorch_lightning import Callback, Trainer
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
@@ -24,6 +24,7 @@ from textcnn.data.datamodule import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.inference.checkpoint import read_checkpoint
 from textcnn.model import widest_kernel
+from textcnn.training.history import History, RunLogger
 from textcnn.training.callbacks import (
     BestAndLastCheckpoint,
     LatestCheckpoint,
@@ -131,6 +132,14 @@ class TrainCLI(LightningCLI):
         if self.instantiate:
             super().instantiate_classes()
 
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Without a logger of the user's: :class:`RunLogger`, Lightning's default directory layout
+        (``lightning_logs/version_N`` under ``trainer.default_root_dir``) with one row per epoch in
+        ``metrics.csv``."""
+        if self.config.trainer.get("logger") in (None, True):
+            kwargs.setdefault("logger", RunLogger(save_dir=self.config.trainer.default_root_dir or "."))
+        return super().instantiate_trainer(**kwargs)
+
 
 def _configures_progress_bar(config) -> bool:
     """Whether the config's own trainer.callbacks bring a progress bar (Lightning takes one only)."""
@@ -164,7 +173,8 @@ def build(
         auto_configure_optimizers=False,
         seed_everything_default=SEED,
         trainer_defaults={**TRAINER_DEFAULTS, **selection_defaults,
-                          "callbacks": [SaveTokenizer(), RandomState(), StopOnNonFiniteLoss(), *callbacks]},
+                          "callbacks": [SaveTokenizer(), RandomState(), StopOnNonFiniteLoss(), History(),
+                                        *callbacks]},
         parser_kwargs={"prog": "textcnn train", "description": "Train a TextCNN from a YAML config."},
     )
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import datasets
 import torch
@@ -25,6 +26,7 @@ from textcnn.errors import UserInputError
 from textcnn.inference import Predictor, load
 from textcnn.training.build import TRAINER_DEFAULTS, build
 from textcnn.training.evaluation import evaluate_checkpoint, log_calibration_and_abstaining
+from textcnn.training.history import best_epoch, find_history, summary_line
 from textcnn.training.recipe import with_recipe
 from textcnn.training.run_config import Config, from_command_line, from_python
 
@@ -41,7 +43,7 @@ def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
     scores the checkpoint it wrote, on the whole split, in this process."""
     with known_warnings_hidden():
         config, chosen = from_command_line(sys.argv[1:] if args is None else args)
-    return fit_and_score(config, chosen)[0]
+    return fit_and_score(config, chosen).report
 
 
 def describe_model(network: torch.nn.Module) -> str:
@@ -54,21 +56,29 @@ def describe_model(network: torch.nn.Module) -> str:
             f"{count:,} parameters{frozen}")
 
 
-def fit_and_score(config: Config, chosen: set[str] = frozenset()) -> tuple[Optional[dict], Any]:
+class Fitted(NamedTuple):
+    """What :func:`fit_and_score` gives back (all None on the processes of a distributed run but rank 0)."""
+
+    report: Optional[dict]  # the best checkpoint's evaluation: what textcnn train prints
+    data: Any  # the data module to score more splits with; None when the run was distributed
+    history: list[dict[str, Any]]  # one row per epoch, as metrics.csv holds them
+    best_epoch: Optional[int]
+
+
+def fit_and_score(config: Config, chosen: set[str] = frozenset()) -> Fitted:
     """Fit the run a resolved config describes, completed by the recipe where ``chosen`` (the keys
-    the user set) leaves the network to it; :func:`fit_and_evaluate`'s report, and the data module to
-    score more splits with (None when the run was distributed: its module holds one process's share)."""
+    the user set) leaves the network to it, and score its best checkpoint."""
+    started = time.monotonic()
     with known_warnings_hidden():
         cli = build(with_recipe(config, set(chosen)))
         if cli.trainer.is_global_zero:
             log.info("model: %s", describe_model(cli.model.model))
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     if not cli.trainer.is_global_zero:
-        return None, None
+        return Fitted(None, None, [], None)
     best = cli.trainer.checkpoint_callback.best_model_path
     if not best:
         raise UserInputError("training produced no checkpoint; train for at least one epoch")
-    log.info("best checkpoint: %s", best)
     # one process's data module holds every split, read and encoded: score with it (a distributed
     # run's module holds this process's share, so the checkpoint's data is rebuilt whole)
     data = cli.datamodule if cli.trainer.world_size == 1 else None
@@ -79,7 +89,12 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset()) -> tuple[Optio
     # a single-label model keeps its validation risk-coverage table, for predict --min-precision
     report = evaluate_checkpoint(best, split=split, data=data, save_thresholds=not cli.datamodule.multi_label)
     log_calibration_and_abstaining(report)
-    return report, data
+    history = find_history(cli.trainer)
+    rows = history.rows if history is not None else []
+    log.info(summary_line(cli.trainer, rows, report, time.monotonic() - started, best,
+                          history.path if history is not None and rows else None))
+    checkpointing = cli.trainer.checkpoint_callback
+    return Fitted(report, data, rows, best_epoch(rows, checkpointing.monitor, checkpointing.mode) if rows else None)
 
 
 @dataclass
@@ -90,6 +105,8 @@ class TrainingResult:
     predictor: Predictor
     checkpoint: str
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # "validation" and, given one, "test"
+    history: list[dict[str, Any]] = field(default_factory=list)  # one dict per epoch, as in metrics.csv
+    best_epoch: Optional[int] = None  # the epoch of the checkpoint kept (counted from 0, as in its name)
 
 
 def train(
@@ -134,13 +151,15 @@ def train(
         settings[f"data.{role}_file"] = str(path)
     with known_warnings_hidden():
         resolved, chosen = from_python(config, settings)
-    report, data = fit_and_score(resolved, chosen)
+    fitted = fit_and_score(resolved, chosen)
+    report, data = fitted.report, fitted.data
     checkpoint = report["checkpoint"]
     metrics = {report["split"]: report}
     if report["split"] == "test":
         metrics["validation"] = evaluate_checkpoint(checkpoint, split="validation", data=data)
     temperature = report.get("calibration", {}).get("temperature", 1.0)  # 1 unless validation kept a fitted one
-    return TrainingResult(load(checkpoint, temperature=temperature), checkpoint, metrics)
+    return TrainingResult(load(checkpoint, temperature=temperature), checkpoint, metrics, fitted.history,
+                          fitted.best_epoch)
 
 
 def _as_dataset(data: Any, role: str, text_column: str, label_column: str) -> datasets.Dataset:
