@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import datasets
 import pytest
@@ -225,3 +226,15 @@ def test_single_label_checkpoints_stay_as_they_were(checkpoint):
     predictor = textcnn.load(checkpoint)
     assert not predictor.multi_label and "thresholds" not in predictor.metadata()
     assert set(predictor.predict(["a gorgeous film"])[0]) == {"label", "probabilities"}
+
+
+def test_evaluate_report_lists_the_texts_whose_set_is_wrong(multilabel_checkpoint, tmp_path):
+    report = cli.evaluate(["--checkpoint", str(multilabel_checkpoint), "--report", str(tmp_path)])
+    assert [Path(path).name for path in report["report_files"]] == ["misclassified.csv", "metrics.json"]
+    with open(tmp_path / "misclassified.csv", newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == round((1 - report["exact_match"]) * report["num_examples"])
+    wrong = [int(row["wrong_classes"]) for row in rows]
+    assert wrong == sorted(wrong, reverse=True) and min(wrong) >= 1
+    assert all(row["gold"] != row["predicted"] for row in rows)
+    assert all(set(filter(None, row["gold"].split("|"))) <= set(TREC_NAMES) for row in rows)

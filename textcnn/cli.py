@@ -58,13 +58,15 @@ def evaluate(argv: Optional[Sequence[str]] = None) -> dict:
                              "give it more than once to score the ensemble of the models (mean probabilities)")
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    parser.add_argument("--report", help="also write confusion.png, misclassified.csv and metrics.json to this directory")
     parser.add_argument("--save-thresholds", action="store_true",
                         help="store the validation split's risk-coverage table in the model, for predict --min-precision")
     parser.add_class_arguments(TextDataModule, "data", help="overrides of the checkpoint's data settings")
     given = parser.parse_args(argv, defaults=False)  # what the user typed, without the class defaults
     overrides = given.data.as_dict() if given.get("data") else {}
     report = evaluate_checkpoint(given.checkpoint, split=given.get("split") or "test", data_overrides=overrides,
-                                 device=given.get("device") or "cpu", save_thresholds=bool(given.get("save_thresholds")))
+                                 device=given.get("device") or "cpu", save_thresholds=bool(given.get("save_thresholds")),
+                                 report_dir=given.get("report"))
     from textcnn.training.evaluation import log_calibration_and_abstaining
 
     log_calibration_and_abstaining(report)

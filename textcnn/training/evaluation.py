@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
-from tokenizers import Tokenizer
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
     multiclass_confusion_matrix,
@@ -35,8 +34,9 @@ from textcnn.inference.model_directory import store_in_config
 from textcnn.inference.saved_model import SavedModel, refuse_onnx
 from textcnn.inference.selective import describe as describe_abstaining
 from textcnn.inference.selective import risk_coverage, selective_report
-from textcnn.inference.predictor import decide
+from textcnn.inference.predictor import BasePredictor, Predictor, decide
 from textcnn.inference.schema import damaged
+from textcnn.training.report import check_report_directory, write_report
 from textcnn.training.thresholds import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
@@ -70,59 +70,74 @@ def evaluate_checkpoint(
     device: DeviceSpec = "cpu",
     data: Optional[TextDataModule] = None,
     save_thresholds: bool = False,
+    report_dir: Union[str, Path, None] = None,
 ) -> dict[str, Any]:
     """Rebuild the training data pipeline from the checkpoint (overridable) and score ``split``.
 
-    ``checkpoint_path`` is a ``.ckpt``, a model directory (``textcnn export --format hf``, which keeps
-    the training data settings in its config.json) or a Hub id of one; a directory from another machine
-    or the Hub usually needs ``data_overrides={"path": …}``. ``device`` runs the network there (see ``textcnn.load``).
+    ``checkpoint_path`` is a ``.ckpt``, a model directory (its config.json keeps the training data
+    settings), a Hub id of one, or an ONNX export (scored through ONNX Runtime; it needs
+    ``data_overrides``, as a directory from another machine usually does: ``{"path": …}``).
+    ``device`` runs the network there (see ``textcnn.load``).
 
-    ``calibration`` holds the temperature fitted on the validation split and the expected
-    calibration error on ``split`` before and after it (see :mod:`textcnn.inference.calibration`). A
-    multi-label checkpoint is scored with its own thresholds (see :mod:`textcnn.training.thresholds`) and
-    has no calibration: temperature scaling is for softmax outputs.
+    ``calibration``: the temperature fitted on validation and the expected calibration error on
+    ``split`` before and after it (:mod:`textcnn.inference.calibration`). ``abstaining``: for target
+    precisions 0.90 / 0.95 / 0.99, the threshold the validation risk–coverage table gives and what it
+    reaches there and on ``split`` (:mod:`textcnn.inference.selective`); ``save_thresholds`` stores the
+    table in the model. A multi-label model is scored at its own thresholds, with neither.
 
-    A labelled file of your own (``data_overrides={"test_file": "labelled.csv"}``) is scored on its
-    own, its labels read as the checkpoint's classes (by name, or integer ids in their order);
-    without the training data's validation split it gets no calibration.
+    A labelled file of your own (``data_overrides={"test_file": "labelled.csv"}``) is scored alone,
+    its labels read as the model's classes (by name, or integer ids in their order), without
+    calibration. ``data``: the data module that trained the checkpoint, its splits already encoded.
+    ``report_dir``: also write ``confusion.png``, ``misclassified.csv`` and ``metrics.json`` there
+    (:mod:`textcnn.training.report`).
 
-    ``data`` is the data module that trained the checkpoint, at the end of its run: its splits are
-    already read and encoded with the checkpoint's tokenizer, so they are not built a second time.
-
-    ``abstaining`` (single-label): for target precisions 0.90 / 0.95 / 0.99, the threshold the validation
-    split's risk–coverage table gives, its coverage and accuracy there and on ``split``
-    (:mod:`textcnn.inference.selective`); ``save_thresholds`` stores the table in the model.
-
-    A list of two or more checkpoints (single-label, the same classes) is scored as an ensemble: the
-    mean of their probabilities (see :mod:`textcnn.inference.ensemble`), each model reading the split
-    through its own tokenizer, with the data settings of the first.
+    Two or more models (single-label, the same classes) are scored as an ensemble: the mean of their
+    probabilities (:mod:`textcnn.inference.ensemble`), each reading the split through its own
+    tokenizer, with the data settings of the first.
     """
     if data is not None and data_overrides:
         raise ValueError("give either the run's data module or data_overrides, not both")
     device = resolve_device(device)  # a missing GPU is found before the data is read
     paths, saved = _saved_models(checkpoint_path)
-    tokenizer, label_names, thresholds, saved_settings = (saved[0].tokenizer, saved[0].label_names,
-                                                          saved[0].thresholds, saved[0].data)
+    label_names, thresholds = saved[0].label_names, saved[0].thresholds
     checkpoint_path = str(paths[0]) if len(paths) == 1 else [str(path) for path in paths]
     own_file = (data_overrides or {}).get(f"{split}_file") if split != "train" else None
     if save_thresholds:
         _check_can_store(paths, saved, own_file)
+    if report_dir is not None:
+        check_report_directory(Path(report_dir))
     if data is None:
-        settings = {**saved_settings, **(data_overrides or {})}
-        if own_file:  # the file alone: every split role is that file, the classes are the model's
-            settings.update(path=str(own_file), train_file=own_file, validation_file=own_file, test_file=own_file,
-                            label_names=label_names, streaming=False)
-        data = _data_module(settings, paths[0])
-        data.use_tokenizer(tokenizer)
+        data = _data_for(saved[0], paths[0], data_overrides, own_file)
     _check_data_fits(data, label_names, thresholds is not None, own_file)
-    members = [(one.network().to(device), one.tokenizer) for one in saved]
+    members = _members(saved, device)
     logits, targets = _scores_and_labels(members, data, split)
     if thresholds is not None:
-        report = multilabel_report(logits.sigmoid(), targets, torch.tensor(thresholds), label_names)
-        return {"checkpoint": checkpoint_path, "data_path": data.path, "split": split, **report}
-    report = {"checkpoint": checkpoint_path, "data_path": str(own_file) if own_file else data.path, "split": split,
-              **classification_report(logits.argmax(dim=-1), targets, label_names)}
-    return _with_calibration_and_abstaining(report, members, saved, data, logits, targets, own_file, save_thresholds)
+        report = {"checkpoint": checkpoint_path, "data_path": data.path, "split": split,
+                  **multilabel_report(logits.sigmoid(), targets, torch.tensor(thresholds), label_names)}
+    else:
+        report = {"checkpoint": checkpoint_path, "data_path": str(own_file) if own_file else data.path,
+                  "split": split, **classification_report(logits.argmax(dim=-1), targets, label_names)}
+        report = _with_calibration_and_abstaining(report, members, saved, data, logits, targets, own_file,
+                                                  save_thresholds)
+    if report_dir is not None:
+        report["report_files"] = _write_report(Path(report_dir), report, members, saved, data)
+    return report
+
+
+def _write_report(directory: Path, report: dict[str, Any], members: list, saved: list[SavedModel],
+                  data: TextDataModule) -> list[str]:
+    """The report's files, from the texts scored in their split's order (at the kept temperature)."""
+    if not isinstance(members[0], BasePredictor):
+        members = [Predictor.from_saved(one, temperature=1.0, device=next(model.parameters()).device)
+                   for one, (model, _) in zip(saved, members)]
+    logits, targets = _scores_and_labels(members, data, report["split"])
+    texts, _ = rows_in_order(data, report["split"])
+    thresholds = saved[0].thresholds
+    if thresholds is not None:
+        return write_report(directory, report, texts, targets, logits.sigmoid(), saved[0].label_names, thresholds)
+    temperature = report.get("calibration", {}).get("temperature", 1.0)
+    return write_report(directory, report, texts, targets, (logits / temperature).softmax(dim=-1),
+                        saved[0].label_names)
 
 
 def _with_calibration_and_abstaining(report: dict[str, Any], members: list, saved: list[SavedModel],
@@ -186,7 +201,7 @@ def _saved_models(checkpoint_path: Union[str, Path, Sequence[Union[str, Path]]])
     paths = [checkpoint_path] if isinstance(checkpoint_path, (str, Path)) else list(checkpoint_path)
     if not paths:
         raise UserInputError("no checkpoint given: pass one, or several to score their ensemble")
-    saved = [refuse_onnx(read_saved_model(path), "evaluate") for path in paths]
+    saved = [read_saved_model(path) for path in paths]
     if len(paths) > 1:
         check_members([str(path) for path in paths], [one.label_names for one in saved],
                       [one.multi_label for one in saved])
@@ -214,6 +229,22 @@ def _check_data_fits(data: TextDataModule, label_names: list[str], multi_label: 
         )
 
 
+def _data_for(saved: SavedModel, path: Union[str, Path], data_overrides: Optional[dict[str, Any]],
+              own_file: Optional[str]) -> TextDataModule:
+    """The data module of the model's training settings with ``data_overrides``, or of ``own_file`` alone
+    (every split role that file, the classes the model's), encoding with the model's tokenizer."""
+    if not saved.data and not data_overrides:
+        raise UserInputError(f"{path} keeps no training data settings (an ONNX export): name the data to score "
+                             "with --data.path (a dataset) or --data.test_file (a labelled file)")
+    settings = {**saved.data, **(data_overrides or {})}
+    if own_file:
+        settings.update(path=str(own_file), train_file=own_file, validation_file=own_file, test_file=own_file,
+                        label_names=saved.label_names, streaming=False)
+    data = _data_module(settings, path)
+    data.use_tokenizer(saved.tokenizer)
+    return data
+
+
 def _data_module(settings: dict[str, Any], source: Union[str, Path]) -> TextDataModule:
     known = inspect.signature(TextDataModule).parameters
     unknown = sorted(key for key in settings if key not in known)
@@ -222,18 +253,48 @@ def _data_module(settings: dict[str, Any], source: Union[str, Path]) -> TextData
     return TextDataModule(**settings)
 
 
-def _scores_and_labels(members: list[tuple[torch.nn.Module, Tokenizer]], data: TextDataModule,
-                       split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _members(saved: list[SavedModel], device: torch.device) -> list:
+    """What scores the split: each model's network and tokenizer, which read the data module's
+    batches; with an ONNX export among the models, each model's predictor, which reads the texts."""
+    if not any(one.kind == "onnx" for one in saved):
+        return [(one.network().to(device), one.tokenizer) for one in saved]
+    from textcnn.inference.onnx import OnnxPredictor
+
+    return [OnnxPredictor(one, temperature=1.0, device=str(device)) if one.kind == "onnx"
+            else Predictor.from_saved(one, temperature=1.0, device=device) for one in saved]
+
+
+def _scores_and_labels(members: list, data: TextDataModule, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, C) logits of one model, or an ensemble's log mean probabilities (their softmax is that mean,
     so argmax, calibration and reports treat both alike), and the (N,) labels of ``split``."""
-    if len(members) == 1:
-        return _logits_and_labels(members[0][0], data, split)
-    probabilities = []
-    for model, tokenizer in members:
-        data.use_tokenizer(tokenizer)
-        logits, targets = _logits_and_labels(model, data, split)
-        probabilities.append(logits.softmax(dim=-1))
-    return as_logits(torch.stack(probabilities).mean(dim=0)), targets
+    if isinstance(members[0], BasePredictor):  # the texts in their split's order
+        texts, targets = rows_in_order(data, split)
+        scored = [member.logits(texts) for member in members]
+    else:  # the data module's batches, in length order
+        scored = []
+        for model, tokenizer in members:
+            if len(members) > 1:
+                data.use_tokenizer(tokenizer)
+            logits, targets = _logits_and_labels(model, data, split)
+            scored.append(logits)
+    if len(scored) == 1:
+        return scored[0], targets
+    return as_logits(torch.stack([logits.softmax(dim=-1) for logits in scored]).mean(dim=0)), targets
+
+
+def rows_in_order(data: TextDataModule, split: str) -> tuple[list[str], torch.Tensor]:
+    """The texts of ``split`` and their labels (class ids, or multi-hot rows), in the split's order."""
+    if data.hparams.streaming:
+        raise UserInputError("scoring texts in their file's order (an ONNX export, --report) reads the split whole; "
+                             "set --data.streaming=false")
+    texts = [text or "" for text in data.splits[split][data.text_column]]
+    labels = data.encoded(split)["labels"]
+    if not data.multi_label:
+        return texts, torch.tensor(labels, dtype=torch.long)
+    targets = torch.zeros(len(labels), data.num_classes)
+    for row, classes in enumerate(labels):
+        targets[row, classes] = 1.0
+    return texts, targets
 
 
 def _logits_and_labels(model: torch.nn.Module, data: TextDataModule, split: str) -> tuple[torch.Tensor, torch.Tensor]:
