@@ -1,4 +1,5 @@
-"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune | audit | push-to-hub``
+"""Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune | audit | lr-find |
+push-to-hub``
 (also ``scripts/*.py``).
 
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
@@ -304,6 +305,17 @@ def audit_main(argv: Optional[Sequence[str]] = None) -> None:
     _run(audit, argv, print_json=True)
 
 
+def lr_find(argv: Optional[Sequence[str]] = None) -> dict:
+    """The learning-rate range test over the run the training options describe."""
+    from textcnn.training.lr_find import lr_find_command
+
+    return lr_find_command(list(sys.argv[1:] if argv is None else argv))
+
+
+def lr_find_main(argv: Optional[Sequence[str]] = None) -> None:
+    _run(lr_find, argv, print_json=True)
+
+
 def tune_main(argv: Optional[Sequence[str]] = None) -> None:
     _run(tune, argv, print_json=True)
 
@@ -320,11 +332,12 @@ COMMANDS = {
     "serve": serve_main,
     "tune": tune_main,
     "audit": audit_main,
+    "lr-find": lr_find_main,
     "push-to-hub": push_to_hub_main,
 }
 
 
-USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,audit,push-to-hub} [options]
+USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,audit,lr-find,push-to-hub} [options]
 
   train        train a TextCNN from a YAML config, then score it on the test split
   evaluate     score a checkpoint or model directory on a dataset split
@@ -333,6 +346,7 @@ USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,audit,push-t
   serve        serve a checkpoint, an export or a Hub model over HTTP
   tune         search hyperparameters on the validation split (Optuna), write the best config
   audit        find rows whose label looks wrong (k-fold textcnn probabilities, then cleanlab)
+  lr-find      suggest a learning rate (Lightning's range test) and plot loss against it
   push-to-hub  upload a checkpoint or model directory to the Hugging Face Hub
 
 textcnn COMMAND --help shows a command's options."""

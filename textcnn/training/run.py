@@ -27,6 +27,7 @@ from textcnn.inference import Predictor, load
 from textcnn.training.build import TRAINER_DEFAULTS, build
 from textcnn.training.evaluation import evaluate_checkpoint, log_calibration_and_abstaining
 from textcnn.training.history import best_epoch, find_history, summary_line
+from textcnn.training.lr_find import AUTO, choose_learning_rate, without_auto
 from textcnn.training.recipe import with_recipe
 from textcnn.training.run_config import Config, from_command_line, from_python
 
@@ -41,9 +42,12 @@ def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
 
     In a distributed run the other processes return None once fitting is done: rank 0 alone
     scores the checkpoint it wrote, on the whole split, in this process."""
+    args, auto = without_auto(sys.argv[1:] if args is None else args)
     with known_warnings_hidden():
-        config, chosen = from_command_line(sys.argv[1:] if args is None else args)
-    return fit_and_score(config, chosen).report
+        config, chosen = from_command_line(args)
+    if auto:
+        config = choose_learning_rate(config, chosen | {"model.learning_rate"})
+    return fit_and_score(config, chosen | ({"model.learning_rate"} if auto else set())).report
 
 
 def describe_model(network: torch.nn.Module) -> str:
@@ -125,9 +129,13 @@ def train(
     as ``train`` brings its own validation / test splits) or a ``(texts, labels)`` pair. A missing
     validation split is carved from train; without a test split there are no test figures.
     ``overrides`` are dotted config keys, e.g. ``**{"trainer.max_epochs": 5}`` or
-    ``data__max_length=64`` (``__`` for ``.``).
+    ``data__max_length=64`` (``__`` for ``.``); ``**{"model.learning_rate": "auto"}`` runs the
+    learning-rate range test first (:mod:`textcnn.training.lr_find`).
     """
     settings = {key.replace("__", "."): value for key, value in overrides.items()}
+    auto = settings.get("model.learning_rate") == AUTO
+    if auto:
+        del settings["model.learning_rate"]
     root = Path(settings.get("trainer.default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])
     splits = {"train": train, "validation": validation, "test": test}
     if isinstance(train, datasets.DatasetDict):
@@ -151,6 +159,9 @@ def train(
         settings[f"data.{role}_file"] = str(path)
     with known_warnings_hidden():
         resolved, chosen = from_python(config, settings)
+    if auto:
+        chosen = chosen | {"model.learning_rate"}
+        resolved = choose_learning_rate(resolved, chosen)
     fitted = fit_and_score(resolved, chosen)
     report, data = fitted.report, fitted.data
     checkpoint = report["checkpoint"]
