@@ -93,6 +93,9 @@ class TrainCLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
         parser.add_argument("--ckpt_path", type=Optional[str], default=None,
                             help="resume training from this checkpoint, e.g. .../checkpoints/last.ckpt")
+        parser.add_argument("--init_from", type=Optional[str], default=None,
+                            help="start from this model's weights, tokenizer and classes (a .ckpt, a model directory "
+                                 "or a Hub id) on new data, with a fresh optimizer")
 
     def before_instantiate_classes(self) -> None:
         """A resumed run encodes with the checkpoint's tokenizer, never a retrained one. A new one

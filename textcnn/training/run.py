@@ -27,6 +27,9 @@ from textcnn.inference import Predictor, load
 from textcnn.training.build import TRAINER_DEFAULTS, build
 from textcnn.training.evaluation import evaluate_checkpoint, log_calibration_and_abstaining
 from textcnn.training.history import best_epoch, find_history, summary_line
+from textcnn.training.init_from import describe as describe_init_from
+from textcnn.training.init_from import load_weights
+from textcnn.training.init_from import prepare as prepare_init_from
 from textcnn.training.lr_find import AUTO, choose_learning_rate, without_auto
 from textcnn.training.recipe import with_recipe
 from textcnn.training.run_config import Config, from_command_line, from_python
@@ -73,8 +76,14 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset()) -> Fitted:
     """Fit the run a resolved config describes, completed by the recipe where ``chosen`` (the keys
     the user set) leaves the network to it, and score its best checkpoint."""
     started = time.monotonic()
+    start = None
+    if config.get("init_from"):
+        config, chosen, *start = prepare_init_from(config, chosen)
     with known_warnings_hidden():
         cli = build(with_recipe(config, set(chosen)))
+        if start is not None:  # its weights replace the fresh ones (vectors included)
+            load_weights(cli.model.model, *start)
+            cli.model.initialised_from_vectors = True
         if cli.trainer.is_global_zero:
             log.info("model: %s", describe_model(cli.model.model))
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
@@ -93,6 +102,8 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset()) -> Fitted:
     # a single-label model keeps its validation risk-coverage table, for predict --min-precision
     report = evaluate_checkpoint(best, split=split, data=data, save_thresholds=not cli.datamodule.multi_label)
     log_calibration_and_abstaining(report)
+    if start is not None:
+        report["init_from"] = describe_init_from(*start)
     history = find_history(cli.trainer)
     rows = history.rows if history is not None else []
     log.info(summary_line(cli.trainer, rows, report, time.monotonic() - started, best,
@@ -121,6 +132,7 @@ def train(
     text_column: str = "text",
     label_column: str = "label",
     config: Union[str, Path, None] = None,
+    init_from: Union[str, Path, None] = None,
     **overrides: Any,
 ) -> TrainingResult:
     """Train the default recipe (or ``config``) on your data and score it.
@@ -130,33 +142,18 @@ def train(
     validation split is carved from train; without a test split there are no test figures.
     ``overrides`` are dotted config keys, e.g. ``**{"trainer.max_epochs": 5}`` or
     ``data__max_length=64`` (``__`` for ``.``); ``**{"model.learning_rate": "auto"}`` runs the
-    learning-rate range test first (:mod:`textcnn.training.lr_find`).
+    learning-rate range test first (:mod:`textcnn.training.lr_find`). ``init_from``: a model to keep
+    training (its weights, tokenizer and classes; :mod:`textcnn.training.init_from`).
     """
     settings = {key.replace("__", "."): value for key, value in overrides.items()}
+    if init_from is not None:
+        settings["init_from"] = str(init_from)
     auto = settings.get("model.learning_rate") == AUTO
     if auto:
         del settings["model.learning_rate"]
-    root = Path(settings.get("trainer.default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])
-    splits = {"train": train, "validation": validation, "test": test}
-    if isinstance(train, datasets.DatasetDict):
-        splits = {"train": train.get("train"), "validation": train.get("validation", validation),
-                  "test": train.get("test", test)}
-        if splits["train"] is None:
-            raise UserInputError(f"the DatasetDict given as train has no 'train' split (splits: {', '.join(train)})")
-    staging: Optional[Path] = None
     settings.update({"data.text_column": text_column, "data.label_column": label_column})
-    for role, data in splits.items():
-        if data is None:
-            continue
-        if isinstance(data, (str, Path)):
-            path = Path(data)
-        else:
-            if staging is None:
-                root.mkdir(parents=True, exist_ok=True)
-                staging = Path(tempfile.mkdtemp(prefix="data-", dir=root))
-            path = staging / f"{role}.parquet"
-            _as_dataset(data, role, text_column, label_column).to_parquet(str(path))
-        settings[f"data.{role}_file"] = str(path)
+    settings.update(_split_files({"train": train, "validation": validation, "test": test}, text_column, label_column,
+                                 Path(settings.get("trainer.default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])))
     with known_warnings_hidden():
         resolved, chosen = from_python(config, settings)
     if auto:
@@ -171,6 +168,31 @@ def train(
     temperature = report.get("calibration", {}).get("temperature", 1.0)  # 1 unless validation kept a fitted one
     return TrainingResult(load(checkpoint, temperature=temperature), checkpoint, metrics, fitted.history,
                           fitted.best_epoch)
+
+
+def _split_files(splits: dict[str, SplitData], text_column: str, label_column: str, root: Path) -> dict[str, str]:
+    """``data.<role>_file`` for each split given: its path, or a parquet file under ``root`` holding it."""
+    if isinstance(splits["train"], datasets.DatasetDict):
+        given = splits["train"]
+        splits = {"train": given.get("train"), "validation": given.get("validation", splits["validation"]),
+                  "test": given.get("test", splits["test"])}
+        if splits["train"] is None:
+            raise UserInputError(f"the DatasetDict given as train has no 'train' split (splits: {', '.join(given)})")
+    staging: Optional[Path] = None
+    files = {}
+    for role, data in splits.items():
+        if data is None:
+            continue
+        if isinstance(data, (str, Path)):
+            path = Path(data)
+        else:
+            if staging is None:
+                root.mkdir(parents=True, exist_ok=True)
+                staging = Path(tempfile.mkdtemp(prefix="data-", dir=root))
+            path = staging / f"{role}.parquet"
+            _as_dataset(data, role, text_column, label_column).to_parquet(str(path))
+        files[f"data.{role}_file"] = str(path)
+    return files
 
 
 def _as_dataset(data: Any, role: str, text_column: str, label_column: str) -> datasets.Dataset:
