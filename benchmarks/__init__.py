@@ -29,3 +29,11 @@ def run_in_child(module: str, args: Sequence[str], cwd: Optional[Path] = None, t
     if result.returncode:
         raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def write_outputs(output: Optional[str], markdown: str, results: object) -> None:
+    """A benchmark's Markdown table at ``output`` and its figures as JSON beside it (``.json``); nothing
+    without ``output``."""
+    if output:
+        Path(output).write_text(markdown + "\n", encoding="utf-8")
+        Path(output).with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import datasets
 
-from benchmarks import DATA_DIR
+from benchmarks import DATA_DIR, write_outputs
 
 LABEL_COLUMNS = {"trec": "coarse_label"}
 PRECISIONS = (0.90, 0.95, 0.99)
@@ -82,10 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name in args.datasets:  # each dataset's figures printed and written as soon as they are in
             results.append(run(name, args.seed, Path(root)))
             print(json.dumps(results[-1]), flush=True)
-            if args.output:
-                Path(args.output).write_text(table(results) + "\n", encoding="utf-8")
-                Path(args.output).with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n",
-                                                                  encoding="utf-8")
+            write_outputs(args.output, table(results), results)
     print(table(results))
 
 

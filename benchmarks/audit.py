@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import datasets
 import numpy as np
 
-from benchmarks import DATA_DIR
+from benchmarks import DATA_DIR, write_outputs
 from benchmarks.baselines import LOGREG_C, _unigrams_and_bigrams
 from textcnn.training.audit import audit
 
@@ -97,11 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in args.datasets:  # each dataset's figures printed and written as soon as they are in
         results.append(run(name, args.share, args.folds, args.seed))
         print(json.dumps(results[-1]), flush=True)
-        if args.output:
-            from pathlib import Path
-
-            Path(args.output).write_text(table(results) + "\n", encoding="utf-8")
-            Path(args.output).with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_outputs(args.output, table(results), results)
     print(table(results))
 
 

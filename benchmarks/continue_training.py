@@ -19,7 +19,7 @@ from pathlib import Path
 
 import datasets
 
-from benchmarks import DATA_DIR
+from benchmarks import DATA_DIR, write_outputs
 
 LEFT_OUT = ("NUM", "LOC")
 
@@ -82,9 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="textcnn-continue-") as root:
         results = run(args.new_rows, args.seed, Path(root))
-    if args.output:
-        Path(args.output).write_text(table(results) + "\n", encoding="utf-8")
-        Path(args.output).with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_outputs(args.output, table(results), results)
     print(table(results))
 
 
