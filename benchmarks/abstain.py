@@ -18,6 +18,7 @@ from pathlib import Path
 import datasets
 
 from benchmarks import DATA_DIR, write_outputs
+from textcnn.inference.selective import row_for_precision
 
 LABEL_COLUMNS = {"trec": "coarse_label"}
 PRECISIONS = (0.90, 0.95, 0.99)
@@ -47,9 +48,8 @@ def run(name: str, seed: int, root: Path) -> dict:
         right = sum(given == truth for given, truth in answered)
         rows.append({"precision": precision, "reached": True, "coverage": len(answered) / len(texts),
                      "accuracy": right / len(answered) if answered else None,
-                     "validation": next({"coverage": c, "accuracy": a} for t, c, a in
-                                        zip(table["threshold"], table["coverage"], table["accuracy"])
-                                        if a >= precision - 1e-9)})
+                     "validation": {name: table[name][row_for_precision(table, precision)]
+                                    for name in ("coverage", "accuracy")}})
     return {"dataset": name, "seed": seed, "test_rows": len(texts), "validation_rows": table["num_examples"],
             "test_accuracy": result.metrics["test"]["accuracy"], "train_seconds": round(seconds, 1),
             "targets": rows}

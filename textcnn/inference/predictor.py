@@ -217,14 +217,12 @@ class BasePredictor:
             **self.describe(),
         }
 
-
     def abstaining(self) -> dict[str, Any]:
         """For each target precision, the ``min_precision`` threshold and the validation coverage it gave."""
         table, shown = self.risk_coverage, {}
         for precision in selective.TARGET_PRECISIONS:
-            threshold = selective.threshold_for_precision(table, precision)
-            index = None if threshold is None else table["threshold"].index(threshold)
-            shown[f"{precision:g}"] = None if index is None else {"threshold": threshold,
+            index = selective.row_for_precision(table, precision)
+            shown[f"{precision:g}"] = None if index is None else {"threshold": table["threshold"][index],
                                                                   "coverage": table["coverage"][index]}
         return {"split": table["split"], "min_precision": shown}
 
@@ -279,9 +277,9 @@ class Predictor(BasePredictor):
         ``temperature`` defaults to the saved one (1 for a checkpoint)."""
         refuse_onnx(saved, "a PyTorch predictor")
         predictor = cls(saved.network(), saved.tokenizer, saved.label_names, max_length=saved.max_length,
-                   temperature=saved.temperature if temperature is None else temperature,
-                   thresholds=saved.thresholds, device=device, provenance=saved.provenance,
-                   risk_coverage=saved.risk_coverage)
+                        temperature=saved.temperature if temperature is None else temperature,
+                        thresholds=saved.thresholds, device=device, provenance=saved.provenance,
+                        risk_coverage=saved.risk_coverage)
         predictor.source = str(saved.source)
         return predictor
 

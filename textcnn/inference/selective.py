@@ -30,7 +30,6 @@ COVERAGE_ROWS = 100  # one row per percent of coverage
 MAX_ROWS = 10_000  # a saved table longer than this was not written by textcnn
 
 
-
 def confidences(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """(N,) the largest class probability of each row of (N, C) ``logits`` at ``temperature``."""
     return (logits.float() / temperature).softmax(dim=-1).amax(dim=-1)
@@ -60,13 +59,19 @@ def risk_coverage(logits: torch.Tensor, labels: torch.Tensor, temperature: float
             "accuracy": [round(rows[t][1], 6) for t in thresholds]}
 
 
-def threshold_for_precision(table: dict[str, Any], precision: float) -> Optional[float]:
-    """The lowest threshold of ``table`` whose accuracy on answered texts reaches ``precision``; None
-    when no row does."""
-    for threshold, accuracy in zip(table["threshold"], table["accuracy"]):
+def row_for_precision(table: dict[str, Any], precision: float) -> Optional[int]:
+    """The row of ``table`` with the lowest threshold whose accuracy on answered texts reaches
+    ``precision``; None when no row does."""
+    for index, accuracy in enumerate(table["accuracy"]):
         if accuracy >= precision - 1e-9:  # a row saved rounded to 6 places still reaches its own value
-            return threshold
+            return index
     return None
+
+
+def threshold_for_precision(table: dict[str, Any], precision: float) -> Optional[float]:
+    """The threshold of :func:`row_for_precision`; None when no row reaches ``precision``."""
+    index = row_for_precision(table, precision)
+    return None if index is None else table["threshold"][index]
 
 
 def unreachable(table: dict[str, Any], precision: float,
@@ -105,10 +110,10 @@ def selective_report(table: dict[str, Any], logits: torch.Tensor, labels: torch.
     accuracy that threshold reaches on ``split`` (``logits``, ``labels``: the check)."""
     rows = []
     for precision in targets:
-        threshold = threshold_for_precision(table, precision)
+        index = row_for_precision(table, precision)
+        threshold = None if index is None else table["threshold"][index]
         row: dict[str, Any] = {"precision": precision, "threshold": threshold}
-        if threshold is not None:
-            index = table["threshold"].index(threshold)
+        if index is not None:
             row["validation"] = {"coverage": table["coverage"][index], "accuracy": table["accuracy"][index]}
             if split != table["split"]:
                 row[split] = answered_at(logits, labels, table["temperature"], threshold)
