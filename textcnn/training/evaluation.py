@@ -109,7 +109,8 @@ def evaluate_checkpoint(
     if data is None:
         data = _data_for(saved[0], paths[0], data_overrides, own_file)
     _check_data_fits(data, label_names, thresholds is not None, own_file)
-    members = _members(saved, device)
+    # the report names each mistake's row: its texts are scored once, in their split's order
+    members = _members(saved, device, by_text=report_dir is not None)
     logits, targets = _scores_and_labels(members, data, split)
     if thresholds is not None:
         report = {"checkpoint": checkpoint_path, "data_path": data.path, "split": split,
@@ -120,24 +121,18 @@ def evaluate_checkpoint(
         report = _with_calibration_and_abstaining(report, members, saved, data, logits, targets, own_file,
                                                   save_thresholds)
     if report_dir is not None:
-        report["report_files"] = _write_report(Path(report_dir), report, members, saved, data)
+        report["report_files"] = _write_report(Path(report_dir), report, logits, targets, saved[0], data)
     return report
 
 
-def _write_report(directory: Path, report: dict[str, Any], members: list, saved: list[SavedModel],
-                  data: TextDataModule) -> list[str]:
-    """The report's files, from the texts scored in their split's order (at the kept temperature)."""
-    if not isinstance(members[0], BasePredictor):
-        members = [Predictor.from_saved(one, temperature=1.0, device=next(model.parameters()).device)
-                   for one, (model, _) in zip(saved, members)]
-    logits, targets = _scores_and_labels(members, data, report["split"])
+def _write_report(directory: Path, report: dict[str, Any], logits: torch.Tensor, targets: torch.Tensor,
+                  saved: SavedModel, data: TextDataModule) -> list[str]:
+    """The report's files from the split's logits and labels in its order (at the kept temperature)."""
     texts, _ = rows_in_order(data, report["split"])
-    thresholds = saved[0].thresholds
-    if thresholds is not None:
-        return write_report(directory, report, texts, targets, logits.sigmoid(), saved[0].label_names, thresholds)
+    if saved.thresholds is not None:
+        return write_report(directory, report, texts, targets, logits.sigmoid(), saved.label_names, saved.thresholds)
     temperature = report.get("calibration", {}).get("temperature", 1.0)
-    return write_report(directory, report, texts, targets, (logits / temperature).softmax(dim=-1),
-                        saved[0].label_names)
+    return write_report(directory, report, texts, targets, (logits / temperature).softmax(dim=-1), saved.label_names)
 
 
 def _with_calibration_and_abstaining(report: dict[str, Any], members: list, saved: list[SavedModel],
@@ -159,11 +154,7 @@ def _with_calibration_and_abstaining(report: dict[str, Any], members: list, save
 
 def _store_risk_coverage(saved: SavedModel, table: dict[str, Any]) -> Path:
     """Save ``table`` (see :mod:`textcnn.inference.selective`) into the checkpoint or model directory
-    ``saved`` was read from; the file written. An ONNX export takes it from what it is exported from."""
-    if saved.multi_label:
-        raise UserInputError(f"{saved.source} is multi-label: it decides by per-class thresholds, which it already "
-                             "holds; a risk–coverage table is for single-label models")
-    refuse_onnx(saved, "--save-thresholds")
+    ``saved`` was read from (:func:`_check_can_store` refused any other); the file written."""
     if saved.kind == "checkpoint":
         written = store_in_checkpoint(saved.source, "risk_coverage", table)
     else:
@@ -187,6 +178,7 @@ def _check_can_store(paths: list, saved: list[SavedModel], own_file: Optional[st
     if saved[0].multi_label:
         raise UserInputError(f"{paths[0]} is multi-label: its per-class thresholds are already saved; "
                              "--save-thresholds is for single-label models")
+    refuse_onnx(saved[0], "--save-thresholds")  # before anything is scored
     if not Path(paths[0]).exists():
         raise UserInputError(f"{paths[0]} is a Hub id: download the model directory (hf download) and pass its "
                              "local path to --save-thresholds")
@@ -253,10 +245,11 @@ def _data_module(settings: dict[str, Any], source: Union[str, Path]) -> TextData
     return TextDataModule(**settings)
 
 
-def _members(saved: list[SavedModel], device: torch.device) -> list:
+def _members(saved: list[SavedModel], device: torch.device, by_text: bool = False) -> list:
     """What scores the split: each model's network and tokenizer, which read the data module's
-    batches; with an ONNX export among the models, each model's predictor, which reads the texts."""
-    if not any(one.kind == "onnx" for one in saved):
+    batches; ``by_text`` or with an ONNX export among the models, each model's predictor, which reads
+    the texts in their split's order."""
+    if not by_text and not any(one.kind == "onnx" for one in saved):
         return [(one.network().to(device), one.tokenizer) for one in saved]
     from textcnn.inference.onnx import OnnxPredictor
 
