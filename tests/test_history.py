@@ -58,12 +58,14 @@ def fake_trainer(max_epochs: int, stopped_epoch: int):
 
 def test_summary_line_says_why_it_stopped_and_the_best_epoch(tmp_path):
     report = {"split": "test", "accuracy": 0.8432}
-    line = summary_line(fake_trainer(20, 2), ROWS, report, 47.2, "runs/x/best-1-0.7400.ckpt", tmp_path / "metrics.csv")
+    kept = best_epoch(ROWS, "val_acc", "max")
+    line = summary_line(fake_trainer(20, 2), ROWS, kept, report, 47.2, "runs/x/best-1-0.7400.ckpt", tmp_path / "metrics.csv")
     assert line == ("trained 3 of 20 epochs (early stopping: no improvement in val_acc for 4 epochs); best epoch 1: "
                     "val_acc 74.0%, test accuracy 84.3%; 47 s; best checkpoint: runs/x/best-1-0.7400.ckpt; "
                     f"per-epoch metrics.csv and curves.png in {tmp_path}")
-    assert "(trainer.max_epochs reached)" in summary_line(fake_trainer(3, 0), ROWS, report, 1, "b.ckpt")
-    multi_label = summary_line(fake_trainer(3, 0), ROWS, {"split": "validation", "micro_f1": 0.5}, 1, "b.ckpt")
+    assert "(trainer.max_epochs reached)" in summary_line(fake_trainer(3, 0), ROWS, kept, report, 1, "b.ckpt")
+    multi_label = summary_line(fake_trainer(3, 0), ROWS, kept, {"split": "validation", "micro_f1": 0.5}, 1,
+                               "b.ckpt")
     assert "validation micro-F1 50.0%" in multi_label
 
 

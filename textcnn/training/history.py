@@ -153,15 +153,15 @@ def why_it_stopped(trainer: Trainer, epochs: int) -> str:
     return "stopped before trainer.max_epochs (trainer.max_time, max_steps or an interruption)"
 
 
-def summary_line(trainer: Trainer, rows: list[dict[str, Any]], report: dict[str, Any], seconds: float,
-                 best_path: str, history_file: Optional[Path] = None) -> str:
+def summary_line(trainer: Trainer, rows: list[dict[str, Any]], best: Optional[int], report: dict[str, Any],
+                 seconds: float, best_path: str, history_file: Optional[Path] = None) -> str:
     """The run in one line: epochs and why it stopped, the best epoch's validation score, the final
-    score on the evaluated split, the time, and the best checkpoint."""
+    score on the evaluated split, the time, and the best checkpoint. ``best``: the epoch kept (see
+    :func:`best_epoch`), None when no epoch logged the monitored metric."""
     epochs = len(rows)
     of = f" of {trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
     line = f"trained {epochs}{of} epochs ({why_it_stopped(trainer, epochs)})"
     monitor = getattr(trainer.checkpoint_callback, "monitor", None)
-    best = best_epoch(rows, monitor, getattr(trainer.checkpoint_callback, "mode", "max")) if monitor else None
     name, score = ("accuracy", report.get("accuracy")) if "accuracy" in report else ("micro-F1", report.get("micro_f1"))
     if best is not None:
         validation = next(row for row in rows if row["epoch"] == best)[monitor]

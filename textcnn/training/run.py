@@ -48,9 +48,7 @@ def fit_and_evaluate(args: Optional[Sequence[str]] = None) -> Optional[dict]:
     args, auto = without_auto(sys.argv[1:] if args is None else args)
     with known_warnings_hidden():
         config, chosen = from_command_line(args)
-    if auto:
-        config = choose_learning_rate(config, chosen | {"model.learning_rate"})
-    return fit_and_score(config, chosen | ({"model.learning_rate"} if auto else set())).report
+    return fit_and_score(config, chosen, auto_learning_rate=auto).report
 
 
 def describe_model(network: torch.nn.Module) -> str:
@@ -72,10 +70,14 @@ class Fitted(NamedTuple):
     best_epoch: Optional[int]
 
 
-def fit_and_score(config: Config, chosen: set[str] = frozenset()) -> Fitted:
+def fit_and_score(config: Config, chosen: set[str] = frozenset(), auto_learning_rate: bool = False) -> Fitted:
     """Fit the run a resolved config describes, completed by the recipe where ``chosen`` (the keys
-    the user set) leaves the network to it, and score its best checkpoint."""
+    the user set) leaves the network to it, and score its best checkpoint. ``auto_learning_rate``:
+    the range test chooses ``model.learning_rate`` first."""
     started = time.monotonic()
+    if auto_learning_rate:
+        chosen = set(chosen) | {"model.learning_rate"}
+        config = choose_learning_rate(config, chosen)
     start = None
     if config.get("init_from"):
         config, chosen, *start = prepare_init_from(config, chosen)
@@ -106,10 +108,11 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset()) -> Fitted:
         report["init_from"] = describe_init_from(*start)
     history = find_history(cli.trainer)
     rows = history.rows if history is not None else []
-    log.info(summary_line(cli.trainer, rows, report, time.monotonic() - started, best,
-                          history.path if history is not None and rows else None))
     checkpointing = cli.trainer.checkpoint_callback
-    return Fitted(report, data, rows, best_epoch(rows, checkpointing.monitor, checkpointing.mode) if rows else None)
+    kept = best_epoch(rows, checkpointing.monitor, checkpointing.mode) if rows else None
+    log.info(summary_line(cli.trainer, rows, kept, report, time.monotonic() - started, best,
+                          history.path if history is not None and rows else None))
+    return Fitted(report, data, rows, kept)
 
 
 @dataclass
@@ -156,10 +159,7 @@ def train(
                                  Path(settings.get("trainer.default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])))
     with known_warnings_hidden():
         resolved, chosen = from_python(config, settings)
-    if auto:
-        chosen = chosen | {"model.learning_rate"}
-        resolved = choose_learning_rate(resolved, chosen)
-    fitted = fit_and_score(resolved, chosen)
+    fitted = fit_and_score(resolved, chosen, auto_learning_rate=auto)
     report, data = fitted.report, fitted.data
     checkpoint = report["checkpoint"]
     metrics = {report["split"]: report}
