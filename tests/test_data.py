@@ -158,3 +158,13 @@ def test_string_labels_of_any_arrow_string_type_become_classes(tmp_path, sst2_di
     assert data.label_names == ["negative", "positive"]
     labels = data.encoded("test")["labels"]
     assert set(labels) == {0, 1} and labels == [full["test"][i]["label"] for i in range(200)]
+
+
+def test_label_names_reorder_and_extend_a_class_label_column_by_name(sst2_dir):
+    data = TextDataModule(path=str(sst2_dir), label_names=["positive", "question", "negative"])
+    plain = TextDataModule(path=str(sst2_dir))
+    assert data.label_names == ["positive", "question", "negative"]
+    names = plain.label_names
+    assert [data.label_names[i] for i in data.splits["test"]["label"]] == [names[i] for i in plain.splits["test"]["label"]]
+    with pytest.raises(UserInputError, match=r"label\(s\) 'negative'.* not in data.label_names"):
+        TextDataModule(path=str(sst2_dir), label_names=["positive", "question"]).num_classes

@@ -62,12 +62,18 @@ def as_class_labels(splits: datasets.DatasetDict, column: str, names: Optional[l
     """Cast string or non-negative integer labels (or lists of them) to a ``ClassLabel`` shared by all splits.
 
     ``names``: the classes in id order (integer labels: their names; string labels: their order);
-    by default the training split's strings, sorted, or ``"0"``, ``"1"``, … for integers. A label
-    that is not a class (a string the training split never has, an integer past the names) is refused."""
+    by default the training split's strings, sorted, or ``"0"``, ``"1"``, … for integers; a
+    ``ClassLabel`` column's classes are reordered or extended to ``names`` by name (a model continued
+    on a dataset that lacks some of its classes). A label that is not a class (a string the training
+    split never has, an integer past the names) is refused."""
     feature = splits["train"].features[column]
     item = list_item_feature(feature)
     if isinstance(item or feature, datasets.ClassLabel):
-        return splits
+        if names is None or list(names) == list((item or feature).names):
+            return splits
+        splits = _names_of_class_ids(splits, column)
+        feature = splits["train"].features[column]
+        item = list_item_feature(feature)
     dtype = getattr(item or feature, "dtype", None)
     if names is not None and (len(set(names)) != len(names) or not all(isinstance(n, str) and n.strip() for n in names)):
         raise UserInputError(f"data.label_names must be distinct, non-empty names, got {names}")
@@ -101,6 +107,21 @@ def as_class_labels(splits: datasets.DatasetDict, column: str, names: Optional[l
         return splits  # label_names reports the unusable type
     class_label = datasets.ClassLabel(names=names)
     return splits.cast_column(column, class_label if item is None else datasets.List(class_label))
+
+
+def _names_of_class_ids(splits: datasets.DatasetDict, column: str) -> datasets.DatasetDict:
+    """A ``ClassLabel`` column (or a list of them) as the class names it stands for."""
+    feature = splits["train"].features[column]
+    item = list_item_feature(feature)
+    to_name = (item or feature).int2str
+    strings = datasets.Value("string")
+    return datasets.DatasetDict({
+        role: split.map(lambda labels: {column: [to_name(label) if item is None else [to_name(i) for i in label]
+                                                 for label in labels]},
+                        input_columns=column, batched=True,
+                        features=datasets.Features({**split.features, column: strings if item is None
+                                                    else datasets.List(strings)}))
+        for role, split in splits.items()})
 
 
 def prepare_labels(splits: datasets.DatasetDict, text_column: str, column: str, names: Optional[list[str]] = None,
