@@ -368,3 +368,23 @@ def test_the_data_module_counts_training_labels(frames, tmp_path):
     frames["train"].to_csv(tmp_path / "train.csv", index=False)
     data = TextDataModule(train_file=str(tmp_path / "train.csv"))
     assert sum(data.label_counts) == len(data.splits["train"]) and len(data.label_counts) == 2
+
+
+def test_a_replay_file_mixes_a_sample_of_earlier_rows_into_train_only(tmp_path, caplog):
+    old = tmp_path / "old.jsonl"  # another format than the new data's: any training format will do
+    old.write_text("".join(f'{{"text": "old review {i}", "label": "{("neg", "pos")[i % 2]}"}}\n' for i in range(300)),
+                   encoding="utf-8")
+    new = b"text,label\n" + b"".join(f"new review {i},{('neg', 'pos')[i % 2]}\n".encode() for i in range(100))
+    with caplog.at_level("INFO", logger="textcnn"):
+        data = data_module(tmp_path, new, replay_file=str(old))
+        train, validation = data.splits["train"]["text"], data.splits["validation"]["text"]
+    assert len(train) == 90 + 90 and sum(text.startswith("old") for text in train) == 90  # as many as the new rows
+    assert not any(text.startswith("old") for text in validation)  # the checkpoint is chosen on the new data
+    assert any("replay: 90 of the 300 rows of" in record.getMessage() for record in caplog.records)
+    assert len(data_module(tmp_path, new, replay_file=str(old), replay_size=1000).splits["train"]) == 90 + 300
+    (tmp_path / "other.csv").write_text("review,label\nfine,pos\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"replay_file .*other.csv has no column 'text'"):
+        data_module(tmp_path, new, replay_file=str(tmp_path / "other.csv")).num_classes
+    (tmp_path / "unknown.csv").write_text("text,label\nfine,neutral\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"replay split has label\(s\) 'neutral'"):
+        data_module(tmp_path, new, replay_file=str(tmp_path / "unknown.csv")).num_classes

@@ -65,6 +65,9 @@ class TextDataModule(pl.LightningDataModule):
             a single file (train only: validation carved, no test figures). See :mod:`textcnn.data.files`.
         train_file / validation_file / test_file: the user's own file for each split (instead of
             ``path``); validation and test may be omitted.
+        replay_file / replay_size: earlier training data (any format above), ``replay_size`` rows of
+            it (default: as many as train) mixed into train, so a model continued with ``--init_from``
+            forgets less; validation and test stay the new data's.
         format: ``csv``, ``tsv``, ``json``, ``parquet``, ``arrow``, ``fasttext`` or ``folder``
             (one folder per class); by default from each file's suffix.
         csv_delimiter: the field separator of CSV files (default ``,``; TSV: tab).
@@ -101,9 +104,8 @@ class TextDataModule(pl.LightningDataModule):
             always on the same side); training rows come through a shuffle buffer of
             ``shuffle_buffer_size`` rows, reshuffled every epoch (files are read in order: a file
             sorted by label needs a buffer as large as the longest run of one label). Epochs have no known length:
-            ``lr_schedule`` cosine / onecycle need ``trainer.max_steps``. ``num_workers`` 0; ``bucket_by_length`` sorts pools of about
-            ``STREAM_POOL_ROWS`` rows, evaluation too; ``pretrained_vectors`` coverage is counted
-            on the tokenizer's sample.
+            ``lr_schedule`` cosine / onecycle need ``trainer.max_steps``. ``num_workers`` 0; ``bucket_by_length``
+            sorts pools of about ``STREAM_POOL_ROWS`` rows, evaluation too.
         tokenizer_sample_size / shuffle_buffer_size: see ``streaming`` (unused without it).
     """
 
@@ -115,6 +117,7 @@ class TextDataModule(pl.LightningDataModule):
         train_file: Optional[str] = None,
         validation_file: Optional[str] = None,
         test_file: Optional[str] = None,
+        replay_file: Optional[str] = None, replay_size: Optional[int] = None,
         format: Optional[FileFormat] = None,
         csv_delimiter: Optional[str] = None,
         label_names: Optional[list[str]] = None,
@@ -159,7 +162,7 @@ class TextDataModule(pl.LightningDataModule):
         files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.source = SplitSource(path, text_column, label_column, self.split_names, validation_fraction, seed,
                                   files, format, csv_delimiter, tuple(label_names) if label_names else None,
-                                  label_separator)
+                                  label_separator, replay_file, replay_size)
         self.recipe = TokenizerRecipe(tokenizer_kind, max_vocab_size, min_frequency, lowercase)
         self._splits: Optional[datasets.DatasetDict] = None
         self._tokenizer: Optional[Tokenizer] = None
@@ -215,12 +218,12 @@ class TextDataModule(pl.LightningDataModule):
     @property
     def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            self._tokenizer = tokenizer_for(self._tokenizer_texts, self.recipe, self.hparams.tokenizer_path,
+            self._tokenizer = tokenizer_for(self.tokenizer_texts, self.recipe, self.hparams.tokenizer_path,
                                             self.hparams.tokenizer_cache_dir)
             self._tokenizer_sample = None  # memory: pretrained_vectors draws the sample again if it needs it
         return self._tokenizer
 
-    def _tokenizer_texts(self) -> Iterable[Optional[str]]:
+    def tokenizer_texts(self) -> Iterable[Optional[str]]:
         """What the tokenizer is trained on: the training split, or with ``streaming`` a seeded
         uniform sample of ``tokenizer_sample_size`` of its texts, drawn in one pass over train."""
         if not self.hparams.streaming:
@@ -252,7 +255,7 @@ class TextDataModule(pl.LightningDataModule):
             return None
         if self._pretrained is None:
             if self.hparams.streaming:  # the token counts of the tokenizer's sample, not of the whole stream
-                texts = [text or "" for text in self._tokenizer_texts()]
+                texts = [text or "" for text in self.tokenizer_texts()]
                 rows = encode(self.tokenizer, texts, self.hparams.max_length)
                 ids = np.fromiter((i for row in rows for i in row), dtype=np.int64)
             else:

@@ -24,7 +24,7 @@ import datasets
 import huggingface_hub.constants
 import pyarrow.dataset
 
-from textcnn.data.files import read_layout
+from textcnn.data.files import file_format, read_file, read_layout
 from textcnn.data.labels import (
     AnySplits,
     check_label_range,
@@ -129,6 +129,8 @@ class SplitSource:
     csv_delimiter: Optional[str] = None
     label_names: Optional[tuple[str, ...]] = None  # names of integer / boolean labels, in id order
     label_separator: Optional[str] = None  # multi-label: classes joined in one string column
+    replay_file: Optional[str] = None  # earlier training data, a sample of it mixed into train (see mix_replay)
+    replay_size: Optional[int] = None  # rows of it to mix in; None: as many as train has
 
     def read(self) -> datasets.DatasetDict:
         """The raw splits, keyed by the dataset's split names: the user's own files or a dataset directory / Hub id."""
@@ -168,8 +170,12 @@ class SplitSource:
 
     def by_role(self, raw: AnySplits) -> dict:
         """The splits this source names, keyed by role, with the text and label columns only."""
-        return {role: raw[name].select_columns([self.text_column, self.label_column])
-                for role, name in self.split_names.items() if name in raw}
+        splits = {role: raw[name].select_columns([self.text_column, self.label_column])
+                  for role, name in self.split_names.items() if name in raw}
+        if self.replay_file:
+            replay = read_replay(self)
+            splits["replay"] = replay.select_columns([self.text_column, self.label_column])
+        return splits
 
 
 def check_text_column(feature: Any, name: str, where: str, empty: bool = False) -> None:
@@ -208,7 +214,7 @@ def load_splits(source: SplitSource) -> datasets.DatasetDict:
                              "or more classes: add them, or check that the label column is the right one")
     num_classes = len(names)
     for role, split in splits.items():
-        check_label_range(split, source.split_names[role], source.label_column, num_classes)
+        check_label_range(split, source.split_names.get(role, role), source.label_column, num_classes)
     if "validation" not in splits:
         multi_label = is_multi_label(splits, source.label_column)
         log.info("no %r split: carving %.0f%% of train%s", source.split_names["validation"],
@@ -222,6 +228,35 @@ def load_splits(source: SplitSource) -> datasets.DatasetDict:
         except ValueError as error:
             raise UserInputError(f"cannot carve a stratified validation split: {error}") from None
         splits["train"], splits["validation"] = carved["train"], carved["test"]
+    return mix_replay(splits, source) if "replay" in splits else splits
+
+
+def read_replay(source: SplitSource) -> datasets.Dataset:
+    """The replay file, in any format a training file may have, with the training data's columns."""
+    path = Path(source.replay_file).expanduser()
+    replay = read_file(path, file_format(path, "folder" if path.is_dir() else source.format), source.text_column,
+                       source.label_column, source.csv_delimiter)
+    for key, column in (("text_column", source.text_column), ("label_column", source.label_column)):
+        if column not in replay.column_names:
+            raise UserInputError(f"data.replay_file {path} has no column {column!r} (data.{key}; columns: "
+                                 f"{', '.join(replay.column_names)}); give it the training data's columns")
+    if not len(replay):
+        raise UserInputError(f"data.replay_file {path} holds no rows; give the earlier training data, or drop the option")
+    return replay
+
+
+def mix_replay(splits: datasets.DatasetDict, source: SplitSource) -> datasets.DatasetDict:
+    """Earlier training rows mixed into train (rehearsal: a continued model forgets less of what it
+    knew): a seeded sample of ``replay_size`` rows, by default as many as the new training rows.
+    Validation and test stay the new data's, so the checkpoint is chosen on the new data."""
+    replay, train = splits.pop("replay"), splits["train"]
+    wanted = source.replay_size if source.replay_size is not None else len(train)
+    if wanted < 1:
+        raise UserInputError(f"data.replay_size must be a positive integer, got {wanted}")
+    sample = replay.shuffle(seed=source.seed).select(range(min(wanted, len(replay))))
+    log.info("replay: %s of the %s rows of %s mixed into %s new training rows", f"{len(sample):,}",
+             f"{len(replay):,}", source.replay_file, f"{len(train):,}")
+    splits["train"] = datasets.concatenate_datasets([train, sample.cast(train.features)])
     return splits
 
 
@@ -230,6 +265,9 @@ def load_stream_splits(source: SplitSource) -> datasets.IterableDatasetDict:
 
     The classes must be declared in the files (a ``ClassLabel`` feature): finding them otherwise
     would mean reading the whole corpus first."""
+    if source.replay_file:
+        raise UserInputError("data.replay_file mixes rows into data read into memory; set data.streaming=false, "
+                             "or add the earlier rows to the stream's files")
     if any(source.files.values()) or (Path(source.require_path()).expanduser().is_file()):
         raise UserInputError(
             "data.streaming reads a directory of parquet files or a Hub id; convert the files to parquet "

@@ -228,7 +228,7 @@ def _data_for(saved: SavedModel, path: Union[str, Path], data_overrides: Optiona
     if not saved.data and not data_overrides:
         raise UserInputError(f"{path} keeps no training data settings (an ONNX export): name the data to score "
                              "with --data.path (a dataset) or --data.test_file (a labelled file)")
-    settings = {**saved.data, **(data_overrides or {})}
+    settings = {**saved.data, "replay_file": None, **(data_overrides or {})}  # scoring reads no training rows
     if own_file:
         settings.update(path=str(own_file), train_file=own_file, validation_file=own_file, test_file=own_file,
                         label_names=saved.label_names, streaming=False)
