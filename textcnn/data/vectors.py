@@ -75,14 +75,7 @@ def pretrained_matrix(
     covered to the report.
     """
     wanted = {word: index for word, index in vocab.items() if word not in SPECIAL_TOKENS}
-    if source == GLOVE_6B_50D:
-        words, table, std = _glove_package()
-        found = {index: table[row] for index, row in _match(zip(words, range(len(words))), wanted).items()}
-        dim = table.shape[1]
-    else:
-        found, dim, std = _from_file(source, wanted)
-    if dim is None:
-        raise UserInputError(f"data.pretrained_vectors {source} holds no vectors; pass a word2vec, GloVe or fastText file")
+    found, dim, std = found_vectors(source, wanted)
     size = max(vocab.values()) + 1
     generator = np.random.default_rng(seed)
     bound = float(np.sqrt(3.0) * (std or 0.0) or 0.25)
@@ -99,6 +92,19 @@ def pretrained_matrix(
         coverage = Coverage(source, dim, len(found), len(wanted), int(counts[covered].sum()), int(counts.sum()))
     log.info("pretrained vectors: %s", coverage)
     return torch.from_numpy(matrix), coverage
+
+
+def found_vectors(source: str, wanted: Mapping[str, int]) -> tuple[dict[int, np.ndarray], int, Optional[float]]:
+    """The vectors ``source`` has for the ``wanted`` words (word → id), by id; their width; their spread."""
+    if source == GLOVE_6B_50D:
+        words, table, std = _glove_package()
+        found = {index: table[row] for index, row in _match(zip(words, range(len(words))), wanted).items()}
+        dim = table.shape[1]
+    else:
+        found, dim, std = _from_file(source, wanted)
+    if dim is None:
+        raise UserInputError(f"data.pretrained_vectors {source} holds no vectors; pass a word2vec, GloVe or fastText file")
+    return found, dim, std
 
 
 def _match(pairs: Iterable[tuple[str, T]], wanted: Mapping[str, int]) -> dict[int, T]:

@@ -80,11 +80,11 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset(), auto_learning_
         config = choose_learning_rate(config, chosen)
     start = None
     if config.get("init_from"):
-        config, chosen, *start = prepare_init_from(config, chosen)
+        config, chosen, start = prepare_init_from(config, chosen)
     with known_warnings_hidden():
         cli = build(with_recipe(config, set(chosen)))
         if start is not None:  # its weights replace the fresh ones (vectors included)
-            load_weights(cli.model.model, *start)
+            load_weights(cli.model.model, start)
             cli.model.initialised_from_vectors = True
         if cli.trainer.is_global_zero:
             log.info("model: %s", describe_model(cli.model.model))
@@ -105,7 +105,7 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset(), auto_learning_
     report = evaluate_checkpoint(best, split=split, data=data, save_thresholds=not cli.datamodule.multi_label)
     log_calibration_and_abstaining(report)
     if start is not None:
-        report["init_from"] = describe_init_from(*start)
+        report["init_from"] = describe_init_from(start)
     history = find_history(cli.trainer)
     rows = history.rows if history is not None else []
     checkpointing = cli.trainer.checkpoint_callback
