@@ -2,6 +2,7 @@
 utilities (clone, get/set_params, Pipeline, GridSearchCV, cross_val_predict, cross_validate, joblib)
 on a slice of SST-2."""
 
+import copy
 import pickle
 
 import joblib
@@ -106,3 +107,18 @@ def test_cross_val_predict_gives_out_of_fold_probabilities_and_cross_validate_sc
 def test_bad_input_is_one_clear_error(X, y, message):
     with pytest.raises(ValueError, match=message):
         TextCNNClassifier().fit(X, y)
+
+
+def test_warm_start_continues_the_fitted_model_and_joins_the_new_classes(fitted, sst2):
+    texts, labels, test_texts, _ = sst2
+    questions = datasets.load_dataset(str(dataset_dir("trec")), split="train").select(range(300))["text"]
+    model = copy.deepcopy(fitted).set_params(warm_start=True)
+    old_vocabulary = fitted.predictor_.tokenizer.get_vocab()
+    model.fit(np.concatenate([texts[:300], questions]), np.concatenate([labels[:300], ["question"] * 300]))
+    assert list(model.classes_) == ["negative", "positive", "question"]
+    assert model.predictor_.label_names == ["negative", "positive", "question"]  # columns in classes_ order
+    vocabulary = model.predictor_.tokenizer.get_vocab()
+    assert len(vocabulary) > len(old_vocabulary) and all(vocabulary[w] == i for w, i in old_vocabulary.items())
+    assert model.predict_proba(test_texts[:5]).shape == (5, 3)
+    assert list(model.predict(["what is the capital of france ?", "who wrote the odyssey ?"])) == ["question"] * 2
+    assert list(fitted.classes_) == ["negative", "positive"]  # the model it started from is unchanged

@@ -44,6 +44,9 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
         verbose: show the training log and progress bar (default: quiet, as estimators are).
         class_weight: None, ``"balanced"``, or a mapping of class → weight of its loss.
         overrides: any other dotted config keys, e.g. ``{"data.max_length": 64}``; they win over the above.
+        warm_start: a second ``fit`` continues the fitted model on the new rows (``textcnn train
+            --init_from``: its weights, vocabulary grown by the new words, classes kept and joined by
+            the new ones) instead of starting again.
 
     Fitted attributes: ``classes_`` (sorted, as scikit-learn orders them), ``predictor_`` (a
     :class:`textcnn.Predictor`), ``metrics_`` (the validation scores of the run), ``history_`` (one dict
@@ -53,7 +56,7 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, config: Union[str, dict, None] = None, max_epochs: Optional[int] = None,
                  batch_size: Optional[int] = None, learning_rate: Optional[float] = None, seed: int = 0,
                  device: str = "cpu", verbose: bool = False, class_weight: Union[str, dict, None] = None,
-                 overrides: Optional[dict[str, Any]] = None):
+                 overrides: Optional[dict[str, Any]] = None, warm_start: bool = False):
         self.config = config
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -63,6 +66,7 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.class_weight = class_weight
         self.overrides = overrides
+        self.warm_start = warm_start
 
     def fit(self, X: Any, y: Any) -> "TextCNNClassifier":
         """Train on texts ``X`` and labels ``y``; returns the fitted estimator."""
@@ -71,15 +75,21 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
         texts, labels = as_texts(X), np.asarray(y)
         if labels.ndim != 1 or len(labels) != len(texts):
             raise ValueError(f"y must hold one label per text: {len(texts)} texts, y of shape {labels.shape}")
-        self.classes_, ids = np.unique(labels, return_inverse=True)
-        names = [str(label) for label in self.classes_]
+        start = getattr(self, "predictor_", None) if self.warm_start else None
+        classes = np.unique(labels if start is None else np.concatenate([self.classes_, labels]))
+        names = [str(label) for label in classes]
         if len(names) < 2:
             raise ValueError(f"y holds one class ({names[0] if names else 'none'}); a classifier needs two or more")
         if len(set(names)) < len(names):
-            raise ValueError(f"the classes {list(self.classes_)} are not told apart by their text; give distinct labels")
+            raise ValueError(f"the classes {list(classes)} are not told apart by their text; give distinct labels")
         with tempfile.TemporaryDirectory(prefix="textcnn-fit-") as run_dir, quiet(not self.verbose):
-            result = textcnn.train((texts, ids.tolist()), config=self._config_file(run_dir),
-                                   **self._settings(names, run_dir))
+            settings = self._settings(names, run_dir, classes)
+            if start is not None:  # the fitted model, as a model directory to continue
+                start.save(f"{run_dir}/start")
+                settings["init_from"] = f"{run_dir}/start"
+            result = textcnn.train((texts, np.searchsorted(classes, labels).tolist()),
+                                   config=self._config_file(run_dir), **settings)
+        self.classes_ = classes
         self.predictor_, self.metrics_ = result.predictor, result.metrics
         self.history_, self.best_epoch_ = result.history, result.best_epoch  # per-epoch dicts, as in metrics.csv
         return self
@@ -108,7 +118,7 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
             yaml.safe_dump(self.config, file)
         return path
 
-    def _settings(self, names: list[str], run_dir: str) -> dict[str, Any]:
+    def _settings(self, names: list[str], run_dir: str, classes: np.ndarray) -> dict[str, Any]:
         if self.device not in ACCELERATORS:
             raise ValueError(f"device must be one of {', '.join(ACCELERATORS)}, got {self.device!r}")
         settings: dict[str, Any] = {
@@ -124,19 +134,19 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
             if value is not None:
                 settings[key] = value
         if self.class_weight is not None:
-            settings["model.class_weights"] = self._class_weights()
+            settings["model.class_weights"] = self._class_weights(classes)
         return {**settings, **(self.overrides or {})}
 
-    def _class_weights(self) -> Union[str, list[float]]:
+    def _class_weights(self, classes: np.ndarray) -> Union[str, list[float]]:
         if self.class_weight == "balanced":
             return "balanced"
         if not isinstance(self.class_weight, dict):
             raise ValueError(f"class_weight must be None, 'balanced' or a mapping of class → weight, "
                              f"got {self.class_weight!r}")
-        unknown = [label for label in self.class_weight if label not in set(self.classes_.tolist())]
+        unknown = [label for label in self.class_weight if label not in set(classes.tolist())]
         if unknown:
-            raise ValueError(f"class_weight names {unknown[0]!r}, which y does not hold (classes: {list(self.classes_)})")
-        return [float(self.class_weight.get(label, 1.0)) for label in self.classes_.tolist()]
+            raise ValueError(f"class_weight names {unknown[0]!r}, which y does not hold (classes: {list(classes)})")
+        return [float(self.class_weight.get(label, 1.0)) for label in classes.tolist()]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
