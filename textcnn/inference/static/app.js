@@ -146,7 +146,7 @@ function showExplanation(text, explanation) {
   const how = explanation.attribution === "exact" ? "exact n-grams" : "receptive fields of stacked layers";
   $("explanation-note").textContent = "Green adds to the logit of " + explanation.label + ", red takes away ("
     + how + "): logit " + signed(explanation.logit) + " = bias " + signed(explanation.bias)
-    + " + the n-grams above + " + signed(explanation.rest) + " from the rest.";
+    + " + the n-grams listed + the rest (" + signed(explanation.rest) + ").";
 }
 
 async function predict() {
