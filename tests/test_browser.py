@@ -208,3 +208,23 @@ def test_a_screenshot_of_the_page(offline, url, tmp_path):
     target = Path(os.environ.get("TEXTCNN_PAGE_SCREENSHOT") or tmp_path / "serve-page.png")
     page.screenshot(path=str(target), full_page=True)
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("model, shows", [
+    ("trec_multilabel_tiny.ckpt", "labels"),  # a set of labels, perhaps empty
+    ("sst2_tiny-onnx", "no explanation"),  # an ONNX export explains nothing: no marks, the text as typed
+])
+def test_multi_label_models_and_exports_show_what_they_have(offline, model, shows):
+    predictor = textcnn.load(FIXTURE.parent / model)
+    with running(create_app(predictor)) as base:
+        page = open_page(offline, base)
+        text = "how many people live in tokyo ?"
+        shown = predict(page, text)
+        expected = predictor.predict([text])[0]
+        if shows == "labels":
+            assert shown["label"] == (", ".join(expected["labels"]) or "none")
+            assert shown["marks"] and shown["bars"] == predictor.label_names
+        else:
+            assert shown["label"] == expected["label"] and shown["marks"] == [] and shown["highlighted"] == text
+            assert "gives no explanations" in page.text_content("#explanation-note")
+    assert page.blocked == [] and page.dialogs == []
