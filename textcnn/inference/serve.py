@@ -251,6 +251,7 @@ def serve(
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", **SLOW_CLIENT_LIMITS))
     threading.Thread(target=announce_page, args=(server, open_browser), daemon=True).start()
     server.run()
+    server.should_exit = True  # ends announce_page's wait if the server never started
     if not server.started:  # as uvicorn.run ends when the server could not start
         sys.exit(3)
 
