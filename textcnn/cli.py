@@ -228,12 +228,12 @@ def serve(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--request-timeout", type=float, default=30.0,
                         help="seconds a prediction may take, queueing included (later: 503 with Retry-After)")
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    parser.add_argument("--open", action="store_true", help="open the service's page in the default browser")
     args = parser.parse_args(argv)
     from textcnn.inference import load
     from textcnn.inference.serve import serve as run_service  # fastapi and uvicorn are the [serve] extra
-
     run_service(load(args.checkpoint, temperature=args.temperature, device=args.device), args.host, args.port, args.max_texts, args.max_chars,
-                request_timeout_s=args.request_timeout)
+                request_timeout_s=args.request_timeout, open_browser=args.open)
 
 
 def tune(argv: Optional[Sequence[str]] = None) -> dict:

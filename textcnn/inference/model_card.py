@@ -10,6 +10,7 @@ comes from the config: the network's shapes, the checkpoint's recorded validatio
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
@@ -243,3 +244,19 @@ def _how_to_load(config: dict[str, Any], repo_id: Optional[str]) -> list[str]:
             f"predictor = textcnn.load({json.dumps(where)})  # a Hub id or a local directory; no pickle is read",
             f"predictor.predict([\"text to classify\"])  # [{{'{field}': …, 'probabilities': {{…}}}}]",
             "```", ""]
+
+
+def card_summary(provenance: dict[str, Any], source: Optional[str]) -> dict[str, Any]:
+    """The card's facts a page shows beside a prediction: the training data, the recorded evaluations
+    and when the model file was written (no training date is recorded; the file's time stands for it)."""
+    data = provenance.get("data", {})
+    path = Path(source) if source else None
+    files = [] if path is None else sorted(path.iterdir()) if path.is_dir() else [path] if path.is_file() else []
+    written = max((file.stat().st_mtime for file in files if file.is_file()), default=None)
+    return {
+        "training_data": _dataset_name({**provenance, "data": data}),
+        "datasets": list(provenance.get("datasets") or []),
+        "epochs_trained": provenance.get("epochs_trained"),
+        "evaluation": list(provenance.get("evaluation", [])),
+        "saved": None if written is None else datetime.fromtimestamp(written, timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -164,27 +164,29 @@ def predict_parser(model_help: str, device_help: str):
 
 
 class PredictionPrinter:
-    """Writes predictions to stdout as JSON lines or CSV, chunk after chunk (the CSV header once).
+    """Writes predictions to stdout (or ``stream``) as JSON lines or CSV, chunk after chunk (the CSV header once).
 
     CSV: one probability column per class in label order; with ``top_k``, label_i / probability_i pairs.
     A multi-label model's "labels" column joins the predicted set with "|" (empty: no class). When
     texts may be abstained on, an abstained text's label is empty and an "abstained" column says which."""
 
     def __init__(self, output_format: str, label_names: list[str], top_k: Optional[int], multi_label: bool,
-                 explained: bool, abstaining: bool = False):
+                 explained: bool, abstaining: bool = False, stream=None):
         self.output_format, self.label_names, self.top_k = output_format, label_names, top_k
         self.multi_label, self.explained, self.abstaining = multi_label, explained, abstaining
-        self.writer = csv.writer(sys.stdout, lineterminator="\n")
+        self.stream = sys.stdout if stream is None else stream  # the service's file answers: a buffer
+        self.writer = csv.writer(self.stream, lineterminator="\n")
         self.header_written = False
 
     def print(self, texts: list[str], results: list[dict], kept: dict[str, list]) -> None:
         if self.output_format == "jsonl":
             for index, (text, result) in enumerate(zip(texts, results)):
                 extra = {name: values[index] for name, values in kept.items()}
-                print(strict_json({**extra, "text": text, **result}, ensure_ascii=False, default=str))
+                print(strict_json({**extra, "text": text, **result}, ensure_ascii=False, default=str),
+                      file=self.stream)
         else:
             self._print_csv(texts, results, kept)
-        sys.stdout.flush()
+        self.stream.flush()
 
     def _print_csv(self, texts: list[str], results: list[dict], kept: dict[str, list]) -> None:
         if not self.header_written:

@@ -5,7 +5,9 @@
                       (a multi-label model: "labels": [...] instead of "label"; with "min_precision": 0.95
                       or "min_confidence": 0.8, "abstained": true and "label": null below it)
     GET  /health    → {"status": "ok"}
-    GET  /metadata  → labels, backend, architecture, model size, limits
+    GET  /metadata  → labels, backend, architecture, model size, limits, the model card's summary
+    GET  /          → a page to try the model in a browser (textcnn.inference.page)
+    POST /predict-file?filename=texts.csv  → a file's predictions as CSV (the page's upload)
 
 Limits keep one request from monopolising the server: more than ``max_texts`` texts or a text
 longer than ``max_chars`` characters is refused with 413, a body larger than those limits allow
@@ -22,9 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import threading
 from typing import Any, Optional
 
 from textcnn.errors import UserInputError
+from textcnn.inference.model_card import card_summary
 from textcnn.inference.predictor import BasePredictor, NonFiniteScoresError, Predictor, first_surrogate
 
 try:
@@ -36,6 +41,7 @@ try:
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from pydantic import BaseModel, ConfigDict, Field
 
+    from textcnn.inference.page import add_page, announce_page
     from textcnn.inference.slow_clients import HeaderDeadline
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise UserInputError("serving needs fastapi and uvicorn; pip install 'textcnn[serve]'") from None
@@ -191,7 +197,8 @@ def create_app(
 
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
-        return {**predictor.metadata(), "limits": {"max_texts": max_texts, "max_chars": max_chars}}
+        return {**predictor.metadata(), "limits": {"max_texts": max_texts, "max_chars": max_chars},
+                "card": card_summary(getattr(predictor, "provenance", {}), getattr(predictor, "source", None))}
 
     def predict_now(request: PredictRequest) -> dict[str, Any]:
         try:
@@ -207,17 +214,21 @@ def create_app(
             raise HTTPException(422, str(error)) from None
         return {"predictions": predictions}
 
-    @app.post("/predict")
-    async def predict(request: PredictRequest) -> dict[str, Any]:
-        _check_request(request, predictor, max_texts, max_chars)
+    async def in_pool(function, *args):
         # In the thread pool, as a plain handler would be, but with a deadline that also covers the
         # wait for a free thread; a prediction past it is abandoned (its thread finishes on its own).
         with anyio.move_on_after(request_timeout_s) as deadline:
-            return await anyio.to_thread.run_sync(predict_now, request, abandon_on_cancel=True)
+            return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
         if deadline.cancelled_caught:
             raise HTTPException(503, f"the prediction did not finish within {request_timeout_s:g} s (the server is "
                                      "busy); retry later or send fewer texts", headers={"Retry-After": "1"})
 
+    @app.post("/predict")
+    async def predict(request: PredictRequest) -> dict[str, Any]:
+        _check_request(request, predictor, max_texts, max_chars)
+        return await in_pool(predict_now, request)
+
+    add_page(app, predictor, max_chars, in_pool)
     return app
 
 
@@ -228,13 +239,19 @@ def serve(
     max_texts: int = DEFAULT_MAX_TEXTS,
     max_chars: int = DEFAULT_MAX_CHARS,
     request_timeout_s: float = REQUEST_TIMEOUT_S,
+    open_browser: bool = False,
 ) -> None:
-    """Run the service until interrupted."""
+    """Run the service until interrupted; its page's URL is logged once it listens (``open_browser``:
+    and opened in the default browser)."""
     if not 0 <= port <= 65535:
         raise UserInputError(f"--port must be between 0 and 65535 (0: any free port), got {port}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: the service has no authentication; put it behind a proxy", host)
     app = create_app(predictor, max_texts, max_chars, request_timeout_s=request_timeout_s)
-    uvicorn.run(app, host=host, port=port, log_level="info",
-                **SLOW_CLIENT_LIMITS)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", **SLOW_CLIENT_LIMITS))
+    threading.Thread(target=announce_page, args=(server, open_browser), daemon=True).start()
+    server.run()
+    server.should_exit = True  # ends announce_page's wait if the server never started
+    if not server.started:  # as uvicorn.run ends when the server could not start
+        sys.exit(3)
 
