@@ -4,6 +4,7 @@ the released tiny model. Every request to anything but that server is aborted an
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -201,12 +202,15 @@ def test_end_to_end_prediction_time_in_the_browser(offline, url, capsys, record_
 
 
 def test_a_screenshot_of_the_page(offline, url, tmp_path):
-    """The docs' picture: TEXTCNN_PAGE_SCREENSHOT=docs/images/serve-page.png writes it there."""
-    page = open_page(offline, url)
-    page.set_viewport_size({"width": 1000, "height": 1100})
-    predict(page, "a gorgeous , witty , seductive movie , but the plot is dull .")
-    target = Path(os.environ.get("TEXTCNN_PAGE_SCREENSHOT") or tmp_path / "serve-page.png")
-    page.screenshot(path=str(target), full_page=True)
+    """The docs' picture: TEXTCNN_PAGE_SCREENSHOT=docs/images/serve-page.png writes it there, of the
+    model TEXTCNN_PAGE_MODEL names (the docs': the default recipe's SST-2 model), else of the fixture's."""
+    model = os.environ.get("TEXTCNN_PAGE_MODEL")
+    with running(create_app(textcnn.load(model))) if model else contextlib.nullcontext(url) as base:
+        page = open_page(offline, base)
+        page.set_viewport_size({"width": 1000, "height": 1100})
+        predict(page, "a gorgeous , witty , seductive movie , but the plot is dull .")
+        target = Path(os.environ.get("TEXTCNN_PAGE_SCREENSHOT") or tmp_path / "serve-page.png")
+        page.screenshot(path=str(target), full_page=True)
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -4,6 +4,7 @@ the checkpoint it came from, no pickle on load, every command accepts it, and a 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import pickle
 import shutil
 from pathlib import Path
@@ -272,3 +273,26 @@ def test_every_command_refuses_a_tampered_directory_with_exit_status_2(command, 
     assert exit_.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: ") and "classifier.weight has shape [3, 8]" in last
+
+
+def test_when_the_checkpoint_was_trained_reaches_the_directory_and_its_card(checkpoint, tmp_path):
+    trained_at = torch.load(checkpoint, map_location="cpu", weights_only=True)["trained_at"]
+    assert datetime.fromisoformat(trained_at).tzinfo is not None
+    cli.export(["--checkpoint", str(checkpoint), "--format", "hf", "--output", str(tmp_path / "model")])
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["trained_at"] == trained_at
+    assert f"- Trained: {trained_at}" in (tmp_path / "model" / "README.md").read_text()
+    assert textcnn.load(tmp_path / "model").provenance["trained_at"] == trained_at
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    (tmp_path / "model" / "config.json").write_text(json.dumps({**config, "trained_at": "yesterday"}))
+    with pytest.raises(UserInputError, match="its trained_at 'yesterday' is not a time"):
+        textcnn.load(tmp_path / "model")
+
+
+def test_published_data_settings_name_files_but_not_the_machine():
+    from textcnn.inference.model_directory import clean_data_settings
+
+    settings = {"path": "../shared/data/sst2", "train_file": "/home/me/reviews.csv", "test_file": "~/test.csv",
+                "validation_file": "./data/dev.csv", "label_names": ["negative", "positive"]}
+    assert clean_data_settings({**settings, "hub": "SetFit/sst2"}) == {
+        "path": "sst2", "train_file": "reviews.csv", "test_file": "test.csv", "validation_file": "dev.csv",
+        "label_names": ["negative", "positive"], "hub": "SetFit/sst2"}

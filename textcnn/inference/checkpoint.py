@@ -54,7 +54,8 @@ def read_saved_checkpoint(path: str | Path) -> SavedModel:
         risk_coverage=checkpoint.get("risk_coverage"),
         data=data,
         provenance={"data": clean_data_settings(data), "evaluation": [recorded] if recorded else [],
-                    "epochs_trained": checkpoint["epoch"] + 1 if isinstance(checkpoint.get("epoch"), int) else None},
+                    "epochs_trained": checkpoint["epoch"] + 1 if isinstance(checkpoint.get("epoch"), int) else None,
+                    "trained_at": checkpoint.get("trained_at")},
         skeleton=checked.skeleton, weights=weights,
     )
 

@@ -183,6 +183,8 @@ def _training_data(config: dict[str, Any]) -> list[str]:
         lines.append(f"- Embeddings initialised from: `{data['pretrained_vectors']}`")
     if config.get("epochs_trained") is not None:
         lines.append(f"- Epochs trained, up to this checkpoint: {config['epochs_trained']}")
+    if config.get("trained_at"):
+        lines.append(f"- Trained: {config['trained_at']}")
     return lines + [""]
 
 
@@ -247,8 +249,9 @@ def _how_to_load(config: dict[str, Any], repo_id: Optional[str]) -> list[str]:
 
 
 def card_summary(provenance: dict[str, Any], source: Optional[str]) -> dict[str, Any]:
-    """The card's facts a page shows beside a prediction: the training data, the recorded evaluations
-    and when the model file was written (no training date is recorded; the file's time stands for it)."""
+    """The card's facts a page shows beside a prediction: the training data, the recorded evaluations,
+    when the checkpoint was trained and when the model file was written (what stands for the training
+    time of a model saved before it was recorded)."""
     data = provenance.get("data", {})
     path = Path(source) if source else None
     files = [] if path is None else sorted(path.iterdir()) if path.is_dir() else [path] if path.is_file() else []
@@ -257,6 +260,7 @@ def card_summary(provenance: dict[str, Any], source: Optional[str]) -> dict[str,
         "training_data": _dataset_name({**provenance, "data": data}),
         "datasets": list(provenance.get("datasets") or []),
         "epochs_trained": provenance.get("epochs_trained"),
+        "trained_at": provenance.get("trained_at"),
         "evaluation": list(provenance.get("evaluation", [])),
         "saved": None if written is None else datetime.fromtimestamp(written, timezone.utc).isoformat(timespec="seconds"),
     }

@@ -173,7 +173,7 @@ def read_directory(directory: Union[str, Path]) -> SavedModel:
     )
 
 
-PROVENANCE_KEYS = ("data", "evaluation", "language", "datasets", "epochs_trained")
+PROVENANCE_KEYS = ("data", "evaluation", "language", "datasets", "epochs_trained", "trained_at")
 
 
 def store_in_config(directory: Path, key: str, value: Any) -> Path:
@@ -226,10 +226,11 @@ def read_weights(path: Path, network: TextCNN) -> dict[str, torch.Tensor]:
 
 
 def clean_data_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """Training data settings fit to publish: absolute paths (a home directory, a cluster's scratch
-    space) are cut to their last part, so a pushed model names its files but not the machine."""
+    """Training data settings fit to publish: absolute and relative paths (a home directory, a
+    cluster's scratch space, ``../data``) are cut to their last part, so a pushed model names its
+    files but not the machine. A Hub id (``SetFit/sst2``) stays as it is."""
     def clean(value: Any) -> Any:
-        if isinstance(value, str) and (os.path.isabs(value) or value.startswith("~")):
+        if isinstance(value, str) and (os.path.isabs(value) or value.startswith(("~", "./", "../"))):
             return Path(value).name
         return value
 

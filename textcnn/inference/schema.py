@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from typing import Any, NamedTuple, Optional
 
 import torch
@@ -190,9 +191,19 @@ def check_provenance(config: dict[str, Any], source: str) -> None:
     epochs = config.get("epochs_trained")
     if epochs is not None:
         _integer(epochs, "epochs_trained", source, low=0)
+    trained_at = config.get("trained_at")
+    if trained_at is not None and not _timestamp(trained_at):
+        raise damaged(source, f"its trained_at {_short(trained_at)} is not a time such as 2026-12-07T11:30:00+00:00")
     version = config.get("textcnn_version", "")
     if not isinstance(version, str) or not re.fullmatch(r"[0-9A-Za-z.+-]{0,40}", version):
         raise damaged(source, f"textcnn_version is {_short(version)}")
+
+
+def _timestamp(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and len(value) <= 40 and datetime.fromisoformat(value) is not None
+    except ValueError:
+        return False
 
 
 def check_weights(held: dict[str, tuple[str, tuple[int, ...]]], network: TextCNN, source: str) -> None:

@@ -10,6 +10,7 @@ every validation epoch: every checkpoint carries the thresholds that fit its own
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timezone
 from typing import Any, Literal, Optional, Union
 
 import pytorch_lightning as pl
@@ -198,6 +199,7 @@ class TextCNNClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokenizer_json"] = self.tokenizer_json
+        checkpoint["trained_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")  # for the model card
         checkpoint["textcnn_format"] = MULTI_LABEL_CHECKPOINT_FORMAT if self.hparams.multi_label else CHECKPOINT_FORMAT
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

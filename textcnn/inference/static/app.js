@@ -52,7 +52,9 @@ function showModel() {
   fact("Labels", labels.join(", "));
   fact("Training data", [card.training_data, ...(card.datasets || [])].filter(Boolean).join(", "));
   fact("Epochs trained", card.epochs_trained);
-  fact("Model file written", card.saved ? card.saved.replace("T", " ").replace("+00:00", " UTC") : null);
+  const time = (value) => value.replace("T", " ").replace("+00:00", " UTC");
+  if (card.trained_at) fact("Trained", time(card.trained_at));
+  else fact("Model file written", card.saved ? time(card.saved) : null);
   if (metadata.num_parameters) fact("Parameters", metadata.num_parameters.toLocaleString("en"));
   fact("Limits", metadata.limits.max_chars + " characters a text, " + metadata.limits.max_texts + " texts a request");
   const evaluations = card.evaluation || [];
