@@ -1,5 +1,5 @@
 """Command-line entry points: ``textcnn train | evaluate | predict | export | serve | tune | audit | lr-find |
-push-to-hub``
+pretrain | push-to-hub``
 (also ``scripts/*.py``).
 
 Training is a ``LightningCLI``: YAML sections ``model``, ``data``, ``trainer``, ``checkpoint``,
@@ -14,6 +14,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import functools
+import importlib
 import itertools
 import json
 import logging
@@ -294,26 +296,21 @@ def serve_main(argv: Optional[Sequence[str]] = None) -> None:
     _run(serve, argv, print_json=False)
 
 
-def audit(argv: Optional[Sequence[str]] = None) -> dict:
-    """Find rows whose label looks wrong (out-of-fold textcnn probabilities, then cleanlab)."""
-    from textcnn.training.audit import audit_command
+def _delegated(module: str, command: str) -> Callable[[Optional[Sequence[str]]], dict]:
+    """A command whose options and work live in ``textcnn.training.<module>``, imported when it runs."""
+    def run(argv: Optional[Sequence[str]] = None) -> dict:
+        entry = getattr(importlib.import_module(f"textcnn.training.{module}"), command)
+        return entry(list(sys.argv[1:] if argv is None else argv))
 
-    return audit_command(list(sys.argv[1:] if argv is None else argv))
-
-
-def audit_main(argv: Optional[Sequence[str]] = None) -> None:
-    _run(audit, argv, print_json=True)
-
-
-def lr_find(argv: Optional[Sequence[str]] = None) -> dict:
-    """The learning-rate range test over the run the training options describe."""
-    from textcnn.training.lr_find import lr_find_command
-
-    return lr_find_command(list(sys.argv[1:] if argv is None else argv))
+    run.__name__, run.__doc__ = module, f"The ``textcnn {module.replace('_', '-')}`` command (:mod:`textcnn.training.{module}`)."
+    return run
 
 
-def lr_find_main(argv: Optional[Sequence[str]] = None) -> None:
-    _run(lr_find, argv, print_json=True)
+audit = _delegated("audit", "audit_command")  # rows whose label looks wrong: out-of-fold probabilities, cleanlab
+lr_find = _delegated("lr_find", "lr_find_command")  # the learning-rate range test over the training options' run
+pretrain = _delegated("pretrain", "pretrain_command")  # word vectors from unlabelled text
+audit_main, lr_find_main, pretrain_main = (functools.partial(_run, command, print_json=True)
+                                           for command in (audit, lr_find, pretrain))
 
 
 def tune_main(argv: Optional[Sequence[str]] = None) -> None:
@@ -333,11 +330,12 @@ COMMANDS = {
     "tune": tune_main,
     "audit": audit_main,
     "lr-find": lr_find_main,
+    "pretrain": pretrain_main,
     "push-to-hub": push_to_hub_main,
 }
 
 
-USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,audit,lr-find,push-to-hub} [options]
+USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,audit,lr-find,pretrain,push-to-hub} [options]
 
   train        train a TextCNN from a YAML config, then score it on the test split
   evaluate     score a checkpoint or model directory on a dataset split
@@ -347,6 +345,7 @@ USAGE = """usage: textcnn {train,evaluate,predict,export,serve,tune,audit,lr-fin
   tune         search hyperparameters on the validation split (Optuna), write the best config
   audit        find rows whose label looks wrong (k-fold textcnn probabilities, then cleanlab)
   lr-find      suggest a learning rate (Lightning's range test) and plot loss against it
+  pretrain     train word vectors on unlabelled text (gensim), for --data.pretrained_vectors
   push-to-hub  upload a checkpoint or model directory to the Hugging Face Hub
 
 textcnn COMMAND --help shows a command's options."""

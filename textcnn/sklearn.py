@@ -68,8 +68,9 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
         self.overrides = overrides
         self.warm_start = warm_start
 
-    def fit(self, X: Any, y: Any) -> "TextCNNClassifier":
-        """Train on texts ``X`` and labels ``y``; returns the fitted estimator."""
+    def fit(self, X: Any, y: Any, unlabeled: Any = None) -> "TextCNNClassifier":
+        """Train on texts ``X`` and labels ``y``; returns the fitted estimator. ``unlabeled``: texts
+        without labels (or a file of them) the embeddings' first vectors are learned from."""
         import textcnn
 
         texts, labels = as_texts(X), np.asarray(y)
@@ -87,8 +88,8 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
             if start is not None:  # the fitted model, as a model directory to continue
                 start.save(f"{run_dir}/start")
                 settings["init_from"] = f"{run_dir}/start"
-            result = textcnn.train((texts, np.searchsorted(classes, labels).tolist()),
-                                   config=self._config_file(run_dir), **settings)
+            result = textcnn.train((texts, np.searchsorted(classes, labels).tolist()), config=self._config_file(run_dir),
+                                   unlabeled=None if unlabeled is None else unlabeled_texts(unlabeled), **settings)
         self.classes_ = classes
         self.predictor_, self.metrics_ = result.predictor, result.metrics
         self.history_, self.best_epoch_ = result.history, result.best_epoch  # per-epoch dicts, as in metrics.csv
@@ -171,6 +172,11 @@ def as_texts(X: Any) -> list[str]:
     if bad is not None:
         raise ValueError(f"text {bad} of X is {type(array[bad]).__name__}, not str; pass strings only")
     return array.tolist()
+
+
+def unlabeled_texts(unlabeled: Any) -> Any:
+    """A file path as it is, else the texts as :func:`as_texts` reads ``X``."""
+    return unlabeled if isinstance(unlabeled, str) or hasattr(unlabeled, "__fspath__") else as_texts(unlabeled)
 
 
 @contextlib.contextmanager

@@ -8,9 +8,7 @@ targets (B, num_classes). A dataset without a validation split gets a seeded one
 (stratified when single-label); the tokenizer is trained on what is left of train
 (:mod:`~textcnn.data.vocabulary`).
 
-With ``streaming`` nothing needs the whole corpus in memory: the splits are read as
-``datasets`` iterable datasets, the tokenizer is trained on a bounded shuffled sample of train, a
-missing validation split is carved by a hash of each text, and batches are encoded on the fly
+With ``streaming`` the splits are read as ``datasets`` iterable datasets, never whole in memory
 (:mod:`~textcnn.data.streaming`).
 
 In a distributed run (Lightning DDP) every process loads the data, the tokenizer is trained once
@@ -68,6 +66,8 @@ class TextDataModule(pl.LightningDataModule):
         replay_file / replay_size: earlier training data (any format above), ``replay_size`` rows of
             it (default: as many as train) mixed into train, so a model continued with ``--init_from``
             forgets less; validation and test stay the new data's.
+        unlabeled_file: texts without labels (:mod:`textcnn.training.pretrain`): the recipe trains the
+            embeddings' first vectors on them and on train; never read as examples.
         format: ``csv``, ``tsv``, ``json``, ``parquet``, ``arrow``, ``fasttext`` or ``folder``
             (one folder per class); by default from each file's suffix.
         csv_delimiter: the field separator of CSV files (default ``,``; TSV: tab).
@@ -117,7 +117,7 @@ class TextDataModule(pl.LightningDataModule):
         train_file: Optional[str] = None,
         validation_file: Optional[str] = None,
         test_file: Optional[str] = None,
-        replay_file: Optional[str] = None, replay_size: Optional[int] = None,
+        replay_file: Optional[str] = None, replay_size: Optional[int] = None, unlabeled_file: Optional[str] = None,
         format: Optional[FileFormat] = None,
         csv_delimiter: Optional[str] = None,
         label_names: Optional[list[str]] = None,

@@ -157,6 +157,25 @@ def read_keyed_vectors(path: Path):
         ) from None
 
 
+def vector_width(source: str) -> int:
+    """How many dimensions ``source``'s vectors have, read from the file's first line (a ``.kv``
+    file: its header), so the embeddings can be built that wide before the vectors are read."""
+    if source == GLOVE_6B_50D:
+        return 50
+    path = Path(source).expanduser()
+    if not path.is_file():
+        found_vectors(source, {})  # the one error for a missing file
+    kind = vectors_format(path)
+    if kind == "gensim":
+        return int(read_keyed_vectors(path).vector_size)
+    with open(path, "rb") as handle:
+        first = handle.readline().split()
+    width = int(first[1]) if kind.startswith("word2vec") else len(first) - 1
+    if width < 1:
+        raise UserInputError(f"data.pretrained_vectors {source} holds no vectors; pass a word2vec, GloVe or fastText file")
+    return width
+
+
 def vectors_format(path: Path) -> str:
     """``gensim`` (.kv), ``word2vec binary``, ``word2vec text`` (a ``count dim`` first line: also
     fastText's .vec) or ``GloVe text`` (no header)."""

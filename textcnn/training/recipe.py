@@ -22,11 +22,12 @@ import random
 import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
-from textcnn.data.vectors import GLOVE_6B_50D, glove_words
+from textcnn.data.vectors import GLOVE_6B_50D, glove_words, vector_width
 from textcnn.tokenizer import words as split_words
-from textcnn.training.run_config import Config, is_chosen, with_settings
+from textcnn.training.run_config import Config, get_dotted, is_chosen, with_settings
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,9 @@ def training_statistics(config: Config) -> Optional[TextStatistics]:
 def with_recipe(config: Config, chosen: set[str]) -> Config:
     """The resolved ``config`` completed by the recipe the training texts call for, where the run leaves
     the network to it; the user's own settings (``chosen``) always win."""
+    config = with_vector_width(config, chosen)
+    if config["data"].get("unlabeled_file"):
+        config, chosen = with_unlabeled_vectors(config, chosen)
     if any(is_chosen(key, chosen) for key in CHOOSES_THE_NETWORK):
         return config
     measured = training_statistics(config)
@@ -154,3 +158,44 @@ def with_recipe(config: Config, chosen: set[str]) -> Config:
     if derived.reason:
         log.info(derived.reason)
     return with_settings(config, derived.settings, chosen)[0]
+
+
+def with_vector_width(config: Config, chosen: set[str]) -> Config:
+    """Vectors the user gave set the embeddings' width, unless the user set that too (and then the
+    model says what does not fit)."""
+    vectors = config["data"].get("pretrained_vectors")
+    if not vectors or not is_chosen("data.pretrained_vectors", chosen) or is_chosen("model.network.embed_dim", chosen):
+        return config
+    width = vector_width(vectors)
+    if width != config["model"]["network"].get("embed_dim"):
+        log.info("data.pretrained_vectors %s has %d dimensions: the embeddings are %d wide "
+                 "(model.network.embed_dim)", vectors, width, width)
+    return with_settings(config, {"model.network.embed_dim": width}, chosen)[0]
+
+
+def with_unlabeled_vectors(config: Config, chosen: set[str]) -> tuple[Config, set[str]]:
+    """Sentences with ``data.unlabeled_file``: the embeddings start from vectors trained on it and on
+    the training texts (:mod:`textcnn.training.pretrain`), fine-tuned, at the vectors' width; the
+    keys it sets count as chosen, so the rest of the recipe leaves them."""
+    from textcnn.data.datamodule import TextDataModule
+    from textcnn.training.pretrain import VectorRecipe, cached_vectors
+
+    unlabeled = config["data"]["unlabeled_file"]
+    given = [key for key in CHOOSES_THE_NETWORK[1:] if is_chosen(key, chosen)]
+    if given:
+        log.info("data.unlabeled_file is not used: the run sets %s itself", ", ".join(given))
+        return config, chosen
+    measured = training_statistics(config)
+    if measured is None or measured.median_words >= DOCUMENT_MEDIAN_WORDS:
+        log.info("data.unlabeled_file is not used: %s", "a stream's texts are not measured" if measured is None else
+                 "the document recipe learns region embeddings, which start from no vectors")
+        return config, chosen
+    data = TextDataModule(**config["data"])
+    with _quiet("textcnn.data.sources", "textcnn.data.datamodule"):
+        texts = list(data.splits["train"][data.text_column])
+    root = Path(get_dotted(config, "trainer.default_root_dir") or ".")
+    vectors = cached_vectors(unlabeled, data.text_column, lambda: texts, VectorRecipe(seed=config.get("seed_everything") or 0),
+                             root / "vectors")
+    settings = {"data.pretrained_vectors": str(vectors), "model.network.embedding_mode": "non-static",
+                "model.network.embed_dim": VectorRecipe.dim}
+    return with_settings(config, settings, chosen)[0], set(chosen) | set(settings)

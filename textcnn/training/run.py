@@ -9,6 +9,7 @@ files every process of a distributed run (and a later ``evaluate``) can read.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple, Optional, Union
 import datasets
 import torch
 
+from textcnn.atomic import write_text_atomic
 from textcnn.console import known_warnings_hidden
 from textcnn.errors import UserInputError
 from textcnn.inference import Predictor, load
@@ -136,6 +138,7 @@ def train(
     label_column: str = "label",
     config: Union[str, Path, None] = None,
     init_from: Union[str, Path, None] = None,
+    unlabeled: Union[str, Path, Sequence[str], None] = None,
     **overrides: Any,
 ) -> TrainingResult:
     """Train the default recipe (or ``config``) on your data and score it.
@@ -146,17 +149,22 @@ def train(
     ``overrides`` are dotted config keys, e.g. ``**{"trainer.max_epochs": 5}`` or
     ``data__max_length=64`` (``__`` for ``.``); ``**{"model.learning_rate": "auto"}`` runs the
     learning-rate range test first (:mod:`textcnn.training.lr_find`). ``init_from``: a model to keep
-    training (its weights, tokenizer and classes; :mod:`textcnn.training.init_from`).
+    training (its weights, tokenizer and classes; :mod:`textcnn.training.init_from`). ``unlabeled``:
+    texts without labels (a file, or a list / Series of texts), which the recipe learns the
+    embeddings' first vectors from (:mod:`textcnn.training.pretrain`).
     """
     settings = {key.replace("__", "."): value for key, value in overrides.items()}
     if init_from is not None:
         settings["init_from"] = str(init_from)
+    root = Path(settings.get("trainer.default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])
+    if unlabeled is not None:
+        settings["data.unlabeled_file"] = _unlabeled_file(unlabeled, root)
     auto = settings.get("model.learning_rate") == AUTO
     if auto:
         del settings["model.learning_rate"]
     settings.update({"data.text_column": text_column, "data.label_column": label_column})
     settings.update(_split_files({"train": train, "validation": validation, "test": test}, text_column, label_column,
-                                 Path(settings.get("trainer.default_root_dir") or TRAINER_DEFAULTS["default_root_dir"])))
+                                 root))
     with known_warnings_hidden():
         resolved, chosen = from_python(config, settings)
     fitted = fit_and_score(resolved, chosen, auto_learning_rate=auto)
@@ -193,6 +201,18 @@ def _split_files(splits: dict[str, SplitData], text_column: str, label_column: s
             _as_dataset(data, role, text_column, label_column).to_parquet(str(path))
         files[f"data.{role}_file"] = str(path)
     return files
+
+
+def _unlabeled_file(texts: Union[str, Path, Sequence[str]], root: Path) -> str:
+    """A path as it is; texts as a plain text file under ``root``, one per line, named by their digest."""
+    if isinstance(texts, (str, Path)):
+        return str(texts)
+    lines = [" ".join(str(text).split()) for text in texts if text is not None]
+    body = "\n".join(lines) + "\n"
+    path = root / "unlabeled" / f"texts-{hashlib.sha256(body.encode()).hexdigest()[:20]}.txt"
+    if not path.exists():
+        write_text_atomic(path, body)
+    return str(path)
 
 
 def _as_dataset(data: Any, role: str, text_column: str, label_column: str) -> datasets.Dataset:

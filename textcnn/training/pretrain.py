@@ -1,0 +1,177 @@
+"""Word vectors learned from unlabelled text, for the embeddings to start from.
+
+Practitioners have far more text than labels. Vectors trained with gensim on the unlabelled texts
+(and the training texts) know the words of *their* domain, where GloVe knows general English, or
+Chinese hardly at all. The texts are split as textcnn's word tokenizer splits them (lowercased,
+each CJK character alone), so the vectors' words are the vocabulary's.
+
+* ``textcnn pretrain --data.unlabeled_file=FILE --output DIR`` writes ``DIR/vectors.txt``
+  (word2vec text format) for ``--data.pretrained_vectors``, and ``DIR/pretrain.json``;
+* ``textcnn train --data.unlabeled_file=FILE`` does the same before a sentence-recipe run, cached
+  under the run's root by the digest of the file, the training texts and the settings, so a second
+  run skips it; the embeddings start from the vectors (fine-tuned) at their width.
+
+The unlabelled file is streamed (it may be far larger than memory): a plain text file is one text
+per line; a CSV, TSV, JSON Lines or parquet file gives its text column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from textcnn.atomic import write_text_atomic
+from textcnn.errors import UserInputError
+from textcnn.tokenizer import words
+
+log = logging.getLogger(__name__)
+
+KINDS = ("word2vec", "fasttext")
+STREAMED_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+Texts = Callable[[], Iterable[Optional[str]]]  # called again for each pass
+
+
+@dataclass(frozen=True)
+class VectorRecipe:
+    """How the vectors are trained: gensim's Word2Vec (skip-gram) or FastText (with sub-word n-grams,
+    which suit typos and CJK characters)."""
+
+    kind: str = "word2vec"
+    dim: int = 100
+    window: int = 5
+    min_count: int = 2
+    epochs: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UserInputError(f"the vectors' kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        for name in ("dim", "window", "min_count", "epochs"):
+            if getattr(self, name) < 1:
+                raise UserInputError(f"the vectors' {name} must be a positive integer, got {getattr(self, name)}")
+
+
+def unlabeled_texts(path: str, text_column: str = "text") -> Texts:
+    """The texts of an unlabelled file, read as a stream on each call."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserInputError(f"data.unlabeled_file {path} does not exist; give a text file (one text per line), "
+                             "or a CSV, TSV, JSON Lines or parquet file with a text column")
+    builder = STREAMED_FORMATS.get(file.suffix.lower())
+    if builder is None:
+        def lines() -> Iterator[str]:
+            with open(file, encoding="utf-8", errors="replace") as handle:
+                yield from (line.rstrip("\n") for line in handle)
+        return lines
+    import datasets
+
+    options = {"delimiter": "\t"} if file.suffix.lower() == ".tsv" else {}
+    stream = datasets.load_dataset(builder, data_files=str(file), split="train", streaming=True, **options)
+    first = next(iter(stream), None)
+    if first is None or text_column not in first:
+        columns = ", ".join(first) if first else "none"
+        raise UserInputError(f"data.unlabeled_file {path} has no column {text_column!r} (columns: {columns}); "
+                             "set data.text_column, or give a text file of one text per line")
+    return lambda: (row[text_column] for row in stream.select_columns([text_column]))
+
+
+class _Sentences:
+    """The texts as lists of words, iterable again for each of gensim's passes."""
+
+    def __init__(self, *sources: Texts):
+        self.sources = sources
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for texts in self.sources:
+            for text in texts():
+                split = words(text)
+                if split:
+                    yield split
+
+
+def train_vectors(sources: list[Texts], recipe: VectorRecipe):
+    """gensim ``KeyedVectors`` trained on the texts of ``sources``."""
+    from gensim.models import FastText, Word2Vec
+
+    model_class = Word2Vec if recipe.kind == "word2vec" else FastText
+    sentences = _Sentences(*sources)
+    model = model_class(vector_size=recipe.dim, window=recipe.window, min_count=recipe.min_count, sg=1,
+                        seed=recipe.seed, workers=max(1, min(4, os.cpu_count() or 1)))
+    model.build_vocab(sentences)
+    if not len(model.wv):
+        raise UserInputError(f"no word occurs {recipe.min_count} times in the unlabelled texts; give more text")
+    model.train(sentences, total_examples=model.corpus_count, epochs=recipe.epochs)
+    return model.wv
+
+
+def digest(path: str, training: Texts, recipe: VectorRecipe) -> str:
+    """What the cached vectors are named by: the unlabelled file's bytes, the training texts, the recipe."""
+    import gensim
+
+    hashed = hashlib.sha256(json.dumps([gensim.__version__, asdict(recipe)]).encode())
+    with open(Path(path).expanduser(), "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            hashed.update(block)
+    for text in training():
+        encoded = (text or "").encode("utf-8")
+        hashed.update(len(encoded).to_bytes(8, "little") + encoded)
+    return hashed.hexdigest()[:20]
+
+
+def write_vectors(vectors, path: Path) -> None:
+    """word2vec text format, written atomically (a crash leaves no half file to be reused)."""
+    lines = [f"{len(vectors)} {vectors.vector_size}"]
+    lines += [f"{word} {' '.join(f'{value:.5f}' for value in vectors[word])}" for word in vectors.index_to_key]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def cached_vectors(unlabeled_file: str, text_column: str, training: Texts, recipe: VectorRecipe,
+                   cache_dir: Path) -> Path:
+    """The vectors of the unlabelled and training texts, trained once per file, texts and recipe."""
+    path = cache_dir / f"vectors-{digest(unlabeled_file, training, recipe)}.txt"
+    if path.exists():
+        log.info("unlabelled text: using the %s vectors trained before on the same texts and settings, %s",
+                 recipe.kind, path)
+        return path
+    started = time.monotonic()
+    vectors = train_vectors([unlabeled_texts(unlabeled_file, text_column), training], recipe)
+    write_vectors(vectors, path)
+    log.info("unlabelled text: trained %d-dimensional %s vectors for %s words on %s and the training texts in "
+             "%.0f s (%s); the embeddings start from them", recipe.dim, recipe.kind, f"{len(vectors):,}",
+             unlabeled_file, time.monotonic() - started, path)
+    return path
+
+
+def pretrain_command(argv: list[str]) -> dict:
+    """``textcnn pretrain``: vectors from an unlabelled file, for ``--data.pretrained_vectors``."""
+    parser = argparse.ArgumentParser(prog="textcnn pretrain", description=__doc__.splitlines()[0])
+    parser.add_argument("--data.unlabeled_file", dest="unlabeled_file", required=True)
+    parser.add_argument("--data.text_column", dest="text_column", default="text")
+    parser.add_argument("--output", required=True, help="a directory for vectors.txt and pretrain.json")
+    parser.add_argument("--kind", choices=KINDS, default=VectorRecipe.kind)
+    for name in ("dim", "window", "min_count", "epochs", "seed"):
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(VectorRecipe, name))
+    args = parser.parse_args(argv)
+    recipe = VectorRecipe(args.kind, args.dim, args.window, args.min_count, args.epochs, args.seed)
+    output = Path(args.output)
+    target = output / "vectors.txt"
+    if target.exists():
+        raise UserInputError(f"{target} exists; give another --output, or remove it first")
+    started = time.monotonic()
+    vectors = train_vectors([unlabeled_texts(args.unlabeled_file, args.text_column)], recipe)
+    output.mkdir(parents=True, exist_ok=True)
+    write_vectors(vectors, target)
+    report = {"vectors": str(target), "words": len(vectors), **asdict(recipe),
+              "unlabeled_file": args.unlabeled_file, "seconds": round(time.monotonic() - started, 1)}
+    write_text_atomic(output / "pretrain.json", json.dumps(report, indent=2) + "\n")
+    log.info("wrote %s (%s words, %d dimensions): train with --data.pretrained_vectors=%s", target,
+             f"{len(vectors):,}", recipe.dim, target)
+    return report
