@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Two torchrun "nodes" on one machine: the multi-node recipe, run on loopback with gloo so that it can
-# be tested without a cluster (tests/test_torchrun.py runs this script). On real nodes, run the same
+# be tested without a cluster (tests/test_multinode.py runs this script). On real nodes, run the same
 # torchrun line once per node with the rendezvous endpoint on the first node's address, and the
 # tokenizer cache on storage every node can read (docs/scaling.md).
 #

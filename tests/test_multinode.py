@@ -1,6 +1,7 @@
-"""Two torchrun "nodes" on one machine (loopback, gloo): ``scripts/torchrun_two_nodes.sh`` trains one
-config into one checkpoint with results printed once, and a streamed corpus is dealt out across the
-nodes, every row to one rank."""
+"""Two "nodes" on one machine (loopback, gloo): ``scripts/torchrun_two_nodes.sh`` trains one config into
+one checkpoint with results printed once, a streamed corpus is dealt out across the nodes, every row to
+one rank, and ``scripts/slurm_train.sbatch`` runs its two tasks as one DDP job (srun played by
+``tests/fake_srun.sh``)."""
 
 from __future__ import annotations
 
@@ -34,16 +35,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_two_nodes(data: Path, base: Path, *extra: str) -> subprocess.CompletedProcess:
-    """The script, in a session of its own so that a timeout stops both nodes and their workers."""
+def run_two_nodes(data: Path, base: Path, *extra: str, slurm: bool = False) -> subprocess.CompletedProcess:
+    """The torchrun script (or the SLURM one), in a session of its own so that a timeout stops both
+    nodes and their workers."""
     venv_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1", "PATH": os.pathsep.join([venv_bin, os.environ["PATH"]]),
            "TORCHRUN": str(Path(venv_bin) / "torchrun")}
-    command = [str(ROOT / "scripts" / "torchrun_two_nodes.sh"), str(free_port()),
-               "--config", str(ROOT / "configs" / "sst2.yaml"), *TINY, f"--data.path={data}",
-               f"--data.tokenizer_cache_dir={base / 'tokenizers'}", f"--trainer.default_root_dir={base / 'runs'}",
-               *extra]
+    arguments = ["--config", str(ROOT / "configs" / "sst2.yaml"), *TINY, f"--data.path={data}",
+                 f"--data.tokenizer_cache_dir={base / 'tokenizers'}", f"--trainer.default_root_dir={base / 'runs'}",
+                 *extra]
+    command = [str(ROOT / "scripts" / "torchrun_two_nodes.sh"), str(free_port()), *arguments]
+    if slurm:
+        command, env = ["bash", str(ROOT / "scripts" / "slurm_train.sbatch"), *arguments], {**env, **slurm_job(base)}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)
     try:
@@ -58,6 +62,17 @@ def run_two_nodes(data: Path, base: Path, *extra: str) -> subprocess.CompletedPr
     result = subprocess.CompletedProcess(command, process.returncode, stdout.decode(), stderr.decode())
     assert result.returncode == 0, result.stderr[-4000:]
     return result
+
+
+def slurm_job(base: Path) -> dict[str, str]:
+    """What SLURM sets for a job of 2 nodes × 1 task, with srun played by tests/fake_srun.sh."""
+    bin_dir = base / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").symlink_to(ROOT / "tests" / "fake_srun.sh")
+    return {"PATH": os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PYTHON": sys.executable, "TEXTCNN_ACCELERATOR": "cpu", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "1",
+            "SLURM_NTASKS": "2", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "textcnn", "SLURM_NODELIST": "127.0.0.1",
+            "MASTER_PORT": str(free_port())}
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +114,16 @@ def test_two_torchrun_nodes_stream_each_row_to_one_rank(small_slice, tmp_path):
         assert validation[0] + validation[1] == every["validation"]
         assert all(validation)  # both ranks evaluated a share
     assert ranks[0]["seen"]["train"]["0"] != ranks[0]["seen"]["train"]["1"]  # a new shuffle each epoch
+
+
+def test_the_slurm_recipe_runs_its_two_tasks_as_one_ddp_job(small_slice, tmp_path):
+    recorder = {"class_path": "tests.ddp_helpers.RecordShares", "init_args": {"directory": str(tmp_path / "rec")}}
+    result = run_two_nodes(small_slice, tmp_path, "--trainer.max_epochs=1",
+                           f"--trainer.callbacks=[{json.dumps(recorder)}]", slurm=True)
+    assert json.loads(result.stdout)["num_examples"] == TEST  # printed once, by rank 0
+    assert result.stderr.count("SLURM_PROCID=1: using the tokenizer rank 0 trained") == 1
+    ranks = [json.loads((tmp_path / "rec" / f"rank-{r}.json").read_text()) for r in range(2)]
+    assert [(r["rank"], r["world_size"], r["mismatches"]) for r in ranks] == [(0, 2, 0), (1, 2, 0)]
+    seen = [i for r in ranks for batch in r["seen"]["train"]["0"] for i in batch]
+    assert sorted(seen) == list(range(TRAIN))  # disjoint shares that together cover the split
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
