@@ -209,7 +209,7 @@ def markdown(results: dict) -> str:
 
 
 DEFAULTS = {  # per device: the full benchmark on a GPU, small slices for the CPU dry run
-    "cuda": {"sst2_rows": None, "imdb_rows": None, "epochs": None, "imdb_batches": 200, "sst2_batches": None,
+    "cuda": {"sst2_rows": None, "imdb_rows": None, "epochs": None, "imdb_batches": 100, "sst2_batches": None,
              "texts": 20000, "variants": list(VARIANTS)},
     "cpu": {"sst2_rows": 2000, "imdb_rows": 1000, "epochs": 1, "imdb_batches": 10, "sst2_batches": 20,
             "texts": 2000, "variants": ["fp32", "bf16-mixed"]},  # inductor's C++ compile takes minutes on a small CPU
