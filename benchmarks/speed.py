@@ -31,15 +31,23 @@ from benchmarks.speed_ablations import training_step_ablations
 from benchmarks.speed_peers import fasttext_peer, reference_textcnn
 
 
-def matmul_flops_per_second(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def matmul_flops_per_second(dtype: torch.dtype, size: int = 2048, repeats: int = 10, device: str = "cpu") -> float:
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
     torch.matmul(a, b)  # warm-up
     best = float("inf")
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         torch.matmul(a, b)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so that a timer reads the work's end, not its launch."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
 
 
 # -- textcnn training, one process per measurement ---------------------------------------------
@@ -67,22 +75,28 @@ class EpochTimer(pl.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def measure_training(config: str, overrides: list[str], batches: Optional[int], precision: str) -> dict:
+def measure_training(config: str, overrides: list[str], batches: Optional[int], precision: str,
+                     accelerator: str = "cpu", compile_model: bool = False) -> dict:
     """Runs in a child process: the config's model and data trained for 1 warm-up epoch (or
-    ``batches``), then one more timed, without validation; ``overrides``: training-CLI arguments."""
+    ``batches``), then one more timed, without validation; ``overrides``: training-CLI arguments;
+    ``compile_model``: the network wrapped in ``torch.compile`` (dynamic shapes) before fitting."""
     from textcnn.training.build import build
 
     timer = EpochTimer()
     with tempfile.TemporaryDirectory() as root:  # a tokenizer trained afresh, and nothing kept
         args = ["--config", config, *overrides, f"--trainer.default_root_dir={root}", "--trainer.max_epochs=2",
                 "--trainer.limit_val_batches=0", "--trainer.logger=false", f"--trainer.precision={precision}",
-                "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
+                f"--trainer.accelerator={accelerator}", "--trainer.enable_progress_bar=false",
                 "--trainer.enable_model_summary=false"]
         args += [f"--trainer.limit_train_batches={batches}"] if batches else []
         cli = build(args, callbacks=[timer], model_selection=False)
         data, model = cli.datamodule, cli.model
         lengths = [len(ids) for ids in data.encoded("train")["input_ids"]]
+        network = model.model
+        if compile_model:
+            model.model = torch.compile(network, dynamic=True)
         cli.trainer.fit(model, datamodule=data)
+        model.model = network
     timer.resolve_shapes(model.model)
     seconds = timer.seconds[-1]
     examples = min(len(lengths), (batches or len(lengths)) * data.hparams.batch_size)
@@ -107,11 +121,11 @@ def run_child(**kwargs) -> dict:
 
 
 # -- inference ----------------------------------------------------------------------------------
-def measure_inference(checkpoint: str, texts: list[str], ceiling: float) -> dict:
+def measure_inference(checkpoint: str, texts: list[str], ceiling: float, device: str = "cpu") -> dict:
     import textcnn
     from textcnn.tokenizer import encode
 
-    predictor = textcnn.load(checkpoint)
+    predictor = textcnn.load(checkpoint, device=device)
     lengths = [len(ids) for ids in encode(predictor.tokenizer, texts, predictor.max_length)]
     flops_per_text = statistics.fmean(forward_flops(predictor.model, n) for n in lengths)
     results = {}

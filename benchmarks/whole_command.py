@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 from pytorch_lightning import Callback
 
@@ -72,9 +73,10 @@ class PhaseClock(Callback):
         self._stamp("train_end")
 
 
-def run_textcnn(config: str, epochs: int, seed: int, run_dir: Path, extra: list[str]) -> dict:
+def run_textcnn(config: str, epochs: Optional[int], seed: int, run_dir: Path, extra: list[str]) -> dict:
+    """One ``textcnn train`` command timed from launch to exit; ``epochs`` None: the config's own."""
     log = run_dir / f"phases-{seed}.jsonl"
-    args = ["--config", config, f"--trainer.max_epochs={epochs}", f"--seed_everything={seed}",
+    args = ["--config", config, *([f"--trainer.max_epochs={epochs}"] if epochs else []), f"--seed_everything={seed}",
             f"--trainer.default_root_dir={run_dir / f'textcnn-{seed}'}",
             "--trainer.callbacks+=benchmarks.whole_command.PhaseClock", *extra]
     launched = time.time()
@@ -93,7 +95,7 @@ def run_textcnn(config: str, epochs: int, seed: int, run_dir: Path, extra: list[
     report = json.loads(result.stdout[result.stdout.index("{"):])
     phases = {label: stamps[end] - stamps[start] for label, start, end in PHASES}
     return {"total_s": exited - launched, "phases": phases, "epochs": len(epoch_ends),
-            "test_accuracy": report["accuracy"]}
+            "test_accuracy": report["accuracy"], "checkpoint": report["checkpoint"]}
 
 
 def run_tutorial(dataset: str, epochs: int, seed: int) -> dict:
