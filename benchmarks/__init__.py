@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -37,3 +38,10 @@ def write_outputs(output: Optional[str], markdown: str, results: object) -> None
     if output:
         Path(output).write_text(markdown + "\n", encoding="utf-8")
         Path(output).with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def mean_sd(runs: list[dict], key: str) -> str:
+    """``runs``' mean ``key`` as a percentage, ± the standard deviation across them where there are several."""
+    values = [run[key] for run in runs]
+    spread = f" ± {statistics.stdev(values):.1%}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.1%}{spread}"

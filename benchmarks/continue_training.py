@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ from pathlib import Path
 import datasets
 import pandas
 
-from benchmarks import DATA_DIR, write_outputs
+from benchmarks import DATA_DIR, mean_sd, write_outputs
 
 LEFT_OUT = ("NUM", "LOC")
 KEEP_VOCABULARY = {"data.min_frequency": 10 ** 9}  # no word of the new data occurs this often
@@ -108,12 +107,6 @@ def new_domain(new_rows: int, seeds: Sequence[int], root: Path) -> dict:
             print(json.dumps({name: runs[-1]}), flush=True)
         results[name] = {"runs": runs}
     return results
-
-
-def mean_sd(runs: list[dict], key: str) -> str:
-    values = [run[key] for run in runs]
-    spread = f" ± {statistics.stdev(values):.1%}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.1%}{spread}"
 
 
 def classes_table(results: dict) -> str:

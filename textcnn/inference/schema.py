@@ -21,6 +21,7 @@ from torch.overrides import TorchFunctionMode
 
 from textcnn.errors import UserInputError
 from textcnn.inference.hub import DATASET_ID
+from textcnn.inference.selective import is_number as _number
 from textcnn.inference.selective import table_problem
 from textcnn.model import TextCNN, TextCNNConfig
 
@@ -333,10 +334,6 @@ def _integer(value: Any, name: str, source: str, low: int, high: Optional[int] =
         bounds = f"between {low} and {high}" if high is not None else f"{low} or more"
         raise damaged(source, f"{name} is {_short(value)}, not an integer {bounds}")
     return value
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _short(value: Any) -> str:

@@ -153,19 +153,20 @@ def table_problem(table: Any) -> Optional[str]:
     if columns[0] != sorted(columns[0]):
         return "its risk_coverage thresholds are not in rising order"
     temperature = table.get("temperature")
-    if not _number(temperature) or not (temperature > 0 and math.isfinite(temperature)):
+    if not is_number(temperature) or not (temperature > 0 and math.isfinite(temperature)):
         return "its risk_coverage temperature is not a positive number"
     if not isinstance(table.get("split"), str) or not _count(table.get("num_examples")):
         return "its risk_coverage has no split name or example count"
     return None
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """An int or a float read from a saved model (a bool is neither, though Python counts it an int)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _fraction(value: Any) -> bool:
-    return _number(value) and 0 <= value <= 1
+    return is_number(value) and 0 <= value <= 1
 
 
 def _count(value: Any) -> bool:
