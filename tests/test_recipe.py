@@ -1,12 +1,14 @@
 """The default recipe derives its network from the data: documents get region embeddings, text GloVe
-hardly knows gets embeddings learned from scratch, English sentences keep the sentence recipe, and
+hardly knows gets embeddings learned from scratch (given enough rows to learn them from), a small
+training set a longer schedule in smaller batches, English sentences keep the sentence recipe, and
 whatever the command sets itself still wins."""
 
 import pytest
 
 import textcnn
-from textcnn.training.recipe import (DOCUMENT_MEDIAN_WORDS, DOCUMENT_RECIPE, FROM_SCRATCH_RECIPE, TextStatistics,
-                                     median_words, pretrained_word_share, recipe, with_recipe)
+from textcnn.training.recipe import (DOCUMENT_MEDIAN_WORDS, DOCUMENT_RECIPE, FROM_SCRATCH_RECIPE, SMALL_DATA_SCHEDULE,
+                                     SMALL_TRAINING_ROWS, TextStatistics, median_words, pretrained_word_share, recipe,
+                                     schedule, with_recipe)
 from textcnn.training.run_config import from_command_line, get_dotted
 from tests.conftest import ROOT, write_slice
 
@@ -28,7 +30,14 @@ def imdb_slice(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chinese_slice(tmp_path_factory):
-    return write_slice("chnsenticorp", tmp_path_factory.mktemp("chinese_slice"), {"train": 300, "test": 60})
+    """Enough training reviews (with their own validation split) for the recipe to learn embeddings from scratch."""
+    return write_slice("chnsenticorp", tmp_path_factory.mktemp("chinese_slice"),
+                       {"train": SMALL_TRAINING_ROWS, "validation": 60, "test": 60})
+
+
+@pytest.fixture(scope="module")
+def small_chinese_slice(tmp_path_factory):
+    return write_slice("chnsenticorp", tmp_path_factory.mktemp("small_chinese_slice"), {"train": 300, "test": 60})
 
 
 def test_median_words_counts_whitespace_words():
@@ -43,13 +52,37 @@ def test_the_recipe_is_a_function_of_the_text_statistics_alone():
     assert recipe(TextStatistics(12, pretrained_word_share=0.99)).settings == {}
     assert recipe(TextStatistics(12)).settings == {} and recipe(TextStatistics(12)).reason is None
     assert "documents (median 170 words" in recipe(TextStatistics(170)).reason
+    # few rows to learn embeddings from: the recipe keeps GloVe's, whatever share of the words it knows
+    assert recipe(TextStatistics(12, pretrained_word_share=0.14, training_rows=450)).settings == {}
+    assert recipe(TextStatistics(12, pretrained_word_share=0.14, training_rows=SMALL_TRAINING_ROWS)).settings == \
+        FROM_SCRATCH_RECIPE
+
+
+def test_a_small_training_set_gets_the_longer_schedule_in_smaller_batches():
+    assert schedule(TextStatistics(12, training_rows=SMALL_TRAINING_ROWS - 1)).settings == SMALL_DATA_SCHEDULE
+    assert "1,999 training rows" in schedule(TextStatistics(12, training_rows=SMALL_TRAINING_ROWS - 1)).reason
+    assert schedule(TextStatistics(12, training_rows=SMALL_TRAINING_ROWS)).settings == {}
+    assert schedule(TextStatistics(12)).settings == {}  # rows not counted: nothing changes
+
+
+def test_the_schedule_yields_to_the_command(small_chinese_slice):
+    config, completed = derived([f"--data.path={small_chinese_slice}", "--data.batch_size=8"])
+    assert changed_keys(config, completed, SMALL_DATA_SCHEDULE) == {
+        "trainer.max_epochs": 40, "early_stopping.patience": 10,  # the command's own batch size wins
+        "model.network.ngram_dim": 64}
+    assert get_dotted(completed, "data.batch_size") == 8
+    assert get_dotted(completed, "data.pretrained_vectors") == "glove-6b-50d"  # too few rows to learn embeddings
+    config, completed = derived(["--config", str(ROOT / "configs" / "chnsenticorp.yaml"),
+                                 f"--data.path={small_chinese_slice}"])
+    assert completed == config  # a whole config keeps its schedule
 
 
 def test_documents_get_the_document_recipe_under_the_command(imdb_slice):
     config, completed = derived([f"--data.path={imdb_slice}", "--data.max_length=64"])
     expected = {key: value for key, value in DOCUMENT_RECIPE.items() if key != "data.max_length"}
-    assert changed_keys(config, completed, DOCUMENT_RECIPE) == {
-        **expected, "model.network.kernel_sizes": [3]}  # the command's own max_length wins
+    assert changed_keys(config, completed, DOCUMENT_RECIPE) == {  # the command's own max_length wins, and
+        **expected, "model.network.kernel_sizes": [3],  # 216 training reviews get the small set's patience
+        "early_stopping.patience": SMALL_DATA_SCHEDULE["early_stopping.patience"]}
     assert get_dotted(completed, "data.max_length") == 64
 
 
@@ -81,7 +114,8 @@ def test_text_glove_hardly_knows_learns_its_embeddings_from_scratch(chinese_slic
 ])
 def test_a_command_that_chooses_the_network_keeps_its_choice(imdb_slice, choice):
     config, completed = derived([*choice, f"--data.path={imdb_slice}"])
-    assert completed == config
+    network = [key for key in DOCUMENT_RECIPE if key != "early_stopping.patience"]
+    assert changed_keys(config, completed, network) == {}
 
 
 @pytest.mark.slow  # trains

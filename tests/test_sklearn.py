@@ -19,7 +19,7 @@ from textcnn.sklearn import TextCNNClassifier
 from tests.conftest import dataset_dir
 
 # GloVe-initialised embeddings (the recipe's) under a small network: a few seconds per fit
-SMALL = {"model.network.conv_channels": [32, 32], "data.max_length": 48}
+SMALL = {"model.network.conv_channels": [32, 32], "data.max_length": 48, "data.batch_size": 64}
 NAMES = np.array(["negative", "positive"])
 
 

@@ -96,6 +96,10 @@ class TrainCLI(LightningCLI):
         parser.add_argument("--init_from", type=Optional[str], default=None,
                             help="start from this model's weights, tokenizer and classes (a .ckpt, a model directory "
                                  "or a Hub id) on new data, with a fresh optimizer")
+        parser.add_argument("--self_training", type=Optional[bool], default=None,
+                            help="with data.unlabeled_file: train a second model on the first one's confident labels "
+                                 "of the unlabelled texts, kept where validation prefers it (default: below "
+                                 "2,000 labelled training rows; false: never)")
 
     def before_instantiate_classes(self) -> None:
         """A resumed run encodes with the checkpoint's tokenizer, never a retrained one. A new one

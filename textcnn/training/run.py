@@ -33,7 +33,8 @@ from textcnn.training.init_from import describe as describe_init_from
 from textcnn.training.init_from import load_weights
 from textcnn.training.init_from import prepare as prepare_init_from
 from textcnn.training.lr_find import AUTO, choose_learning_rate, without_auto
-from textcnn.training.recipe import with_recipe
+from textcnn.training import self_training
+from textcnn.training.recipe import SMALL_TRAINING_ROWS, with_recipe, with_unlabeled_vectors
 from textcnn.training.run_config import Config, from_command_line, from_python
 
 log = logging.getLogger(__name__)
@@ -70,13 +71,15 @@ class Fitted(NamedTuple):
     data: Any  # the data module to score more splits with; None when the run was distributed
     history: list[dict[str, Any]]  # one row per epoch, as metrics.csv holds them
     best_epoch: Optional[int]
+    validation_accuracy: Optional[float] = None  # the best checkpoint's (what chose it)
 
 
 def fit_and_score(config: Config, chosen: set[str] = frozenset(), auto_learning_rate: bool = False) -> Fitted:
     """Fit the run a resolved config describes, completed by the recipe where ``chosen`` (the keys
     the user set) leaves the network to it, and score its best checkpoint. ``auto_learning_rate``:
-    the range test chooses ``model.learning_rate`` first."""
-    started = time.monotonic()
+    the range test chooses ``model.learning_rate`` first. With ``data.unlabeled_file`` and few
+    labels, a second run self-trains on the first model's confident labels of it
+    (:mod:`textcnn.training.self_training`), kept where validation prefers it."""
     if auto_learning_rate:
         chosen = set(chosen) | {"model.learning_rate"}
         config = choose_learning_rate(config, chosen)
@@ -84,7 +87,42 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset(), auto_learning_
     if config.get("init_from"):
         config, chosen, start = prepare_init_from(config, chosen)
     with known_warnings_hidden():
-        cli = build(with_recipe(config, set(chosen)))
+        config = with_recipe(config, set(chosen))
+    fitted = _fit(config, start)
+    if fitted.report is None or not config["data"].get("unlabeled_file"):
+        return fitted
+    if fitted.data is None or fitted.validation_accuracy is None:
+        log.info("unlabelled text: not used by a distributed run, or one that chose its checkpoint by no accuracy")
+        return fitted
+    return _with_unlabeled_text(config, chosen, fitted)
+
+
+def _with_unlabeled_text(config: Config, chosen: set[str], fitted: Fitted) -> Fitted:
+    """The two levers unlabelled text gives, each kept only where validation prefers it: embeddings
+    that start from vectors trained on it (a second run), then, with few labels, self-training."""
+    with_vectors = with_unlabeled_vectors(config, set(chosen), fitted.data)
+    if with_vectors is not None:
+        other = _fit(with_vectors, None)
+        better = other.validation_accuracy > fitted.validation_accuracy
+        log.info("unlabelled text: validation accuracy %.4f starting from its vectors against %.4f from %s; kept the %s",
+                 other.validation_accuracy, fitted.validation_accuracy, config["data"].get("pretrained_vectors") or
+                 "scratch", "model from its vectors" if better else "first model")
+        if better:
+            config, fitted = with_vectors, other
+    reason = self_training.reasons_against(config, len(fitted.data.splits["train"]), SMALL_TRAINING_ROWS,
+                                           fitted.data.multi_label)
+    if reason:
+        log.info("self-training is not used: %s", reason)
+        return fitted
+    return self_training.self_trained(config, fitted, lambda again: _fit(again, None), fitted.validation_accuracy,
+                                      lambda second: second.validation_accuracy)
+
+
+def _fit(config: Config, start: Any) -> Fitted:
+    """Train a completed config (from ``start``'s weights where given) and score its best checkpoint."""
+    started = time.monotonic()
+    with known_warnings_hidden():
+        cli = build(config)
         if start is not None:  # its weights replace the fresh ones (vectors included)
             load_weights(cli.model.model, start)
             cli.model.initialised_from_vectors = True
@@ -114,7 +152,8 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset(), auto_learning_
     kept = best_epoch(rows, checkpointing.monitor, checkpointing.mode) if rows else None
     log.info(summary_line(cli.trainer, rows, kept, report, time.monotonic() - started, best,
                           history.path if history is not None and rows else None))
-    return Fitted(report, data, rows, kept)
+    score = checkpointing.best_model_score
+    return Fitted(report, data, rows, kept, float(score) if score is not None else None)
 
 
 @dataclass
