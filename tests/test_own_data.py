@@ -1,5 +1,6 @@
 """A practitioner's own data: every common file layout, a DataFrame or Python lists, built from the
-real datasets, trains a tiny model that beats the majority class; bad files end in one clear line."""
+real datasets, is read text for text and label for label, and trains a tiny model that beats the
+majority class; bad files end in one clear line."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from textcnn.cli import train as train_cli
 from textcnn.data import TextDataModule
 from textcnn.errors import UserInputError
 from textcnn.training.evaluation import evaluate_checkpoint
+from textcnn.training.run_config import from_command_line
 
 ROWS = {"train": 2000, "validation": 300, "test": 600}
 TRAIN_ARGS = [*TINY_MODEL_ARGS, "--trainer.max_epochs=4", "--data.max_length=64"]
@@ -92,9 +94,23 @@ LAYOUTS = ["csv_files", "csv_directory_with_bom", "tsv_directory", "jsonl_files"
            "single_csv_file", "fasttext", "integer_labels_with_names", "save_to_disk"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", LAYOUTS)
-def test_each_layout_trains_a_model_that_beats_the_majority_class(kind, frames, tmp_path):
+def test_each_layout_reads_every_text_with_its_label(kind, frames, tmp_path):
+    config, _ = from_command_line(write_layout(kind, frames, tmp_path / "data"))
+    splits = TextDataModule(**config["data"]).splits
+    names = splits["train"].features["label"].names
+    assert names == ["negative", "positive"]
+    words = lambda text: " ".join(text.split())  # noqa: E731 (a fastText line holds a text's words, one space apart)
+    given = {words(text): label for frame in frames.values() for text, label in zip(frame["text"], frame["label"])}
+    for split in splits.values():
+        assert [given[words(text)] for text in split["text"]] == [names[label] for label in split["label"]]
+    assert len(splits["train"]) + len(splits["validation"]) in (ROWS["train"], ROWS["train"] + ROWS["validation"])
+    assert kind == "single_csv_file" or len(splits["test"]) == ROWS["test"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["csv_files", "integer_labels_with_names"])  # every layout reads alike (above)
+def test_a_layout_trains_a_model_that_beats_the_majority_class(kind, frames, tmp_path):
     data_args = write_layout(kind, frames, tmp_path / "data")
     report = train_cli([*TRAIN_ARGS, *data_args, f"--trainer.default_root_dir={tmp_path / 'run'}"])
     assert list(report["per_class"]) == ["negative", "positive"]
