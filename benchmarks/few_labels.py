@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Sequence
@@ -49,12 +50,34 @@ def textcnn_accuracy(split: dict, seed: int, root: Path, unlabeled: bool) -> dic
     names = split["names"]
     as_pair = lambda part: (part[0], [names[i] for i in part[1]])  # noqa: E731 (labels as a CSV holds them)
     started = time.monotonic()
-    result = textcnn.train(as_pair(split["train"]), as_pair(split["validation"]), as_pair(split["test"]),
-                           unlabeled=split["unlabeled"] if unlabeled else None,
-                           **{"seed_everything": seed, "trainer.default_root_dir": str(root),
-                              "trainer.enable_progress_bar": False})
+    decisions, logger = _Decisions(), logging.getLogger("textcnn")
+    level = logger.level
+    logger.addHandler(decisions)
+    logger.setLevel(logging.INFO)
+    try:
+        result = textcnn.train(as_pair(split["train"]), as_pair(split["validation"]), as_pair(split["test"]),
+                               unlabeled=split["unlabeled"] if unlabeled else None,
+                               **{"seed_everything": seed, "trainer.default_root_dir": str(root),
+                                  "trainer.enable_progress_bar": False})
+    finally:
+        logger.removeHandler(decisions)
+        logger.setLevel(level)
     return {"test_accuracy": result.metrics["test"]["accuracy"],
-            "validation_accuracy": result.metrics["validation"]["accuracy"], "seconds": round(time.monotonic() - started, 1)}
+            "validation_accuracy": result.metrics["validation"]["accuracy"], "seconds": round(time.monotonic() - started, 1),
+            "decisions": decisions.lines}
+
+
+class _Decisions(logging.Handler):
+    """The recipe's lines about the unlabelled text: which model each lever kept."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(("unlabelled text: validation", "self-training:")):
+            self.lines.append(message)
 
 
 def run(name: str, seeds: Sequence[int], root: Path) -> dict:
