@@ -70,7 +70,7 @@ class TextCNNClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any, unlabeled: Any = None) -> "TextCNNClassifier":
         """Train on texts ``X`` and labels ``y``; returns the fitted estimator. ``unlabeled``: texts
-        without labels (or a file of them) the embeddings' first vectors are learned from."""
+        without labels (or a file of them) for the recipe's word vectors and self-training."""
         import textcnn
 
         texts, labels = as_texts(X), np.asarray(y)

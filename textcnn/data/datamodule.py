@@ -66,8 +66,8 @@ class TextDataModule(pl.LightningDataModule):
         replay_file / replay_size: earlier training data (any format above), ``replay_size`` rows of
             it (default: as many as train) mixed into train, so a model continued with ``--init_from``
             forgets less; validation and test stay the new data's.
-        unlabeled_file: texts without labels (:mod:`textcnn.training.pretrain`): the recipe trains the
-            embeddings' first vectors on them and on train; never read as examples.
+        unlabeled_file: texts without labels: the recipe trains word vectors on them and on train
+            (:mod:`textcnn.training.pretrain`) and self-trains on them; never read as examples.
         format: ``csv``, ``tsv``, ``json``, ``parquet``, ``arrow``, ``fasttext`` or ``folder``
             (one folder per class); by default from each file's suffix.
         csv_delimiter: the field separator of CSV files (default ``,``; TSV: tab).

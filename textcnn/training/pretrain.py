@@ -7,9 +7,10 @@ each CJK character alone), so the vectors' words are the vocabulary's.
 
 * ``textcnn pretrain --data.unlabeled_file=FILE --output DIR`` writes ``DIR/vectors.txt``
   (word2vec text format) for ``--data.pretrained_vectors``, and ``DIR/pretrain.json``;
-* ``textcnn train --data.unlabeled_file=FILE`` does the same before a sentence-recipe run, cached
+* ``textcnn train --data.unlabeled_file=FILE`` does the same after a sentence-recipe run, cached
   under the run's root by the digest of the file, the training texts and the settings, so a second
-  run skips it; the embeddings start from the vectors (fine-tuned) at their width.
+  run skips it; a second model starts its embeddings from the vectors (fine-tuned) at their width,
+  and validation keeps the better of the two (``textcnn.training.run``).
 
 The unlabelled file is streamed (it may be far larger than memory): a plain text file is one text
 per line; a CSV, TSV, JSON Lines or parquet file gives its text column.

@@ -189,8 +189,8 @@ def train(
     ``data__max_length=64`` (``__`` for ``.``); ``**{"model.learning_rate": "auto"}`` runs the
     learning-rate range test first (:mod:`textcnn.training.lr_find`). ``init_from``: a model to keep
     training (its weights, tokenizer and classes; :mod:`textcnn.training.init_from`). ``unlabeled``:
-    texts without labels (a file, or a list / Series of texts), which the recipe learns the
-    embeddings' first vectors from (:mod:`textcnn.training.pretrain`).
+    texts without labels (a file, or a list / Series of texts) for the recipe's word vectors and
+    self-training (:mod:`textcnn.training.pretrain`, :mod:`textcnn.training.self_training`).
     """
     settings = {key.replace("__", "."): value for key, value in overrides.items()}
     if init_from is not None:
