@@ -17,7 +17,10 @@ TINY_MODEL_ARGS = [
     "--model.network.embedding_mode=rand",
     "--data.pretrained_vectors=null",
     "--data.max_length=64",  # SST-2 sentences reach it, so truncation is exercised
-    "--data.batch_size=64",  # the recipe's batches of 16 for small sets would quadruple the tests' steps
+    # the recipe's few-labels schedule (batches of 16, a 64-feature n-gram bag) would quadruple the
+    # steps and the n-gram parameters of every small test run
+    "--data.batch_size=64",
+    "--model.network.ngram_dim=16",
     "--model.network.conv_channels=[32, 48]",
     "--model.network.kernel_sizes=[3, 3]",
     "--model.network.dropout=0.3",

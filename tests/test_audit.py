@@ -14,7 +14,8 @@ from textcnn.errors import UserInputError
 from textcnn.training.audit import _check, conflicting_duplicates
 from tests.conftest import dataset_dir
 
-SMALL = ["--model.network.conv_channels=[32, 32]", "--data.max_length=48", "--trainer.max_epochs=4"]
+SMALL = ["--model.network.conv_channels=[32, 32]", "--data.max_length=48", "--trainer.max_epochs=4",
+         "--data.batch_size=64", "--model.network.ngram_dim=16"]  # not the few-labels schedule: 4 times the steps
 
 
 def test_texts_repeated_with_another_label_are_found_after_case_and_space_folding():

@@ -142,8 +142,9 @@ def test_one_folder_per_class_from_an_imdb_slice(tmp_path):
 
 @pytest.mark.slow
 def test_a_csv_alone_trains_the_default_recipe_glove_and_the_ngram_bag(frames, tmp_path):
-    """No config and no model settings: what a new user runs first."""
-    data_args = write_layout("csv_files", frames, tmp_path / "data")
+    """No config and no model settings: what a new user runs first (2,000 training rows, with their
+    own validation file: the recipe's schedule for larger sets)."""
+    data_args = write_layout("csv_directory_with_bom", frames, tmp_path / "data")
     report = train_cli([*data_args, "--trainer.max_epochs=6", "--trainer.enable_progress_bar=false",
                         f"--trainer.default_root_dir={tmp_path / 'run'}"])
     predictor = textcnn.load(report["checkpoint"])
