@@ -37,13 +37,13 @@ def test_the_pool_is_a_seeded_sample_of_the_stream_without_the_labelled_texts():
     ({"self_training": None, "data": {}}, "5,000 labelled training rows are enough"),
 ])
 def test_runs_that_do_not_self_train_say_why(config, expected):
-    assert expected in reasons_against(config, 5000, 2000, multi_label=False)
-    assert reasons_against({"self_training": True, "data": {}}, 5000, 2000, multi_label=False) is None
-    assert "multi-label" in reasons_against({"data": {}}, 100, 2000, multi_label=True)
+    assert expected in reasons_against(config, 5000, multi_label=False)
+    assert reasons_against({"self_training": True, "data": {}}, 5000, multi_label=False) is None
+    assert "multi-label" in reasons_against({"data": {}}, 100, multi_label=True)
 
 
-@pytest.mark.slow  # trains two tiny models
-def test_few_labels_and_unlabelled_text_train_a_second_model_on_confident_labels(tmp_path, caplog):
+def _few_trec_labels(tmp_path):
+    """300 labelled TREC questions, 100 test ones, and 1,000 others as a text file: the run's arguments."""
     trec = datasets.load_dataset(str(dataset_dir("trec")))
     train = trec["train"].shuffle(seed=0)
     labelled = train.select(range(300)).select_columns(["text", "coarse_label"])
@@ -52,10 +52,15 @@ def test_few_labels_and_unlabelled_text_train_a_second_model_on_confident_labels
     (tmp_path / "questions.txt").write_text("\n".join(train.select(range(300, 1300))["text"]) + "\n", encoding="utf-8")
     args = [f"--data.train_file={tmp_path / 'train.parquet'}", f"--data.test_file={tmp_path / 'test.parquet'}",
             "--data.label_column=coarse_label", f"--data.unlabeled_file={tmp_path / 'questions.txt'}",
-            f"--trainer.default_root_dir={tmp_path / 'run'}", *TINY_MODEL_ARGS, "--trainer.max_epochs=8",
-            "--model.learning_rate=0.01"]
+            f"--trainer.default_root_dir={tmp_path / 'run'}", *TINY_MODEL_ARGS]
+    return labelled, args
+
+
+@pytest.mark.slow  # trains two tiny models
+def test_few_labels_and_unlabelled_text_train_a_second_model_on_confident_labels(tmp_path, caplog):
+    labelled, args = _few_trec_labels(tmp_path)
     with caplog.at_level(logging.INFO, logger="textcnn"):
-        report = cli.train(args)
+        report = cli.train([*args, "--trainer.max_epochs=8", "--model.learning_rate=0.01"])
     lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("self-training:")]
     assert len(lines) == 2, lines
     assert "unlabelled texts at 90% confidence or more" in lines[0]
@@ -65,3 +70,13 @@ def test_few_labels_and_unlabelled_text_train_a_second_model_on_confident_labels
     assert 0 < len(pseudo) <= 4 * 270 and set(pseudo).isdisjoint(labelled["text"])
     assert (tmp_path / "run" / "self-training" / "validation.parquet").exists()
     assert report["accuracy"] > 0.3  # six classes: the kept model is well above chance
+
+
+@pytest.mark.slow  # trains a tiny model
+def test_a_run_that_keeps_its_checkpoint_by_loss_says_the_unlabelled_text_goes_unused(tmp_path, caplog):
+    _, args = _few_trec_labels(tmp_path)
+    with caplog.at_level(logging.INFO, logger="textcnn"):
+        cli.train([*args, "--trainer.max_epochs=1", "--checkpoint.monitor=val_loss", "--checkpoint.mode=min"])
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("chose its checkpoint by val_loss, not by validation accuracy" in message for message in messages)
+    assert not any(message.startswith("self-training:") for message in messages)  # a loss never passes as accuracy

@@ -171,12 +171,17 @@ def training_statistics(config: Config, data: Optional["TextDataModule"] = None)
     is unknown until it is read."""
     if config["data"].get("streaming"):
         return None
-    data = data or _data_module(config)
+    texts, rows = _training_sample(data or _data_module(config))
+    return measure(texts, starts_from_glove=config["data"].get("pretrained_vectors") == GLOVE_6B_50D,
+                   training_rows=rows)
+
+
+def _training_sample(data: "TextDataModule") -> tuple[list[object], int]:
+    """A seeded sample of ``data``'s training texts, and how many training rows it holds."""
     with _quiet("textcnn.data.sources", "textcnn.data.datamodule"):  # the run reads the data again and says so
         train = data.splits["train"]
     rows = random.Random(0).sample(range(len(train)), min(len(train), LENGTH_SAMPLE))
-    return measure(train.select(rows)[data.text_column],
-                   starts_from_glove=config["data"].get("pretrained_vectors") == GLOVE_6B_50D, training_rows=len(train))
+    return train.select(rows)[data.text_column], len(train)
 
 
 def _data_module(config: Config) -> "TextDataModule":
@@ -224,11 +229,11 @@ def with_unlabeled_vectors(config: Config, chosen: set[str], data: "TextDataModu
     from textcnn.training.pretrain import VectorRecipe, cached_vectors
 
     given = [key for key in CHOOSES_THE_NETWORK[1:] if is_chosen(key, chosen)]
-    measured = training_statistics(config, data)
+    streaming = bool(config["data"].get("streaming"))
     why = (f"the run sets {', '.join(given)} itself" if given else
-           "a stream's texts are not measured" if measured is None else
+           "a stream's texts are not measured" if streaming else
            "the document recipe learns region embeddings, which start from no vectors"
-           if measured.median_words >= DOCUMENT_MEDIAN_WORDS else None)
+           if median_words(_training_sample(data)[0]) >= DOCUMENT_MEDIAN_WORDS else None)
     if why:
         log.info("unlabelled text: no vectors are trained from it: %s", why)
         return None

@@ -34,8 +34,8 @@ from textcnn.training.init_from import load_weights
 from textcnn.training.init_from import prepare as prepare_init_from
 from textcnn.training.lr_find import AUTO, choose_learning_rate, without_auto
 from textcnn.training import self_training
-from textcnn.training.recipe import SMALL_TRAINING_ROWS, with_recipe, with_unlabeled_vectors
-from textcnn.training.run_config import Config, from_command_line, from_python
+from textcnn.training.recipe import with_recipe, with_unlabeled_vectors
+from textcnn.training.run_config import Config, from_command_line, from_python, get_dotted
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,12 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset(), auto_learning_
     fitted = _fit(config, start)
     if fitted.report is None or not config["data"].get("unlabeled_file"):
         return fitted
-    if fitted.data is None or fitted.validation_accuracy is None:
-        log.info("unlabelled text: not used by a distributed run, or one that chose its checkpoint by no accuracy")
+    if fitted.data is None:
+        log.info("unlabelled text: not used by a distributed run (train on one process to use it)")
+        return fitted
+    if fitted.validation_accuracy is None:
+        log.info("unlabelled text: not used: the run chose its checkpoint by %s, not by validation accuracy, "
+                 "which decides what the unlabelled text is kept for", get_dotted(config, "checkpoint.monitor"))
         return fitted
     return _with_unlabeled_text(config, chosen, fitted)
 
@@ -109,13 +113,11 @@ def _with_unlabeled_text(config: Config, chosen: set[str], fitted: Fitted) -> Fi
                  "scratch", "model from its vectors" if better else "first model")
         if better:
             config, fitted = with_vectors, other
-    reason = self_training.reasons_against(config, len(fitted.data.splits["train"]), SMALL_TRAINING_ROWS,
-                                           fitted.data.multi_label)
+    reason = self_training.reasons_against(config, len(fitted.data.splits["train"]), fitted.data.multi_label)
     if reason:
         log.info("self-training is not used: %s", reason)
         return fitted
-    return self_training.self_trained(config, fitted, lambda again: _fit(again, None), fitted.validation_accuracy,
-                                      lambda second: second.validation_accuracy)
+    return self_training.self_trained(config, fitted, lambda again: _fit(again, None))
 
 
 def _fit(config: Config, start: Any) -> Fitted:
@@ -152,7 +154,7 @@ def _fit(config: Config, start: Any) -> Fitted:
     kept = best_epoch(rows, checkpointing.monitor, checkpointing.mode) if rows else None
     log.info(summary_line(cli.trainer, rows, kept, report, time.monotonic() - started, best,
                           history.path if history is not None and rows else None))
-    score = checkpointing.best_model_score
+    score = checkpointing.best_model_score if checkpointing.monitor == "val_acc" else None  # a loss is no accuracy
     return Fitted(report, data, rows, kept, float(score) if score is not None else None)
 
 

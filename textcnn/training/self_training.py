@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from textcnn.training.recipe import SMALL_TRAINING_ROWS
 from textcnn.training.run_config import Config, get_dotted, with_settings
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,10 @@ MIN_CONFIDENCE = 0.9  # the first model's probability a pseudo-label needs
 PSEUDO_PER_LABELLED = 4  # at most this many pseudo-labelled rows per labelled training row of each class
 
 
-def reasons_against(config: Config, training_rows: int, small_rows: int, multi_label: bool) -> Optional[str]:
+def reasons_against(config: Config, training_rows: int, multi_label: bool) -> Optional[str]:
     """Why this run does not self-train (None when it does): ``self_training`` false, a set large
-    enough on its own, several labels per text, a stream, or rows the run mixes in already."""
+    enough on its own (the recipe's few-labels bound, unless ``self_training`` is true), several
+    labels per text, a stream, or rows the run mixes in already."""
     choice = config.get("self_training")
     if choice is False:
         return "self_training is false"
@@ -43,7 +45,7 @@ def reasons_against(config: Config, training_rows: int, small_rows: int, multi_l
         return "data.replay_file mixes other rows into training already"
     if config.get("init_from"):
         return "a continued model starts from its earlier weights, not from scratch"
-    if choice is None and training_rows >= small_rows:
+    if choice is None and training_rows >= SMALL_TRAINING_ROWS:
         return f"{training_rows:,} labelled training rows are enough on their own (self_training=true to try it)"
     return None
 
@@ -80,10 +82,10 @@ def pseudo_labels(probabilities: np.ndarray, train_labels: Iterable[int], min_co
     return kept, predicted[kept]
 
 
-def self_trained(config: Config, first: Any, fit: Callable[[Config], Any], first_validation: float,
-                 validation_of: Callable[[Any], float]) -> Any:
-    """A second run on the training rows and the first model's confident labels of the unlabelled
-    text (as rows mixed into train), kept where it scores higher on validation than ``first``."""
+def self_trained(config: Config, first: Any, fit: Callable[[Config], Any]) -> Any:
+    """A second run (``fit``) on the training rows and the first model's confident labels of the
+    unlabelled text (as rows mixed into train), kept where its ``validation_accuracy`` is higher than
+    ``first``'s (both are :class:`textcnn.training.run.Fitted`)."""
     from textcnn.inference import load
     from textcnn.training.pretrain import unlabeled_texts
 
@@ -107,7 +109,7 @@ def self_trained(config: Config, first: Any, fit: Callable[[Config], Any], first
              "(%s); a second model trains on them and the %s training rows", f"{len(rows):,}", f"{len(pool):,}",
              100 * MIN_CONFIDENCE, settings["data.train_file"], f"{len(splits['train']):,}")
     second = fit(with_settings(config, settings, set())[0])
-    second_validation = validation_of(second)
+    second_validation, first_validation = second.validation_accuracy, first.validation_accuracy
     keep_second = second_validation > first_validation
     log.info("self-training: validation accuracy %.4f with the pseudo-labels against %.4f without; kept the %s model",
              second_validation, first_validation, "second" if keep_second else "first")
