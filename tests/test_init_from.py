@@ -117,3 +117,16 @@ def test_a_model_continues_only_on_data_labelled_its_way(sst2_slice, tmp_path):
         cli.train([f"--init_from={RELEASED / 'sst2_tiny.ckpt'}", f"--ckpt_path={resumed}",
                    f"--data.path={sst2_slice}", f"--trainer.default_root_dir={tmp_path}"])
     assert not (RELEASED / "tokenizer.json").exists()
+
+
+@pytest.mark.slow
+def test_an_automatic_learning_rate_is_found_from_the_continued_weights(checkpoint, sst2_slice, tmp_path, monkeypatch):
+    import textcnn.training.init_from as init_from
+
+    loaded = []
+    real = init_from.load_weights
+    monkeypatch.setattr(init_from, "load_weights", lambda network, start: loaded.append(start) or real(network, start))
+    monkeypatch.setattr("textcnn.training.run.load_weights", init_from.load_weights)
+    cli.train([f"--init_from={checkpoint}", f"--data.path={sst2_slice}", "--model.learning_rate=auto",
+               "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}"])
+    assert len(loaded) == 2 and loaded[0] is loaded[1]  # the range test, then the run: both from the model's weights

@@ -31,8 +31,9 @@ OWN_OPTIONS = {"--num-training": True, "--min-lr": True, "--max-lr": True, "--pl
 
 def find_learning_rate(config: Config, chosen: set[str] = frozenset(), num_training: int = NUM_TRAINING,
                        min_lr: float = MIN_LR, max_lr: float = MAX_LR,
-                       plot: Optional[Path] = None) -> dict[str, Any]:
-    """The range test over ``config`` (the recipe completing what ``chosen`` leaves to it): the
+                       plot: Optional[Path] = None, start: Any = None) -> dict[str, Any]:
+    """The range test over ``config`` (the recipe completing what ``chosen`` leaves to it), from
+    ``start``'s weights where the run continues a model (:mod:`textcnn.training.init_from`): the
     suggested rate, and the loss-versus-rate plot written to ``plot`` if given."""
     from pytorch_lightning.tuner import Tuner
 
@@ -51,6 +52,10 @@ def find_learning_rate(config: Config, chosen: set[str] = frozenset(), num_train
                             or str(Path(get_dotted(config, "trainer.default_root_dir") or ".") / "tokenizers"))):
             set_dotted(run, key, value)
         cli = build(run, model_selection=False)
+        if start is not None:  # a continued model's rate is the one its own weights train best at
+            from textcnn.training.init_from import load_weights
+
+            load_weights(cli.model.model, start)
         finder = Tuner(cli.trainer).lr_find(cli.model, datamodule=cli.datamodule, min_lr=min_lr, max_lr=max_lr,
                                             num_training=num_training, update_attr=False)
     if finder is None or not finder.results.get("lr"):
@@ -136,7 +141,12 @@ def lr_find_command(argv: Sequence[str]) -> dict[str, Any]:
         raise UserInputError(f"--plot {options.plot} exists; choose another path, or move it away first")
     plot = Path(options.plot) if options.plot else _free_path(
         Path(get_dotted(config, "trainer.default_root_dir") or ".") / PLOT_FILE)
-    result = find_learning_rate(config, chosen, options.num_training, options.min_lr, options.max_lr, plot)
+    start = None
+    if config.get("init_from"):  # the rate the continued model's own weights train best at
+        from textcnn.training.init_from import prepare
+
+        config, chosen, start = prepare(config, chosen)
+    result = find_learning_rate(config, chosen, options.num_training, options.min_lr, options.max_lr, plot, start)
     log.info("suggested learning rate: %.2e (train with --model.learning_rate=%.2e, or =auto); plot: %s",
              result["suggested_learning_rate"], result["suggested_learning_rate"], result["plot"])
     return result
@@ -169,9 +179,10 @@ def without_auto(argv: Sequence[str]) -> tuple[list[str], bool]:
     return args, found
 
 
-def choose_learning_rate(config: Config, chosen: set[str]) -> Config:
-    """``config`` with its ``model.learning_rate`` found by the range test, said in one log line."""
-    found = find_learning_rate(config, chosen)
+def choose_learning_rate(config: Config, chosen: set[str], start: Any = None) -> Config:
+    """``config`` with its ``model.learning_rate`` found by the range test (from ``start``'s weights
+    where given), said in one log line."""
+    found = find_learning_rate(config, chosen, start=start)
     rate = found["suggested_learning_rate"]
     log.info("learning rate: %.2e, found by the range test over %d batches (model.learning_rate=auto)",
              rate, found["batches_run"])

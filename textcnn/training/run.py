@@ -80,12 +80,12 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset(), auto_learning_
     the range test chooses ``model.learning_rate`` first. With ``data.unlabeled_file`` and few
     labels, a second run self-trains on the first model's confident labels of it
     (:mod:`textcnn.training.self_training`), kept where validation prefers it."""
-    if auto_learning_rate:
-        chosen = set(chosen) | {"model.learning_rate"}
-        config = choose_learning_rate(config, chosen)
     start = None
     if config.get("init_from"):
         config, chosen, start = prepare_init_from(config, chosen)
+    if auto_learning_rate:  # after init_from: the range test starts from the weights the run continues
+        chosen = set(chosen) | {"model.learning_rate"}
+        config = choose_learning_rate(config, chosen, start)
     with known_warnings_hidden():
         config = with_recipe(config, set(chosen))
     fitted = _fit(config, start)
