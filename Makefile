@@ -33,16 +33,21 @@ $(STAMP): $(CORE_STAMP)
 train: $(CORE_STAMP)
 	$(VENV)/bin/textcnn train --config configs/sst2.yaml
 
+# The suite runs in one process per core, at most TEST_WORKERS (pytest-xdist); each test file stays in
+# one process, which builds its fixtures once. TEST_WORKERS=0 runs it in this process alone.
+TEST_WORKERS ?= 4
+PYTEST := $(VENV)/bin/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n auto --maxprocesses=$(TEST_WORKERS) --dist loadfile)
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The tests whose figures depend on the CPU's kernels, again on the kernels a CPU without AVX2 or
 # AVX-512 gets (torch reads ATEN_CPU_CAPABILITY; oneDNN its own cap): what most users' machines run.
 test-portable: $(STAMP)
-	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(VENV)/bin/python -m pytest -m numerics
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(PYTEST) -m numerics
 
 check-core:
 	rm -rf $(CORE_VENV)

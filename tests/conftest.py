@@ -94,6 +94,19 @@ def checkpoint(trained) -> Path:
 TRAINING_FIXTURES = {"trained", "trained_by_script", "trained_multilabel", "ddp_run"}
 
 
+def pytest_configure(config) -> None:
+    """In each of several test processes (pytest-xdist), torch gets its share of the cores: as many
+    threads each as the whole machine has would make the processes take turns. The processes a test
+    starts get the same share, so a run in a subprocess computes as the same run in the test does."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if TRAINING_FIXTURES & set(item.fixturenames):

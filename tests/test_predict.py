@@ -258,6 +258,6 @@ def peak_rss_mb(path: Path) -> float:
 def test_predict_memory_does_not_grow_with_the_input(tmp_path):
     line = b"a gorgeous , witty , seductive movie that is also a bit too long .\n"
     small, large = tmp_path / "small.txt", tmp_path / "large.txt"
-    small.write_bytes(line * 30_000)  # 2 MB
-    large.write_bytes(line * 300_000)  # 20 MB: holding it all (texts and results) took hundreds of MB
+    small.write_bytes(line * 10_000)  # 0.7 MB
+    large.write_bytes(line * 150_000)  # 10 MB: holding it all (texts and results) would grow with it
     assert peak_rss_mb(large) - peak_rss_mb(small) < 30
