@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -103,7 +104,9 @@ def run_gpu_tests() -> dict:
     result = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider",
                              "tests/test_gpu.py"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     lines = result.stdout.strip().splitlines()
-    return {"returncode": result.returncode, "summary": lines[-1] if lines else result.stderr[-500:],
+    # pytest's own count line ("1 skipped in 0.5s"), wherever options such as --durations put it
+    counts = [line for line in lines if re.search(r"\d+ (passed|failed|skipped|errors?|deselected)\b.* in ", line)]
+    return {"returncode": result.returncode, "summary": (counts or lines or [result.stderr[-500:]])[-1],
             "skipped": [line for line in lines if line.startswith("SKIPPED")],
             "seconds": time.perf_counter() - start}
 
