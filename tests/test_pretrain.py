@@ -63,10 +63,23 @@ def test_vectors_of_another_width_set_the_embeddings_width(unlabeled, sst2_slice
     assert any("has 24 dimensions: the embeddings are 24 wide" in record.getMessage() for record in caplog.records)
 
 
+@pytest.fixture(scope="module")
+def chinese_reviews(tmp_path_factory):
+    """2,500 + 300 labelled ChnSentiCorp reviews (test 300), and 2,000 others as an unlabelled text file."""
+    root = tmp_path_factory.mktemp("chinese")
+    reviews = datasets.load_dataset(str(dataset_dir("chnsenticorp")))
+    train = reviews["train"].shuffle(seed=0)
+    train.select(range(2500)).to_parquet(str(root / "train.parquet"))
+    for split in ("validation", "test"):
+        reviews[split].select(range(300)).to_parquet(str(root / f"{split}.parquet"))
+    (root / "reviews.txt").write_text("\n".join(train.select(range(2500, 4500))["text"]) + "\n", encoding="utf-8")
+    return root
+
+
 @pytest.mark.slow
-def test_an_unlabeled_file_starts_the_embeddings_from_vectors_trained_once(unlabeled, sst2_slice, tmp_path, caplog):
-    args = [f"--data.path={sst2_slice}", f"--data.unlabeled_file={unlabeled}", f"--trainer.default_root_dir={tmp_path}",
-            *SMALL_NETWORK]
+def test_an_unlabeled_file_starts_the_embeddings_from_vectors_trained_once(chinese_reviews, tmp_path, caplog):
+    args = [f"--data.path={chinese_reviews}", f"--data.unlabeled_file={chinese_reviews / 'reviews.txt'}",
+            f"--trainer.default_root_dir={tmp_path}", *SMALL_NETWORK]
     with caplog.at_level(logging.INFO, logger="textcnn"):
         report = cli.train(args)
         first = [record.getMessage() for record in caplog.records if record.getMessage().startswith("unlabelled text:")]
@@ -75,11 +88,23 @@ def test_an_unlabeled_file_starts_the_embeddings_from_vectors_trained_once(unlab
         second = [record.getMessage() for record in caplog.records if record.getMessage().startswith("unlabelled text:")]
     assert len(first) == 2 and "trained 100-dimensional word2vec vectors" in first[0]
     assert len(second) == 2 and "using the word2vec vectors trained before" in second[0]  # cached by the file's digest
-    # validation chose between the model from GloVe and the one from the vectors, and says which it kept
-    assert "starting from its vectors against" in first[1] and "from glove-6b-50d; kept the" in first[1]
+    # GloVe knows few Chinese characters: validation chose between the recipe's embeddings learnt from
+    # scratch and the ones from the vectors, and says which it kept
+    assert "starting from its vectors against" in first[1] and "from scratch; kept the" in first[1]
     saved = read_saved_checkpoint(report["checkpoint"])
     if first[1].endswith("kept the model from its vectors"):
         assert saved.config.embed_dim == VectorRecipe.dim and saved.config.embedding_mode == "non-static"
         assert saved.data["pretrained_vectors"].startswith(str(tmp_path / "vectors"))  # the run's own cache
     else:
-        assert saved.data["pretrained_vectors"] == "glove-6b-50d"
+        assert not saved.data["pretrained_vectors"]
+
+
+@pytest.mark.slow
+def test_english_text_that_glove_knows_keeps_glove_and_says_why(unlabeled, sst2_slice, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="textcnn"):
+        report = cli.train([f"--data.path={sst2_slice}", f"--data.unlabeled_file={unlabeled}",
+                            f"--trainer.default_root_dir={tmp_path}", *SMALL_NETWORK])
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("unlabelled text:")]
+    assert len(lines) == 1 and "no vectors are trained from it: GloVe knows 100% of the training words" in lines[0]
+    assert read_saved_checkpoint(report["checkpoint"]).data["pretrained_vectors"] == "glove-6b-50d"
+    assert not (tmp_path / "vectors").exists()

@@ -229,11 +229,15 @@ def with_unlabeled_vectors(config: Config, chosen: set[str], data: "TextDataModu
     from textcnn.training.pretrain import VectorRecipe, cached_vectors
 
     given = [key for key in CHOOSES_THE_NETWORK[1:] if is_chosen(key, chosen)]
-    streaming = bool(config["data"].get("streaming"))
+    measured = None if given else training_statistics(config, data)
+    share = measured.pretrained_word_share if measured is not None else None
     why = (f"the run sets {', '.join(given)} itself" if given else
-           "a stream's texts are not measured" if streaming else
+           "a stream's texts are not measured" if measured is None else
            "the document recipe learns region embeddings, which start from no vectors"
-           if median_words(_training_sample(data)[0]) >= DOCUMENT_MEDIAN_WORDS else None)
+           if measured.median_words >= DOCUMENT_MEDIAN_WORDS else
+           f"GloVe knows {100 * share:.0f}% of the training words, and its vectors, from 6 billion words of "
+           "text, are the better start (textcnn pretrain writes vectors to try with data.pretrained_vectors)"
+           if share is not None and share >= PRETRAINED_MIN_WORD_SHARE else None)
     if why:
         log.info("unlabelled text: no vectors are trained from it: %s", why)
         return None
