@@ -52,6 +52,18 @@ def test_unlabelled_files_stream_their_text_column_and_bad_ones_say_what_is_wron
         train_vectors([lambda: ["one two"]], VectorRecipe())
 
 
+def test_the_scan_of_the_texts_keeps_a_bounded_number_of_word_types(monkeypatch):
+    from textcnn.training import pretrain
+
+    # every rare word occurs twice (min_count), so only the scan's cap can drop them
+    texts = lambda: ["the film was good"] * 50 + [f"rare{i} word{i}" for i in range(300)] * 2  # noqa: E731
+    recipe = VectorRecipe(dim=8, epochs=1)
+    assert len(train_vectors([texts], recipe)) == 604
+    monkeypatch.setattr(pretrain, "MAX_WORD_TYPES_SCANNED", 100)
+    kept = train_vectors([texts], recipe)
+    assert len(kept) < 100 and {"the", "film", "was", "good"} <= set(kept.index_to_key)
+
+
 @pytest.mark.slow
 def test_vectors_of_another_width_set_the_embeddings_width(unlabeled, sst2_slice, tmp_path, caplog):
     cli.pretrain([f"--data.unlabeled_file={unlabeled}", "--output", str(tmp_path / "vectors"), "--dim", "24",

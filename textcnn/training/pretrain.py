@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 KINDS = ("word2vec", "fasttext")
 STREAMED_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 Texts = Callable[[], Iterable[Optional[str]]]  # called again for each pass
+# gensim counts every word type while it scans the texts; past this many it drops the rarest, so the
+# scan of a file with endless typos, numbers or names stays near 200 MB (gensim: 1 GB per 10 million)
+MAX_WORD_TYPES_SCANNED = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ def train_vectors(sources: list[Texts], recipe: VectorRecipe):
     model_class = Word2Vec if recipe.kind == "word2vec" else FastText
     sentences = _Sentences(*sources)
     model = model_class(vector_size=recipe.dim, window=recipe.window, min_count=recipe.min_count, sg=1,
-                        seed=recipe.seed, workers=max(1, min(4, os.cpu_count() or 1)))
+                        max_vocab_size=MAX_WORD_TYPES_SCANNED, seed=recipe.seed,
+                        workers=max(1, min(4, os.cpu_count() or 1)))
     model.build_vocab(sentences)
     if not len(model.wv):
         raise UserInputError(f"no word occurs {recipe.min_count} times in the unlabelled texts; give more text")
