@@ -5,6 +5,8 @@ built from them."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,12 +71,14 @@ class RegionEmbedding(nn.Embedding):
     def out_channels(self) -> int:
         return len(self.widths) * self.channels
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # (B, L) ids → (B, n·C, L)
+    def forward(self, input_ids: torch.Tensor, extra: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, L) ids → (B, n·C, L); ``extra`` (B, L, n·C), e.g. tv-embeddings' maps, joins the sums before the ReLU."""
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             out = self.shifted_sums(input_ids)  # plain gathers and adds, which every ONNX runtime runs
         else:
             out = self.window_bags(input_ids)
-        return F.relu(self.window_sums(out) + self.bias).transpose(1, 2)
+        out = self.window_sums(out) + self.bias
+        return F.relu(out if extra is None else out + extra).transpose(1, 2)
 
     def window_bags(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, L, n·C) before bias and ReLU: each window's p parts summed by one ``embedding_bag`` over

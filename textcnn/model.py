@@ -90,6 +90,11 @@ class TextCNNConfig:
 
     ``ngram_order`` n > 0 adds the bag-of-n-grams branch (unigrams … n-grams, ``ngram_dim`` features,
     n-grams of 2 or more tokens hashed into ``ngram_buckets`` rows); 0 leaves it out, as in Kim (2014).
+
+    ``tv_channels`` K > 0 (``region`` only) adds tv-embeddings (Johnson & Zhang 2015,
+    :mod:`textcnn.training.tv_embedding`): a frozen region embedding of width ``tv_width``, trained on
+    unlabelled text to predict the words around each region, whose K maps enter the first layer
+    beside the one-hot tokens (a 1×1 convolution adds them before its ReLU).
     """
 
     embed_dim: int = 50
@@ -104,6 +109,8 @@ class TextCNNConfig:
     ngram_order: int = 2
     ngram_buckets: int = 2**18
     ngram_dim: int = 16
+    tv_channels: int = 0
+    tv_width: int = 5
 
     @classmethod
     def from_saved(cls, network: dict) -> "TextCNNConfig":
@@ -140,6 +147,12 @@ class TextCNNConfig:
                     f"pretrained vectors: set model.network.embedding_mode=rand and data.pretrained_vectors=null "
                     f"(got embedding_mode {self.embedding_mode!r})"
                 )
+        if self.tv_channels and self.architecture != "region":
+            raise UserInputError(f"model.network.tv_channels (tv-embeddings) takes architecture region, got "
+                                 f"{self.architecture!r}; set model.network.tv_channels=0")
+        if self.tv_channels < 0 or self.tv_width < 1:
+            raise UserInputError(f"model.network.tv_channels must be 0 (none) or more and tv_width positive, got "
+                                 f"{self.tv_channels} and {self.tv_width}")
         if self.dpcnn_blocks < 0:
             raise UserInputError(f"model.network.dpcnn_blocks must be 0 or more, got {self.dpcnn_blocks}")
         if self.ngram_order < 0:
@@ -172,8 +185,9 @@ def widest_kernel(kernel_sizes: list[Union[int, list[int]]]) -> int:
 class TextCNN(nn.Module):
     """``vocab_size`` and ``num_classes`` come from the data (tokenizer, label names); the rest from
     ``config``. ``pretrained`` (vocab_size, embed_dim) initialises the embeddings of the static,
-    non-static and multichannel modes; a model rebuilt from a checkpoint gets them from its
-    state_dict instead (frozen copies included)."""
+    non-static and multichannel modes, and ``tv_embeddings`` (weight (vocab_size, tv_width·K), bias
+    (K,)) the frozen tv-embeddings; a model rebuilt from a checkpoint gets both from its state_dict
+    instead (frozen copies included)."""
 
     def __init__(
         self,
@@ -182,6 +196,7 @@ class TextCNN(nn.Module):
         config: TextCNNConfig | None = None,
         pretrained: Optional[torch.Tensor] = None,
         pack_batches: bool = True,
+        tv_embeddings: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     ):
         super().__init__()
         config = config or TextCNNConfig()
@@ -220,6 +235,7 @@ class TextCNN(nn.Module):
             layers.append(ConvLayer(in_channels, out_channels, widths))
             in_channels = layers[-1].out_channels
         self.layers = nn.ModuleList(layers)
+        self.tv_embedding, self.tv_projection = self._tv_embedding(vocab_size, tv_embeddings)
         self.blocks = nn.ModuleList(
             ResidualBlock(in_channels, downsample=i > 0) for i in range(config.dpcnn_blocks + 1)
         ) if config.architecture == "dpcnn" else nn.ModuleList()
@@ -230,6 +246,28 @@ class TextCNN(nn.Module):
         self.dropout = Dropout(config.dropout)
         self.pack_batches = pack_batches
         self.classifier = nn.Linear(in_channels + (config.ngram_dim if self.ngrams else 0), num_classes)
+
+    def _tv_embedding(self, vocab_size: int, table: Optional[tuple[torch.Tensor, torch.Tensor]]):
+        """The frozen tv-embedding and the 1×1 convolution that adds its maps to the first layer's, or
+        (None, None) without ``tv_channels``."""
+        config = self.config
+        if not config.tv_channels:
+            if table is not None:
+                raise UserInputError("tv-embeddings were given but model.network.tv_channels is 0; set it to "
+                                     f"their {table[1].numel()} channels")
+            return None, None
+        embedding = RegionEmbedding(vocab_size, config.tv_channels, [config.tv_width])
+        if table is not None:
+            weight, bias = table
+            if tuple(weight.shape) != tuple(embedding.weight.shape):
+                raise UserInputError(f"the tv-embeddings hold {tuple(weight.shape)} for {vocab_size} words, but "
+                                     f"model.network.tv_channels={config.tv_channels} and tv_width={config.tv_width} "
+                                     f"need {tuple(embedding.weight.shape)}")
+            with torch.no_grad():
+                embedding.weight.copy_(weight)
+                embedding.bias.copy_(bias)
+        embedding.requires_grad_(False)
+        return embedding, nn.Conv1d(config.tv_channels, self.layers[0].out_channels, 1, bias=False)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """input_ids (B, L), padded with ``PAD_ID`` on the right → logits (B, num_classes).
@@ -255,7 +293,10 @@ class TextCNN(nn.Module):
     @property
     def packing_layout(self) -> tuple[int, int]:
         """(align, gap) of this network's packed batches."""
-        return packing_layout(self.config.kernel_sizes, self.config.pool_size, self.config.ngram_order)
+        widths = self.config.kernel_sizes
+        if self.tv_embedding is not None:  # its windows must not reach a neighbouring text either
+            widths = [[*widths[0], self.config.tv_width], *widths[1:]]
+        return packing_layout(widths, self.config.pool_size, self.config.ngram_order)
 
     def packed_batch(self, input_ids: torch.Tensor) -> Optional[PackedBatch]:
         """The packed batch :meth:`forward` runs for ``input_ids``, or None when it runs them padded."""
@@ -286,7 +327,8 @@ class TextCNN(nn.Module):
             x = self.embedding_dropout(x).transpose(1, 2)  # (B, E, L) (2E channels for multichannel)
             x = x.masked_fill(~mask, 0.0)
         for i, layer in enumerate(self.layers):
-            x = layer(x).masked_fill(~mask, 0.0)  # (B, C_i, L), ReLU ≥ 0 so zeros never win a max
+            x = layer(x, self.tv_maps(input_ids)) if i == 0 and self.tv_embedding is not None else layer(x)
+            x = x.masked_fill(~mask, 0.0)  # (B, C_i, L), ReLU ≥ 0 so zeros never win a max
             if i < len(self.layers) - 1:
                 x = F.max_pool1d(x, self.config.pool_size, ceil_mode=True)  # (B, C_i, ⌈L/p⌉)
                 mask = mask[:, :, :: self.config.pool_size]  # window j is real iff its first slot is
@@ -295,4 +337,8 @@ class TextCNN(nn.Module):
         if self.blocks:
             x = F.relu(x)  # non-negative like the textcnn stack's maps, so zeroed padding never wins
         return x, mask
+
+    def tv_maps(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L, C_first) the tv-embedding adds to the first layer's windows before its ReLU."""
+        return self.tv_projection(self.tv_embedding(input_ids)).transpose(1, 2)
 

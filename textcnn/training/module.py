@@ -54,6 +54,10 @@ class TextCNNClassifier(pl.LightningModule):
         embeddings (a region network: its region embeddings) moved this far (L2, per text) in the
         direction that raises the loss most (:mod:`textcnn.training.adversarial`); about 2× the cost
         of a step. 0: off.
+    tv_embeddings: a tv-embeddings file (:mod:`textcnn.training.tv_embedding`) for a region network:
+        its rows for this tokenizer's tokens become the network's frozen tv-embedding, whose maps and
+        width ``network.tv_channels`` / ``tv_width`` must match (the recipe sets them from the file);
+        read once (the weights live in the state_dict).
     """
 
     def __init__(
@@ -73,9 +77,11 @@ class TextCNNClassifier(pl.LightningModule):
         label_counts: Optional[list[int]] = None,
         pack_batches: bool = True,
         adversarial_epsilon: float = 0.0,
+        tv_embeddings: Optional[str] = None,
     ):
         super().__init__()
         config = TextCNNConfig.from_saved(network) if isinstance(network, dict) else network  # dict: from a checkpoint
+        tv_table = _tv_rows(config, tv_embeddings, tokenizer_json) if tv_embeddings else None
         label_names = list(label_names or [str(i) for i in range(num_classes)])
         if len(label_names) != num_classes:
             raise UserInputError(f"{len(label_names)} label names given for {num_classes} classes")
@@ -92,10 +98,11 @@ class TextCNNClassifier(pl.LightningModule):
         # save_hyperparameters reads these local names: plain values only, so checkpoints load
         # with weights_only=True; the tokenizer goes into the checkpoint in on_save_checkpoint.
         network = dataclasses.asdict(config)
-        self.save_hyperparameters(ignore=["tokenizer_json", "pretrained_embeddings"])
+        self.save_hyperparameters(ignore=["tokenizer_json", "pretrained_embeddings", "tv_embeddings"])
         self.label_names = label_names
         self.tokenizer_json = tokenizer_json
-        self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings, pack_batches=pack_batches)
+        self.model = TextCNN(vocab_size, num_classes, config, pretrained_embeddings, pack_batches=pack_batches,
+                             tv_embeddings=tv_table)
         self.initialised_from_vectors = pretrained_embeddings is not None
         weights = loss_weights(class_weights, label_counts, num_classes, multi_label)
         self.register_buffer("loss_weight", weights, persistent=False)  # recomputed from hparams; not in checkpoints
@@ -257,3 +264,22 @@ def loss_weights(class_weights: Union[str, list[float], None], label_counts: Opt
             f"model.class_weights must be 'balanced' or {num_classes} positive numbers (one per class), got {class_weights!r}"
         )
     return torch.tensor([float(w) for w in class_weights])
+
+
+def _tv_rows(config: TextCNNConfig, path: str, tokenizer_json: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tv-embeddings' rows for this tokenizer's tokens, and their bias."""
+    from tokenizers import Tokenizer
+
+    from textcnn.training.tv_embedding import read, rows_for
+
+    if config.architecture != "region":
+        raise UserInputError(f"model.tv_embeddings feed a region network's first layer, but the architecture is "
+                             f"{config.architecture!r}; set model.network.architecture=region, or leave them out")
+    if not tokenizer_json:
+        raise UserInputError("model.tv_embeddings needs the run's tokenizer to find its tokens' rows")
+    table = read(path)
+    if (config.tv_channels, config.tv_width) != (table["channels"], table["width"]):
+        raise UserInputError(f"model.tv_embeddings {path} holds {table['channels']} maps over {table['width']}-token "
+                             f"regions: set model.network.tv_channels={table['channels']} and "
+                             f"model.network.tv_width={table['width']}")
+    return rows_for(table, Tokenizer.from_str(tokenizer_json).get_vocab())

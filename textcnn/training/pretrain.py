@@ -24,20 +24,18 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 from textcnn.atomic import write_text_atomic
+from textcnn.data.unlabeled import Texts, hash_texts, unlabeled_texts
 from textcnn.errors import UserInputError
 from textcnn.tokenizer import words
 
 log = logging.getLogger(__name__)
 
 KINDS = ("word2vec", "fasttext")
-STREAMED_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-Texts = Callable[[], Iterable[Optional[str]]]  # called again for each pass
 # gensim counts every word type while it scans the texts; past this many it drops the rarest, so the
 # scan of a file with endless typos, numbers or names stays near 200 MB (gensim: 1 GB per 10 million)
 MAX_WORD_TYPES_SCANNED = 2_000_000
@@ -61,30 +59,6 @@ class VectorRecipe:
         for name in ("dim", "window", "min_count", "epochs"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"the vectors' {name} must be a positive integer, got {getattr(self, name)}")
-
-
-def unlabeled_texts(path: str, text_column: str = "text") -> Texts:
-    """The texts of an unlabelled file, read as a stream on each call."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise UserInputError(f"data.unlabeled_file {path} does not exist; give a text file (one text per line), "
-                             "or a CSV, TSV, JSON Lines or parquet file with a text column")
-    builder = STREAMED_FORMATS.get(file.suffix.lower())
-    if builder is None:
-        def lines() -> Iterator[str]:
-            with open(file, encoding="utf-8", errors="replace") as handle:
-                yield from (line.rstrip("\n") for line in handle)
-        return lines
-    import datasets
-
-    options = {"delimiter": "\t"} if file.suffix.lower() == ".tsv" else {}
-    stream = datasets.load_dataset(builder, data_files=str(file), split="train", streaming=True, **options)
-    first = next(iter(stream), None)
-    if first is None or text_column not in first:
-        columns = ", ".join(first) if first else "none"
-        raise UserInputError(f"data.unlabeled_file {path} has no column {text_column!r} (columns: {columns}); "
-                             "set data.text_column, or give a text file of one text per line")
-    return lambda: (row[text_column] for row in stream.select_columns([text_column]))
 
 
 class _Sentences:
@@ -121,14 +95,7 @@ def digest(path: str, training: Texts, recipe: VectorRecipe) -> str:
     """What the cached vectors are named by: the unlabelled file's bytes, the training texts, the recipe."""
     import gensim
 
-    hashed = hashlib.sha256(json.dumps([gensim.__version__, asdict(recipe)]).encode())
-    with open(Path(path).expanduser(), "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            hashed.update(block)
-    for text in training():
-        encoded = (text or "").encode("utf-8")
-        hashed.update(len(encoded).to_bytes(8, "little") + encoded)
-    return hashed.hexdigest()[:20]
+    return hash_texts(hashlib.sha256(json.dumps([gensim.__version__, asdict(recipe)]).encode()), path, training)
 
 
 def write_vectors(vectors, path: Path) -> None:
@@ -162,20 +129,29 @@ def pretrain_command(argv: list[str]) -> dict:
     parser.add_argument("--data.text_column", dest="text_column", default="text")
     parser.add_argument("--output", required=True, help="a directory for vectors.txt and pretrain.json")
     parser.add_argument("--kind", choices=KINDS, default=VectorRecipe.kind)
+    parser.add_argument("--tv-embeddings", dest="tv_embeddings", action="store_true",
+                        help="also write tv-embeddings.pt, region embeddings for a region network (model.tv_embeddings)")
     for name in ("dim", "window", "min_count", "epochs", "seed"):
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(VectorRecipe, name))
     args = parser.parse_args(argv)
     recipe = VectorRecipe(args.kind, args.dim, args.window, args.min_count, args.epochs, args.seed)
     output = Path(args.output)
     target = output / "vectors.txt"
-    if target.exists():
-        raise UserInputError(f"{target} exists; give another --output, or remove it first")
+    for path in (target, output / "tv-embeddings.pt") if args.tv_embeddings else (target,):
+        if path.exists():
+            raise UserInputError(f"{path} exists; give another --output, or remove it first")
     started = time.monotonic()
     vectors = train_vectors([unlabeled_texts(args.unlabeled_file, args.text_column)], recipe)
     output.mkdir(parents=True, exist_ok=True)
     write_vectors(vectors, target)
     report = {"vectors": str(target), "words": len(vectors), **asdict(recipe),
               "unlabeled_file": args.unlabeled_file, "seconds": round(time.monotonic() - started, 1)}
+    if args.tv_embeddings:
+        from textcnn.training.tv_embedding import pretrain_tv_embeddings
+
+        started = time.monotonic()
+        report["tv_embeddings"] = str(pretrain_tv_embeddings(args.unlabeled_file, args.text_column, output, args.seed))
+        report["tv_seconds"] = round(time.monotonic() - started, 1)
     write_text_atomic(output / "pretrain.json", json.dumps(report, indent=2) + "\n")
     log.info("wrote %s (%s words, %d dimensions): train with --data.pretrained_vectors=%s", target,
              f"{len(vectors):,}", recipe.dim, target)

@@ -193,7 +193,7 @@ def _data_module(config: Config) -> "TextDataModule":
 def with_recipe(config: Config, chosen: set[str]) -> Config:
     """The resolved ``config`` completed by the recipe the training texts call for, where the run leaves
     the network (and the schedule) to it; the user's own settings (``chosen``) always win."""
-    config = with_vector_width(config, chosen)
+    config = with_tv_shape(with_vector_width(config, chosen), chosen)
     if is_chosen("config", chosen):
         return config
     measured = training_statistics(config)
@@ -220,6 +220,24 @@ def with_vector_width(config: Config, chosen: set[str]) -> Config:
         log.info("data.pretrained_vectors %s has %d dimensions: the embeddings are %d wide "
                  "(model.network.embed_dim)", vectors, width, width)
     return with_settings(config, {"model.network.embed_dim": width}, chosen)[0]
+
+
+def with_tv_shape(config: Config, chosen: set[str]) -> Config:
+    """tv-embeddings the user gave set the network's ``tv_channels`` and ``tv_width``, unless the user
+    set those too (and then the model says what does not fit)."""
+    path = get_dotted(config, "model.tv_embeddings")
+    if not path or any(is_chosen(f"model.network.{key}", chosen) for key in ("tv_channels", "tv_width")):
+        return config
+    return with_settings(config, tv_settings(path), chosen)[0]
+
+
+def tv_settings(path: str) -> dict[str, Any]:
+    """The config keys that take the tv-embeddings of ``path``."""
+    from textcnn.training.tv_embedding import read
+
+    table = read(path)
+    return {"model.tv_embeddings": str(path), "model.network.tv_channels": int(table["channels"]),
+            "model.network.tv_width": int(table["width"])}
 
 
 def with_unlabeled_vectors(config: Config, chosen: set[str], data: "TextDataModule") -> Optional[Config]:
@@ -249,3 +267,23 @@ def with_unlabeled_vectors(config: Config, chosen: set[str], data: "TextDataModu
     settings = {"data.pretrained_vectors": str(vectors), "model.network.embedding_mode": "non-static",
                 "model.network.embed_dim": VectorRecipe.dim}
     return with_settings(config, settings, chosen)[0]
+
+
+def with_unlabeled_tv_embeddings(config: Config, chosen: set[str], data: "TextDataModule") -> Optional[Config]:
+    """For a region network with ``data.unlabeled_file``: the completed ``config`` with tv-embeddings
+    trained on the unlabelled and training texts (:mod:`textcnn.training.tv_embedding`), cached under
+    the run's root; None (and one line saying why) where the run leaves them out."""
+    from textcnn.training.tv_embedding import TvRecipe, cached_tv_embeddings
+
+    given = [key for key in ("model.tv_embeddings", "model.network.tv_channels") if is_chosen(key, chosen)]
+    why = (f"the run sets {', '.join(given)} itself" if given else
+           "a stream's texts are not read twice" if config["data"].get("streaming") else None)
+    if why:
+        log.info("unlabelled text: no tv-embeddings are trained from it: %s", why)
+        return None
+    with _quiet("textcnn.data.sources", "textcnn.data.datamodule"):
+        texts = list(data.splits["train"][data.text_column])
+    root = Path(get_dotted(config, "trainer.default_root_dir") or ".")
+    table = cached_tv_embeddings(config["data"]["unlabeled_file"], data.text_column, lambda: texts, data.tokenizer,
+                                 TvRecipe(seed=config.get("seed_everything") or 0), root / "tv-embeddings")
+    return with_settings(config, tv_settings(str(table)), chosen)[0]

@@ -34,7 +34,7 @@ from textcnn.training.init_from import load_weights
 from textcnn.training.init_from import prepare as prepare_init_from
 from textcnn.training.lr_find import AUTO, choose_learning_rate, without_auto
 from textcnn.training import self_training
-from textcnn.training.recipe import with_recipe, with_unlabeled_vectors
+from textcnn.training.recipe import with_recipe, with_unlabeled_tv_embeddings, with_unlabeled_vectors
 from textcnn.training.run_config import Config, from_command_line, from_python, get_dotted
 
 log = logging.getLogger(__name__)
@@ -102,17 +102,23 @@ def fit_and_score(config: Config, chosen: set[str] = frozenset(), auto_learning_
 
 
 def _with_unlabeled_text(config: Config, chosen: set[str], fitted: Fitted) -> Fitted:
-    """The two levers unlabelled text gives, each kept only where validation prefers it: embeddings
-    that start from vectors trained on it (a second run), then, with few labels, self-training."""
-    with_vectors = with_unlabeled_vectors(config, set(chosen), fitted.data)
-    if with_vectors is not None:
-        other = _fit(with_vectors, None)
+    """The two levers unlabelled text gives, each kept only where validation prefers it: what a second
+    run learns from it first (a region network: tv-embeddings; others: embeddings that start from
+    vectors trained on it), then, with few labels, self-training."""
+    if get_dotted(config, "model.network.architecture") == "region":
+        second, what = with_unlabeled_tv_embeddings(config, set(chosen), fitted.data), "with its tv-embeddings"
+        against, kept = "without", "model with its tv-embeddings"
+    else:
+        second, what = with_unlabeled_vectors(config, set(chosen), fitted.data), "starting from its vectors"
+        against, kept = f"from {config['data'].get('pretrained_vectors') or 'scratch'}", "model from its vectors"
+    if second is not None:
+        other = _fit(second, None)
         better = other.validation_accuracy > fitted.validation_accuracy
-        log.info("unlabelled text: validation accuracy %.4f starting from its vectors against %.4f from %s; kept the %s",
-                 other.validation_accuracy, fitted.validation_accuracy, config["data"].get("pretrained_vectors") or
-                 "scratch", "model from its vectors" if better else "first model")
+        log.info("unlabelled text: validation accuracy %.4f %s against %.4f %s; kept the %s",
+                 other.validation_accuracy, what, fitted.validation_accuracy, against,
+                 kept if better else "first model")
         if better:
-            config, fitted = with_vectors, other
+            config, fitted = second, other
     reason = self_training.reasons_against(config, len(fitted.data.splits["train"]), fitted.data.multi_label)
     if reason:
         log.info("self-training is not used: %s", reason)
