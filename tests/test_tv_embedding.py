@@ -86,6 +86,18 @@ def test_a_network_with_tv_embeddings_keeps_them_frozen_and_scores_a_text_alike_
         TextCNNConfig(tv_channels=8)
 
 
+def test_the_model_card_names_the_tv_embeddings():
+    from dataclasses import asdict
+
+    from textcnn.inference.model_card import architecture_text
+
+    network = asdict(TextCNNConfig(architecture="region", embedding_mode="rand", conv_channels=[300], kernel_sizes=[3],
+                                   tv_channels=100))
+    assert "300 maps each (plus the 100 maps of frozen width-5 tv-embeddings learnt from unlabelled text)" in \
+        architecture_text(network, 2)
+    assert "tv-embeddings" not in architecture_text({**network, "tv_channels": 0}, 2)
+
+
 def test_a_file_that_is_not_tv_embeddings_gets_a_clear_error(tmp_path):
     (tmp_path / "vectors.txt").write_text("2 2\nfilm 0.1 0.2\n", encoding="utf-8")
     with pytest.raises(UserInputError, match="is not a tv-embeddings file"):

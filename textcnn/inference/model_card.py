@@ -129,7 +129,9 @@ def architecture_text(network: dict[str, Any], num_classes: int) -> str:
         widths = [widths] if isinstance(widths, int) else widths
         parallel = f"widths {', '.join(map(str, widths))} in parallel" if len(widths) > 1 else f"width {widths[0]}"
         kind = "region embedding (Conv1d over one-hot tokens)" if region and index == 0 else "Conv1d"
-        parts.append(f"{kind} {parallel}, {channels} maps each, ReLU")
+        tv = (f" (plus the {network['tv_channels']} maps of frozen width-{network['tv_width']} tv-embeddings "
+              "learnt from unlabelled text)") if index == 0 and network.get("tv_channels") else ""
+        parts.append(f"{kind} {parallel}, {channels} maps each{tv}, ReLU")
         if index < len(network["conv_channels"]) - 1 and network.get("architecture") != "dpcnn":
             parts.append(f"max-pool /{network['pool_size']}")
     if network.get("architecture") == "dpcnn":
