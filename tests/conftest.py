@@ -52,6 +52,21 @@ def pytest_report_header(config) -> list[str]:
             "(set TEXTCNN_DATA_DIR to run them)"]
 
 
+def unlabelled_text_lines_of_two_runs(caplog, train) -> tuple[list[str], list[str], dict]:
+    """The ``unlabelled text:`` log lines of ``train()`` run twice (the second finds the first's
+    cache), and the first run's report."""
+    import logging
+
+    runs = []
+    with caplog.at_level(logging.INFO, logger="textcnn"):
+        for _ in range(2):
+            caplog.clear()
+            report = train()
+            runs.append(([record.getMessage() for record in caplog.records
+                          if record.getMessage().startswith("unlabelled text:")], report))
+    return runs[0][0], runs[1][0], runs[0][1]
+
+
 def write_slice(name: str, target: Path, rows: dict[str, int]) -> Path:
     """The first ``rows[split]`` rows of each split of a shared dataset, as a local parquet dataset."""
     full = datasets.load_dataset(str(dataset_dir(name)))

@@ -11,7 +11,7 @@ from textcnn import cli
 from textcnn.errors import UserInputError
 from textcnn.inference.checkpoint import read_saved_checkpoint
 from textcnn.training.pretrain import VectorRecipe, train_vectors, unlabeled_texts
-from tests.conftest import dataset_dir
+from tests.conftest import dataset_dir, unlabelled_text_lines_of_two_runs
 
 SMALL_NETWORK = ["--model.network.conv_channels=[16, 16]", "--model.network.kernel_sizes=[3, 3]",
                  "--data.max_length=48", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"]
@@ -92,12 +92,7 @@ def chinese_reviews(tmp_path_factory):
 def test_an_unlabeled_file_starts_the_embeddings_from_vectors_trained_once(chinese_reviews, tmp_path, caplog):
     args = [f"--data.path={chinese_reviews}", f"--data.unlabeled_file={chinese_reviews / 'reviews.txt'}",
             f"--trainer.default_root_dir={tmp_path}", *SMALL_NETWORK]
-    with caplog.at_level(logging.INFO, logger="textcnn"):
-        report = cli.train(args)
-        first = [record.getMessage() for record in caplog.records if record.getMessage().startswith("unlabelled text:")]
-        caplog.clear()
-        cli.train(args)
-        second = [record.getMessage() for record in caplog.records if record.getMessage().startswith("unlabelled text:")]
+    first, second, report = unlabelled_text_lines_of_two_runs(caplog, lambda: cli.train(args))
     assert len(first) == 2 and "trained 100-dimensional word2vec vectors" in first[0]
     assert len(second) == 2 and "using the word2vec vectors trained before" in second[0]  # cached by the file's digest
     # GloVe knows few Chinese characters: validation chose between the recipe's embeddings learnt from

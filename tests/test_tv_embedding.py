@@ -1,8 +1,6 @@
 """tv-embeddings: a region embedding trained on unlabelled text to predict the words around each
 region, then frozen beside a region network's own first layer, for documents."""
 
-import logging
-
 import datasets
 import pytest
 import torch
@@ -14,7 +12,7 @@ from textcnn.inference.checkpoint import read_saved_checkpoint
 from textcnn.model import TextCNN, TextCNNConfig
 from textcnn.tokenizer import train_tokenizer
 from textcnn.training.tv_embedding import TvObjective, TvRecipe, fit_objective, read, rows_for, save, token_rows
-from tests.conftest import dataset_dir
+from tests.conftest import dataset_dir, unlabelled_text_lines_of_two_runs
 
 SMALL = TvRecipe(channels=16, width=3, epochs=2)
 SMALL_NETWORK = ["--data.max_length=128", "--model.network.conv_channels=[16]", "--model.network.ngram_buckets=1024",
@@ -113,12 +111,7 @@ def test_a_file_that_is_not_tv_embeddings_gets_a_clear_error(tmp_path):
 def test_documents_with_unlabelled_text_train_tv_embeddings_once_and_keep_the_better_model(reviews, tmp_path, caplog):
     args = [f"--data.path={reviews}", f"--data.unlabeled_file={reviews / 'reviews.txt'}",
             f"--trainer.default_root_dir={tmp_path}", *SMALL_NETWORK]
-    with caplog.at_level(logging.INFO, logger="textcnn"):
-        report = cli.train(args)
-        first = [record.getMessage() for record in caplog.records if record.getMessage().startswith("unlabelled text:")]
-        caplog.clear()
-        cli.train(args)
-        second = [record.getMessage() for record in caplog.records if record.getMessage().startswith("unlabelled text:")]
+    first, second, report = unlabelled_text_lines_of_two_runs(caplog, lambda: cli.train(args))
     assert len(first) == 2 and "trained tv-embeddings (100 maps over 5-token regions)" in first[0]
     assert len(second) == 2 and "using the tv-embeddings trained before" in second[0]  # cached by the file's digest
     assert "with its tv-embeddings against" in first[1] and "without; kept the" in first[1]

@@ -259,9 +259,7 @@ def with_unlabeled_vectors(config: Config, chosen: set[str], data: "TextDataModu
     if why:
         log.info("unlabelled text: no vectors are trained from it: %s", why)
         return None
-    with _quiet("textcnn.data.sources", "textcnn.data.datamodule"):
-        texts = list(data.splits["train"][data.text_column])
-    root = Path(get_dotted(config, "trainer.default_root_dir") or ".")
+    texts, root = _training_texts_and_root(config, data)
     vectors = cached_vectors(config["data"]["unlabeled_file"], data.text_column, lambda: texts,
                              VectorRecipe(seed=config.get("seed_everything") or 0), root / "vectors")
     settings = {"data.pretrained_vectors": str(vectors), "model.network.embedding_mode": "non-static",
@@ -281,9 +279,14 @@ def with_unlabeled_tv_embeddings(config: Config, chosen: set[str], data: "TextDa
     if why:
         log.info("unlabelled text: no tv-embeddings are trained from it: %s", why)
         return None
-    with _quiet("textcnn.data.sources", "textcnn.data.datamodule"):
-        texts = list(data.splits["train"][data.text_column])
-    root = Path(get_dotted(config, "trainer.default_root_dir") or ".")
+    texts, root = _training_texts_and_root(config, data)
     table = cached_tv_embeddings(config["data"]["unlabeled_file"], data.text_column, lambda: texts, data.tokenizer,
                                  TvRecipe(seed=config.get("seed_everything") or 0), root / "tv-embeddings")
     return with_settings(config, tv_settings(str(table)), chosen)[0]
+
+
+def _training_texts_and_root(config: Config, data: "TextDataModule") -> tuple[list[object], Path]:
+    """The training texts (what is learnt from the unlabelled text also reads them) and the run's root."""
+    with _quiet("textcnn.data.sources", "textcnn.data.datamodule"):
+        texts = list(data.splits["train"][data.text_column])
+    return texts, Path(get_dotted(config, "trainer.default_root_dir") or ".")
