@@ -24,9 +24,9 @@ import numpy as np
 from benchmarks import DATA_DIR, mean_sd, write_outputs
 from benchmarks.baselines import fasttext_bigrams, tfidf_logreg
 
-# dataset → (folder, label column, labelled rows)
+# dataset → (folder, label column, labelled rows); IMDB: reviews, the document recipe
 SETS = {"chnsenticorp": ("chnsenticorp", "label", 500), "trec": ("trec", "coarse_label", 500),
-        "mr": ("rotten_tomatoes", "label", 1000)}
+        "mr": ("rotten_tomatoes", "label", 1000), "imdb": ("imdb", "label", 1000)}
 
 
 def splits(name: str, seed: int = 0) -> dict:

@@ -1,6 +1,8 @@
 """tv-embeddings: a region embedding trained on unlabelled text to predict the words around each
 region, then frozen beside a region network's own first layer, for documents."""
 
+import logging
+
 import datasets
 import pytest
 import torch
@@ -107,8 +109,22 @@ def test_a_file_that_is_not_tv_embeddings_gets_a_clear_error(tmp_path):
         read(str(tmp_path / "missing.pt"))
 
 
+def test_few_labels_train_no_tv_embeddings_and_say_why(reviews, caplog):
+    from textcnn.training.recipe import _data_module, with_unlabeled_tv_embeddings
+    from textcnn.training.run_config import from_command_line
+
+    config, chosen = from_command_line([f"--data.path={reviews}", f"--data.unlabeled_file={reviews / 'reviews.txt'}"])
+    with caplog.at_level(logging.INFO, logger="textcnn"):
+        assert with_unlabeled_tv_embeddings(config, chosen, _data_module(config)) is None
+    assert "no tv-embeddings are trained from it: 180 training rows (fewer than 2,000)" in caplog.text
+
+
 @pytest.mark.slow  # trains tv-embeddings and two region networks, twice
-def test_documents_with_unlabelled_text_train_tv_embeddings_once_and_keep_the_better_model(reviews, tmp_path, caplog):
+def test_documents_with_unlabelled_text_train_tv_embeddings_once_and_keep_the_better_model(reviews, tmp_path, caplog,
+                                                                                           monkeypatch):
+    from textcnn.training import recipe
+
+    monkeypatch.setattr(recipe, "TV_MIN_TRAINING_ROWS", 100)  # the 180 training rows count as enough
     args = [f"--data.path={reviews}", f"--data.unlabeled_file={reviews / 'reviews.txt'}",
             f"--trainer.default_root_dir={tmp_path}", *SMALL_NETWORK]
     first, second, report = unlabelled_text_lines_of_two_runs(caplog, lambda: cli.train(args))
