@@ -76,6 +76,16 @@ def write_slice(name: str, target: Path, rows: dict[str, int]) -> Path:
     return target
 
 
+def write_slice_with_unlabeled(name: str, target: Path, rows: dict[str, int], unlabeled: int) -> Path:
+    """:func:`write_slice`, and the next ``unlabeled`` training texts after its training rows as a plain
+    text file, ``reviews.txt``, one text per line and no labels."""
+    write_slice(name, target, rows)
+    train = datasets.load_dataset(str(dataset_dir(name)), split="train").shuffle(seed=0)
+    texts = train.select(range(rows["train"], rows["train"] + unlabeled))["text"]
+    (target / "reviews.txt").write_text("\n".join(" ".join(text.split()) for text in texts) + "\n", encoding="utf-8")
+    return target
+
+
 @pytest.fixture(scope="session")
 def sst2_dir() -> Path:
     return dataset_dir("sst2")

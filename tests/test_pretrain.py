@@ -11,7 +11,7 @@ from textcnn import cli
 from textcnn.errors import UserInputError
 from textcnn.inference.checkpoint import read_saved_checkpoint
 from textcnn.training.pretrain import VectorRecipe, train_vectors, unlabeled_texts
-from tests.conftest import dataset_dir, unlabelled_text_lines_of_two_runs
+from tests.conftest import dataset_dir, unlabelled_text_lines_of_two_runs, write_slice_with_unlabeled
 
 SMALL_NETWORK = ["--model.network.conv_channels=[16, 16]", "--model.network.kernel_sizes=[3, 3]",
                  "--data.max_length=48", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"]
@@ -78,14 +78,8 @@ def test_vectors_of_another_width_set_the_embeddings_width(unlabeled, sst2_slice
 @pytest.fixture(scope="module")
 def chinese_reviews(tmp_path_factory):
     """2,500 + 300 labelled ChnSentiCorp reviews (test 300), and 2,000 others as an unlabelled text file."""
-    root = tmp_path_factory.mktemp("chinese")
-    reviews = datasets.load_dataset(str(dataset_dir("chnsenticorp")))
-    train = reviews["train"].shuffle(seed=0)
-    train.select(range(2500)).to_parquet(str(root / "train.parquet"))
-    for split in ("validation", "test"):
-        reviews[split].select(range(300)).to_parquet(str(root / f"{split}.parquet"))
-    (root / "reviews.txt").write_text("\n".join(train.select(range(2500, 4500))["text"]) + "\n", encoding="utf-8")
-    return root
+    return write_slice_with_unlabeled("chnsenticorp", tmp_path_factory.mktemp("chinese"),
+                                      {"train": 2500, "validation": 300, "test": 300}, unlabeled=2000)
 
 
 @pytest.mark.slow

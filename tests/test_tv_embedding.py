@@ -14,7 +14,7 @@ from textcnn.inference.checkpoint import read_saved_checkpoint
 from textcnn.model import TextCNN, TextCNNConfig
 from textcnn.tokenizer import train_tokenizer
 from textcnn.training.tv_embedding import TvObjective, TvRecipe, fit_objective, read, rows_for, save, token_rows
-from tests.conftest import dataset_dir, unlabelled_text_lines_of_two_runs
+from tests.conftest import unlabelled_text_lines_of_two_runs, write_slice_with_unlabeled
 
 SMALL = TvRecipe(channels=16, width=3, epochs=2)
 SMALL_NETWORK = ["--data.max_length=128", "--model.network.conv_channels=[16]", "--model.network.ngram_buckets=1024",
@@ -24,14 +24,8 @@ SMALL_NETWORK = ["--data.max_length=128", "--model.network.conv_channels=[16]", 
 @pytest.fixture(scope="module")
 def reviews(tmp_path_factory):
     """IMDB: 200 labelled training reviews, 100 test reviews, and 600 others as an unlabelled text file."""
-    root = tmp_path_factory.mktemp("reviews")
-    imdb = datasets.load_dataset(str(dataset_dir("imdb")))
-    train = imdb["train"].shuffle(seed=0)
-    train.select(range(200)).to_parquet(str(root / "train.parquet"))
-    imdb["test"].shuffle(seed=0).select(range(100)).to_parquet(str(root / "test.parquet"))
-    lines = [" ".join(text.split()) for text in train.select(range(200, 800))["text"]]
-    (root / "reviews.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return write_slice_with_unlabeled("imdb", tmp_path_factory.mktemp("reviews"), {"train": 200, "test": 100},
+                                      unlabeled=600)
 
 
 def test_tv_embeddings_learn_the_words_around_a_region(reviews):

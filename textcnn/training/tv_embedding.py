@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from textcnn.atomic import write_atomic
 from textcnn.data.unlabeled import Texts, hash_texts, unlabeled_texts
 from textcnn.errors import UserInputError
 from textcnn.layers import RegionEmbedding
@@ -162,11 +163,8 @@ def fit_objective(sources: list[Texts], tokenizer, recipe: TvRecipe) -> TvObject
 
 
 def save(table: dict, path: Path) -> None:
-    """Written beside and moved into place, so a crash leaves no half file to be reused."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(table, partial)
-    partial.replace(path)
+    """Written atomically, so a crash leaves no half file for the cache to reuse."""
+    write_atomic(path, lambda handle: torch.save(table, handle))
 
 
 def read(path: str) -> dict:
